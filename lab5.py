@@ -1,0 +1,746 @@
+"""lab5: GAN, WGAN and WGAN-GP learn a 2-D point cloud, in functional PyTorch.
+
+One file, read top to bottom in the order the data flows:
+
+    config -> data -> models -> objectives -> optimisers -> step -> loop -> outputs
+
+Parameters are plain ``dict[str, Tensor]`` keyed like the matching ``nn.Sequential`` and applied
+with ``torch.func.functional_call``; gradients come from ``torch.func.grad``; optimisers are pure
+``init``/``update`` pairs with explicit state; a training step is a pure function
+``(state, batch) -> (state, metrics)`` compiled once with ``torch.compile``. All randomness is
+drawn outside the step from seeded generators and passed in, like JAX keys.
+
+The three variants differ in a few lines of ``critic_loss``, ``generator_loss`` and
+``update_critic``; everything else is shared. Run a variant with ``python variants/wgan_gp.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+import scipy.io
+import torch
+import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+from torch import nn
+from torch.func import functional_call, grad, grad_and_value
+
+from plots.frames import make_frame_writer
+
+ROOT = Path(__file__).resolve().parent
+VARIANTS = ("gan", "wgan", "wgan_gp")
+TITLES = {"gan": "GAN", "wgan": "WGAN", "wgan_gp": "WGAN-GP"}
+
+
+class UserError(Exception):
+    """A mistake in the user's flags or input file: reported as one line, exit status 2."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Config
+# ----------------------------------------------------------------------------------------------
+
+# What the report fixes, for every variant: RMSprop, learning rate 1e-4 for both networks,
+# 200 epochs, the generator updated before the critic.
+REPORT = dict(optimizer="rmsprop", lr=1e-4, epochs=200, order="g-first")
+
+# What the report leaves open, chosen by measurement (README, "Defaults"). The report's literal
+# loop is --n-critic 1 --batch-size 64.
+DEFAULTS = {
+    "gan": dict(REPORT, batch_size=64, noise_dim=8, n_critic=1, init="torch", gan_loss="minimax"),
+    "wgan": dict(REPORT, batch_size=64, noise_dim=8, n_critic=5, init="torch", clip=0.1),
+    "wgan_gp": dict(REPORT, batch_size=64, noise_dim=8, n_critic=5, init="torch", gp_weight=0.001),
+}
+
+
+def fail(message: str):
+    """argparse's error hook: turn its two-line usage error into our one-line error."""
+    raise UserError(message)
+
+
+def build_parser(variant: str) -> argparse.ArgumentParser:
+    d = DEFAULTS[variant]
+    p = argparse.ArgumentParser(
+        prog=f"python variants/{variant}.py",
+        description=f"Train {TITLES[variant]} on a 2-D point cloud and write a run folder "
+        "(config.json, metrics.csv, frames/, generator.pt, critic.pt, summary.json).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.error = fail
+    a = p.add_argument_group("data").add_argument
+    a("--data", default="data/points.mat", metavar="PATH", help="MAT file with the points (relative paths are "
+      "tried from the current folder, then from the repository)")
+    a("--key", default="xx", metavar="NAME", help="variable in the MAT file holding an N×2 array of points")
+    a("--train-size", type=int, default=7000, metavar="N", help="points used for training, after a seeded shuffle")
+    a("--test-size", type=int, default=0, metavar="N",
+      help="held-out points for the distances (0: every row after the training ones)")
+    a("--data-seed", type=int, default=0, metavar="SEED",
+      help="seed of the shuffle before the train/test split; kept apart from --seed so that runs "
+      "with different seeds share one split")
+    a = p.add_argument_group("model and training").add_argument
+    a("--epochs", type=int, default=d["epochs"], metavar="N", help="passes of the critic over the training points")
+    a("--batch-size", type=int, default=d["batch_size"], metavar="N", help="points per critic update")
+    a("--n-critic", type=int, default=d["n_critic"], metavar="N",
+      help="critic updates per generator update, each on its own real batch (so an epoch has "
+      "train-size // (batch-size * n-critic) generator updates)")
+    a("--order", choices=("g-first", "d-first"), default=d["order"],
+      help="g-first (the report): the generator steps against the critic as it was, then the "
+      "critic; d-first: the critic first, then the generator against the updated critic")
+    a("--noise-dim", type=int, default=d["noise_dim"], metavar="N", help="dimension of the generator's noise z ~ N(0, I)")
+    a("--init", choices=("torch", "kaiming"), default=d["init"],
+      help="torch: nn.Linear's default U(±1/sqrt(fan_in)); kaiming: N(0, 2/fan_in) weights, zero biases")
+    a("--seed", type=int, default=0, metavar="SEED", help="seed of the initialisation, the batches and the noise")
+    a = p.add_argument_group("optimiser (the same for both networks, as in the report)").add_argument
+    a("--optimizer", choices=("rmsprop", "sgd", "adam"), default=d["optimizer"], help="update rule")
+    a("--lr", type=float, default=d["lr"], metavar="X", help="learning rate of both networks")
+    a("--momentum", type=float, default=0.0, metavar="X", help="momentum (rmsprop, sgd)")
+    a("--nesterov", action="store_true", help="Nesterov momentum (sgd)")
+    a("--weight-decay", type=float, default=0.0, metavar="X", help="L2 penalty added to the gradient")
+    a("--rms-alpha", type=float, default=0.99, metavar="X", help="smoothing constant of the squared-gradient average (rmsprop)")
+    a("--centered", action="store_true", help="divide by the gradient's variance instead of its raw second moment (rmsprop)")
+    a("--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"), help="moment decay rates (adam)")
+    a("--opt-eps", type=float, default=1e-8, metavar="X", help="term added to the denominator (rmsprop, adam)")
+    a = p.add_argument_group(f"{TITLES[variant]} only").add_argument
+    if variant == "gan":
+        a("--gan-loss", choices=("minimax", "nonsaturating"), default=d["gan_loss"],
+          help="generator loss: minimax minimises log(1 - D(G(z))) as in the report; "
+          "nonsaturating maximises log D(G(z))")
+    if variant == "wgan":
+        a("--clip", type=float, default=d["clip"], metavar="C", help="critic parameters are clipped to [-clip, clip] after each update")
+    if variant == "wgan_gp":
+        a("--gp-weight", type=float, default=d["gp_weight"], metavar="X", help="weight of the gradient penalty (the report's 0.001)")
+    a = p.add_argument_group("run").add_argument
+    a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when there is one")
+    a("--no-compile", action="store_true", help="run the step eagerly instead of through torch.compile")
+    a("--frame-every", type=int, default=5, metavar="K", help="draw a frame every K epochs (0: none)")
+    a("--eval-every", type=int, default=5, metavar="K",
+      help="compute the exact Wasserstein-1 distance every K epochs and at the last (0: last only)")
+    a("--out", default=f"runs/{variant}", metavar="DIR", help="run folder")
+    return p
+
+
+def parse_config(variant: str, argv: list[str] | None = None) -> dict:
+    cfg = vars(build_parser(variant).parse_args(argv))
+    cfg["variant"] = variant
+    cfg["betas"] = list(cfg["betas"])
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: dict) -> None:
+    def need(ok: bool, flag: str, what: str):
+        if not ok:
+            raise UserError(f"--{flag} must be {what} (got {cfg[flag.replace('-', '_')]})")
+
+    for flag in ("epochs", "batch-size", "n-critic", "noise-dim", "train-size"):
+        need(cfg[flag.replace("-", "_")] >= 1, flag, "a positive integer")
+    for flag in ("test-size", "frame-every", "eval-every", "seed", "data-seed"):
+        need(cfg[flag.replace("-", "_")] >= 0, flag, "a non-negative integer")
+    need(math.isfinite(cfg["lr"]) and cfg["lr"] > 0, "lr", "a positive number")
+    need(0 <= cfg["momentum"] < 1, "momentum", "in [0, 1)")
+    need(math.isfinite(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "weight-decay", "a non-negative number")
+    need(0 <= cfg["rms_alpha"] < 1, "rms-alpha", "in [0, 1)")
+    need(all(0 <= b < 1 for b in cfg["betas"]), "betas", "two numbers in [0, 1)")
+    need(math.isfinite(cfg["opt_eps"]) and cfg["opt_eps"] > 0, "opt-eps", "a positive number")
+    need(not cfg["nesterov"] or (cfg["optimizer"] == "sgd" and cfg["momentum"] > 0), "nesterov",
+         "used with --optimizer sgd and --momentum > 0")
+    if "clip" in cfg:
+        need(math.isfinite(cfg["clip"]) and cfg["clip"] > 0, "clip", "a positive number")
+    if "gp_weight" in cfg:
+        need(math.isfinite(cfg["gp_weight"]) and cfg["gp_weight"] >= 0, "gp-weight", "a non-negative number")
+    if cfg["batch_size"] * cfg["n_critic"] > cfg["train_size"]:
+        raise UserError(f"--batch-size {cfg['batch_size']} × --n-critic {cfg['n_critic']} needs more "
+                        f"training points than --train-size {cfg['train_size']}")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available to this PyTorch")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+# ----------------------------------------------------------------------------------------------
+# Randomness: one seeded generator per purpose, like splitting a JAX key, so that drawing more
+# numbers for one purpose (say, frames) never shifts the numbers of another (say, the batches).
+# ----------------------------------------------------------------------------------------------
+
+STREAMS = ("split", "init", "train", "eval")
+
+
+def make_rng(seed: int, stream: str) -> torch.Generator:
+    words = np.random.SeedSequence([seed, STREAMS.index(stream)]).generate_state(2)
+    return torch.Generator().manual_seed(int(words[0]) << 32 | int(words[1]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+
+def find_data(path: str) -> Path:
+    """The path as given, else relative to the repository, so the default works from any folder."""
+    p = Path(path)
+    if not p.exists() and not p.is_absolute() and (ROOT / p).exists():
+        p = ROOT / p
+    return p
+
+
+def load_points(path: str | Path, key: str) -> np.ndarray:
+    """The N×2 float64 array stored under `key`, or a UserError that says what is wrong."""
+    path = find_data(str(path))
+    if not path.is_file():
+        raise UserError(f"data file not found: {path}")
+    try:
+        mat = scipy.io.loadmat(path)
+    except NotImplementedError:  # scipy's answer to MATLAB v7.3, which is HDF5
+        raise UserError(f"{path} is a MATLAB v7.3 (HDF5) file; save it with save(..., '-v7') to read it here") from None
+    except Exception as e:  # noqa: BLE001 - scipy raises many kinds for a file that is not a MAT file
+        raise UserError(f"{path} is not a MATLAB .mat file ({' '.join(str(e).split())})") from None
+    names = sorted(k for k in mat if not k.startswith("__"))
+    if key not in names:
+        raise UserError(f"{path} has no variable '{key}'; it has: {', '.join(names) or 'none'} (choose with --key)")
+    x = mat[key]
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "iuf":
+        raise UserError(f"{path}:{key} is not a numeric array (found {getattr(x, 'dtype', type(x))}); expected N×2 points")
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise UserError(f"{path}:{key} has shape {'×'.join(map(str, x.shape))}; expected N×2 (one point per row)")
+    bad_rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if len(bad_rows):
+        raise UserError(f"{path}:{key} has {len(bad_rows)} rows with NaN or Inf (first: row {bad_rows[0] + 1}); expected finite points")
+    return x.astype(np.float64)
+
+
+def split_points(points: np.ndarray, train_size: int, test_size: int, seed: int, source: str = "data"):
+    """Seeded shuffle, then the first `train_size` rows train and the next `test_size` (0: all
+    the rest) test. The file's rows are in cluster order: unshuffled, the test set would be one
+    cluster."""
+    n = len(points)
+    test_size = test_size or n - train_size
+    if test_size < 1:
+        raise UserError(f"{source} has {n} rows: --train-size {train_size} leaves none for the test set")
+    if train_size + test_size > n:
+        raise UserError(f"{source} has {n} rows, fewer than --train-size {train_size} + --test-size {test_size}")
+    order = torch.randperm(n, generator=make_rng(seed, "split")).numpy()
+    return points[order[:train_size]], points[order[train_size:train_size + test_size]]
+
+
+# ----------------------------------------------------------------------------------------------
+# Models: the report's MLPs, noise_dim -> 256 -> 64 -> 2 and 2 -> 256 -> 64 -> 1.
+# ----------------------------------------------------------------------------------------------
+
+HIDDEN = (256, 64)
+CRITIC_SIZES = (2, *HIDDEN, 1)
+
+
+def generator_sizes(noise_dim: int) -> tuple[int, ...]:
+    return (noise_dim, *HIDDEN, 2)
+
+
+def torch_module(sizes: tuple[int, ...], sigmoid: bool = False, device=None) -> nn.Sequential:
+    """The plain nn.Sequential(Linear, ReLU, ..., Linear[, Sigmoid]) whose state_dict keys
+    ('0.weight', '0.bias', ..., '4.bias') our parameter dicts use, and which loads them."""
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out, device=device), nn.ReLU()]
+    return nn.Sequential(*layers[:-1], *([nn.Sigmoid()] if sigmoid else []))
+
+
+# The architecture that functional_call runs our dicts through, on the meta device so it holds
+# no numbers. functional_call swaps its tensors for ours and nn.Linear.forward reads only weight
+# and bias, so this one skeleton serves both networks at any noise dimension. It is built here,
+# not in the step: torch.compile cannot trace the construction of an nn.Parameter.
+SKELETON = torch_module((1, 1, 1, 1), device="meta")
+
+
+def mlp(params: dict, x: torch.Tensor) -> torch.Tensor:
+    return functional_call(SKELETON, params, (x,))
+
+
+def generator(g_params: dict, z: torch.Tensor) -> torch.Tensor:
+    return mlp(g_params, z)
+
+
+def critic(d_params: dict, x: torch.Tensor) -> torch.Tensor:
+    """The critic's score per point. For GAN it is the logit: D(x) = sigmoid(score), which is the
+    report's final Sigmoid layer (it has no parameters, so the saved dict loads either way)."""
+    return mlp(d_params, x).squeeze(-1)
+
+
+def init_mlp(sizes: tuple[int, ...], rng: torch.Generator, scheme: str = "torch",
+             dtype: torch.dtype = torch.float32) -> dict:
+    params = {}
+    for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+        if scheme == "torch":  # what nn.Linear does: kaiming_uniform(a=sqrt(5)) = U(±1/sqrt(fan_in))
+            bound = fan_in ** -0.5
+            w = (2 * torch.rand(fan_out, fan_in, generator=rng, dtype=dtype) - 1) * bound
+            b = (2 * torch.rand(fan_out, generator=rng, dtype=dtype) - 1) * bound
+        elif scheme == "kaiming":  # He et al. for ReLU layers: keeps activations' scale with depth
+            w = torch.randn(fan_out, fan_in, generator=rng, dtype=dtype) * math.sqrt(2 / fan_in)
+            b = torch.zeros(fan_out, dtype=dtype)
+        else:
+            raise ValueError(f"unknown init scheme {scheme!r}")
+        params[f"{2 * i}.weight"], params[f"{2 * i}.bias"] = w, b
+    return params
+
+
+# ----------------------------------------------------------------------------------------------
+# Objectives. The three variants differ here and in update_critic's clipping, nowhere else.
+# ----------------------------------------------------------------------------------------------
+
+def gradient_penalty(d_params: dict, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """E[(‖∇ₓ D(x̂)‖₂ − 1)²] on x̂ = εx + (1 − ε)G(z).
+
+    Rows do not interact, so the gradient of the summed scores gives every row's ∇ₓ D at once.
+    Taken with torch.func.grad inside the parameter gradient, it differentiates twice and compiles
+    (autograd.grad(create_graph=True) followed by .backward() does not)."""
+    x_hat = eps * real + (1 - eps) * fake
+    grad_x = grad(lambda x: critic(d_params, x).sum())(x_hat)
+    return ((torch.linalg.vector_norm(grad_x, dim=-1) - 1) ** 2).mean()
+
+
+def critic_loss(d_params: dict, real, fake, eps, hyper: dict, variant: str):
+    real_score, fake_score = critic(d_params, real), critic(d_params, fake)
+    if variant == "gan":  # −[log D(x) + log(1 − D(G(z)))], from the logits so it never takes log(0)
+        loss = -(F.logsigmoid(real_score).mean() + F.logsigmoid(-fake_score).mean())
+    else:  # −(E D(x) − E D(G(z))): maximise the critic's estimate of the Wasserstein-1 distance
+        loss = fake_score.mean() - real_score.mean()
+    aux = {}
+    if variant == "wgan_gp":
+        aux["penalty"] = gradient_penalty(d_params, real, fake, eps)
+        loss = loss + hyper["gp_weight"] * aux["penalty"]
+    return loss, {"d_loss": loss, **aux}
+
+
+def generator_loss(g_params: dict, d_params: dict, z, variant: str, gan_loss: str = "minimax"):
+    fake_score = critic(d_params, generator(g_params, z))
+    if variant != "gan":
+        return -fake_score.mean()
+    if gan_loss == "minimax":  # minimise log(1 − D(G(z))), the report's objective
+        return F.logsigmoid(-fake_score).mean()
+    return -F.logsigmoid(fake_score).mean()  # maximise log D(G(z)): strong gradients early on
+
+
+def clip_params(params: dict, c: torch.Tensor) -> dict:
+    return {k: v.clamp(-c, c) for k, v in params.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimisers: pure init/update pairs (optax style) whose numbers match torch.optim. The learning
+# rate lives in the state as a tensor, so changing it between epochs recompiles nothing.
+# ----------------------------------------------------------------------------------------------
+
+class Optimizer(NamedTuple):
+    init: Callable    # (params, lr) -> state
+    update: Callable  # (grads, state, params) -> (params, state)
+
+
+def tree_map(f: Callable, *trees: dict) -> dict:
+    return {k: f(*(t[k] for t in trees)) for k in trees[0]}
+
+
+def lr_state(params: dict, lr) -> torch.Tensor:
+    p = next(iter(params.values()))
+    return torch.as_tensor(lr, dtype=p.dtype, device=p.device)
+
+
+def with_weight_decay(grads: dict, params: dict, weight_decay: float) -> dict:
+    return tree_map(lambda g, p: g + weight_decay * p, grads, params) if weight_decay else grads
+
+
+def sgd(momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> Optimizer:
+    def init(params, lr):
+        state = {"lr": lr_state(params, lr)}
+        if momentum:  # a zero buffer makes the first step buf = g, as torch.optim's clone does
+            state["momentum_buffer"] = tree_map(torch.zeros_like, params)
+        return state
+
+    def update(grads, state, params):
+        grads = with_weight_decay(grads, params, weight_decay)
+        state = dict(state)
+        if momentum:
+            state["momentum_buffer"] = buf = tree_map(lambda b, g: momentum * b + g, state["momentum_buffer"], grads)
+            grads = tree_map(lambda g, b: g + momentum * b, grads, buf) if nesterov else buf
+        return tree_map(lambda p, g: p - state["lr"] * g, params, grads), state
+
+    return Optimizer(init, update)
+
+
+def rmsprop(alpha: float = 0.99, eps: float = 1e-8, momentum: float = 0.0, centered: bool = False,
+            weight_decay: float = 0.0) -> Optimizer:
+    def init(params, lr):
+        state = {"lr": lr_state(params, lr), "square_avg": tree_map(torch.zeros_like, params)}
+        if centered:
+            state["grad_avg"] = tree_map(torch.zeros_like, params)
+        if momentum:
+            state["momentum_buffer"] = tree_map(torch.zeros_like, params)
+        return state
+
+    def update(grads, state, params):
+        grads = with_weight_decay(grads, params, weight_decay)
+        state = dict(state)
+        state["square_avg"] = sq = tree_map(lambda s, g: alpha * s + (1 - alpha) * g * g, state["square_avg"], grads)
+        if centered:
+            state["grad_avg"] = ga = tree_map(lambda a, g: a + (1 - alpha) * (g - a), state["grad_avg"], grads)
+            denom = tree_map(lambda s, a: (s - a * a).sqrt() + eps, sq, ga)
+        else:
+            denom = tree_map(lambda s: s.sqrt() + eps, sq)
+        step = tree_map(torch.div, grads, denom)
+        if momentum:
+            state["momentum_buffer"] = step = tree_map(lambda b, s: momentum * b + s, state["momentum_buffer"], step)
+        return tree_map(lambda p, s: p - state["lr"] * s, params, step), state
+
+    return Optimizer(init, update)
+
+
+def adam(betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0) -> Optimizer:
+    b1, b2 = betas
+
+    def init(params, lr):
+        zeros = partial(tree_map, torch.zeros_like, params)
+        return {"lr": lr_state(params, lr), "step": torch.zeros_like(lr_state(params, 0)),
+                "exp_avg": zeros(), "exp_avg_sq": zeros()}
+
+    def update(grads, state, params):
+        grads = with_weight_decay(grads, params, weight_decay)
+        step = state["step"] + 1
+        m = tree_map(lambda m, g: m + (1 - b1) * (g - m), state["exp_avg"], grads)
+        v = tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, state["exp_avg_sq"], grads)
+        step_size = state["lr"] / (1 - b1 ** step)
+        root_correction = (1 - b2 ** step).sqrt()
+        new = tree_map(lambda p, m, v: p - step_size * m / (v.sqrt() / root_correction + eps), params, m, v)
+        return new, {"lr": state["lr"], "step": step, "exp_avg": m, "exp_avg_sq": v}
+
+    return Optimizer(init, update)
+
+
+def make_optimizer(cfg: dict) -> Optimizer:
+    if cfg["optimizer"] == "sgd":
+        return sgd(cfg["momentum"], cfg["nesterov"], cfg["weight_decay"])
+    if cfg["optimizer"] == "rmsprop":
+        return rmsprop(cfg["rms_alpha"], cfg["opt_eps"], cfg["momentum"], cfg["centered"], cfg["weight_decay"])
+    return adam(cfg["betas"], cfg["opt_eps"], cfg["weight_decay"])
+
+
+# ----------------------------------------------------------------------------------------------
+# The training step
+# ----------------------------------------------------------------------------------------------
+
+def init_state(cfg: dict, rng: torch.Generator, device, dtype=torch.float32) -> dict:
+    """Everything a step reads and writes: both networks, both optimiser states, and the
+    hyper-parameters as tensors so that changing them recompiles nothing."""
+    opt = make_optimizer(cfg)
+    g = init_mlp(generator_sizes(cfg["noise_dim"]), rng, cfg["init"], dtype)
+    d = init_mlp(CRITIC_SIZES, rng, cfg["init"], dtype)
+    g, d = (tree_map(lambda t: t.to(device), p) for p in (g, d))
+    hyper = {k: torch.tensor(cfg[k], dtype=dtype, device=device) for k in ("clip", "gp_weight") if k in cfg}
+    return {"g": g, "d": d, "g_opt": opt.init(g, cfg["lr"]), "d_opt": opt.init(d, cfg["lr"]), "hyper": hyper}
+
+
+def make_train_step(cfg: dict) -> Callable:
+    """The pure step (state, batch) -> (state, metrics) for cfg's variant.
+
+    batch holds real (n_critic, B, 2), z_critic (n_critic, B, noise_dim), eps (n_critic, B, 1)
+    and z_gen (B, noise_dim). The critic always trains on samples of the generator as it was at
+    the start of the step: with the report's order (g-first) that is its `G(z).detach()`.
+    """
+    variant, n_critic, opt = cfg["variant"], cfg["n_critic"], make_optimizer(cfg)
+    d_grad = grad(partial(critic_loss, variant=variant), has_aux=True)
+    g_grad = grad_and_value(partial(generator_loss, variant=variant, gan_loss=cfg.get("gan_loss", "minimax")))
+
+    def update_critic(d, d_opt, g, batch, hyper):
+        metrics = []
+        for k in range(n_critic):
+            fake = generator(g, batch["z_critic"][k])
+            grads, aux = d_grad(d, batch["real"][k], fake, batch["eps"][k], hyper)
+            d, d_opt = opt.update(grads, d_opt, d)
+            if variant == "wgan":  # the Lipschitz constraint by brute force, after every update
+                d = clip_params(d, hyper["clip"])
+            metrics.append(aux)
+        return d, d_opt, tree_map(lambda *m: sum(m) / n_critic, *metrics)
+
+    def update_generator(g, g_opt, d, z):
+        grads, loss = g_grad(g, d, z)
+        g, g_opt = opt.update(grads, g_opt, g)
+        return g, g_opt, loss
+
+    def train_step(state, batch):
+        g0, hyper = state["g"], state["hyper"]
+        if cfg["order"] == "g-first":
+            g, g_opt, g_loss = update_generator(g0, state["g_opt"], state["d"], batch["z_gen"])
+            d, d_opt, aux = update_critic(state["d"], state["d_opt"], g0, batch, hyper)
+        else:
+            d, d_opt, aux = update_critic(state["d"], state["d_opt"], g0, batch, hyper)
+            g, g_opt, g_loss = update_generator(g0, state["g_opt"], d, batch["z_gen"])
+        new_state = {"g": g, "d": d, "g_opt": g_opt, "d_opt": d_opt, "hyper": hyper}
+        return new_state, {"g_loss": g_loss, **aux}
+
+    return train_step
+
+
+# ----------------------------------------------------------------------------------------------
+# Distances between point sets: the fit as a number, not only a picture
+# ----------------------------------------------------------------------------------------------
+
+def wasserstein1(x: np.ndarray, y: np.ndarray) -> float:
+    """Exact Wasserstein-1 distance between two equal-size point sets: the mean Euclidean distance
+    of the optimal one-to-one matching (O(n³), about 0.1 s for 1192 points)."""
+    cost = cdist(x, y)
+    rows, cols = linear_sum_assignment(cost)
+    return float(cost[rows, cols].mean())
+
+
+def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """2 E‖X − Y‖ − E‖X − X'‖ − E‖Y − Y'‖ over all pairs of the two empirical distributions:
+    zero exactly when the sets are equal as distributions; O(n²), cheap enough for every epoch."""
+    return float(2 * cdist(x, y).mean() - cdist(x, x).mean() - cdist(y, y).mean())
+
+
+def noise_floor(train: np.ndarray, test: np.ndarray, rng: torch.Generator, draws: int = 10) -> dict:
+    """What a perfect generator would score: the distances between the test set and samples of
+    the training set of the same size (mean and standard deviation over draws)."""
+    samples = [train[torch.randperm(len(train), generator=rng)[: len(test)].numpy()] for _ in range(draws)]
+    w1 = [wasserstein1(test, s) for s in samples]
+    energy = [energy_distance(test, s) for s in samples]
+    return {"w1": float(np.mean(w1)), "w1_sd": float(np.std(w1)),
+            "energy": float(np.mean(energy)), "energy_sd": float(np.std(energy)), "draws": draws}
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+# ----------------------------------------------------------------------------------------------
+
+def epoch_batches(train: torch.Tensor, cfg: dict, steps: int, rng: torch.Generator, device) -> dict:
+    """One epoch of randomness, drawn at once outside the step: a reshuffle of the training
+    points cut into `steps` groups of n_critic full batches, and all the noise.
+
+    The few points left over (7000 mod 64 = 24 with the defaults) sit this epoch out. A fresh
+    shuffle every epoch lets every point take part, and fixed shapes mean the compiled step is
+    never recompiled for a short last batch."""
+    B, K, nz = cfg["batch_size"], cfg["n_critic"], cfg["noise_dim"]
+    order = torch.randperm(len(train), generator=rng)[: steps * K * B]
+    batches = {
+        "real": train[order].reshape(steps, K, B, 2),
+        "z_critic": torch.randn(steps, K, B, nz, generator=rng),
+        "eps": torch.rand(steps, K, B, 1, generator=rng),
+        "z_gen": torch.randn(steps, B, nz, generator=rng),
+    }
+    return {k: v.to(device) for k, v in batches.items()}
+
+
+def compile_step(step: Callable) -> Callable:
+    """torch.compile the step as one graph with static shapes.
+
+    Every step that make_train_step returns shares one code object, and dynamo counts compiled
+    versions per code object: a process that trains several models one after the other (tests,
+    sweeps) would reach its recompile limit. Each new step therefore starts from an empty cache."""
+    torch._dynamo.reset()
+    return torch.compile(step, fullgraph=True, dynamic=False)
+
+
+def run_epoch(step: Callable, state: dict, batches: dict, steps: int) -> tuple[dict, dict]:
+    """`steps` steps over one epoch's batches. The losses stay on the device until the epoch
+    ends and are read once, as epoch means: no step waits for the device."""
+    history = []
+    for i in range(steps):
+        state, metrics = step(state, {k: v[i] for k, v in batches.items()})
+        history.append(metrics)
+    return state, {k: torch.stack([m[k] for m in history]).mean().item() for k in history[0]}
+
+
+def is_healthy(losses: dict, state: dict) -> bool:
+    finite = [v.isfinite().all() for p in (state["g"], state["d"]) for v in p.values()]
+    return all(map(math.isfinite, losses.values())) and bool(torch.stack(finite).all())
+
+
+def plot_window(points: np.ndarray, margin: float = 0.3) -> tuple[float, float, float, float]:
+    """A square window around the data with room for stray samples; fixed for a whole run so
+    that the frames of a GIF do not jump."""
+    lo, hi = points.min(0), points.max(0)
+    centre, half = (lo + hi) / 2, (hi - lo).max() / 2 * (1 + margin)
+    return (centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half)
+
+
+def critic_landscape(d_params: dict, window, variant: str, n: int = 120) -> np.ndarray:
+    """The critic over an n×n grid of the window: D(x) for GAN, the critic's value otherwise."""
+    p = next(iter(d_params.values()))
+    xs = torch.linspace(window[0], window[1], n, dtype=p.dtype, device=p.device)
+    ys = torch.linspace(window[2], window[3], n, dtype=p.dtype, device=p.device)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
+    score = critic(d_params, grid)
+    values = torch.sigmoid(score) if variant == "gan" else score
+    return values.reshape(n, n).cpu().numpy()
+
+
+def is_due(every: int, epoch: int, last: int) -> bool:
+    return epoch == last or (every > 0 and epoch % every == 0)
+
+
+def metric_columns(variant: str) -> list[str]:
+    return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []), "energy", "w1", "seconds"]
+
+
+def train(cfg: dict) -> dict:
+    """Train one model as cfg says and write its run folder; returns the run's summary.
+
+    The folder is complete after every epoch (metrics row, parameters, frame), so an interrupted
+    or diverged run keeps everything up to its last good epoch."""
+    device = resolve_device(cfg["device"])
+    data_path = find_data(cfg["data"])
+    points = load_points(data_path, cfg["key"])
+    train_np, test_np = split_points(points, cfg["train_size"], cfg["test_size"], cfg["data_seed"],
+                                     f"{data_path}:{cfg['key']}")
+    run = prepare_run_dir(cfg["out"])
+    floor = noise_floor(train_np, test_np, make_rng(cfg["data_seed"], "eval"))
+    steps = cfg["train_size"] // (cfg["batch_size"] * cfg["n_critic"])
+    write_json(run / "config.json", {**cfg, "data": str(data_path), "device": str(device), "steps_per_epoch": steps,
+                                    "data_sha256": sha256(data_path), "versions": versions()})
+    summary = {"status": "running", "epochs_done": 0, "noise_floor": floor, "train_s": 0.0, "eval_s": 0.0}
+    write_json(run / "summary.json", summary)
+
+    state = init_state(cfg, make_rng(cfg["seed"], "init"), device)
+    step = make_train_step(cfg) if cfg["no_compile"] else compile_step(make_train_step(cfg))
+    train_t = torch.as_tensor(train_np, dtype=torch.float32)
+    rng = make_rng(cfg["seed"], "train")
+    eval_z = torch.randn(len(test_np), cfg["noise_dim"], generator=make_rng(cfg["seed"], "eval")).to(device)
+    window = plot_window(np.vstack([train_np, test_np]))
+    draw_frame = cfg["frame_every"] and make_frame_writer(window, test_np, TITLES[cfg["variant"]], cfg["variant"] == "gan")
+
+    def record(epoch: int, losses: dict, writer: csv.DictWriter, started: float) -> None:
+        """Measure the generator against the test set, then write the epoch's row, parameters
+        and frame: the run folder is complete after every call."""
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            fake = generator(state["g"], eval_z).double().cpu().numpy()
+        due_frame = draw_frame and is_due(cfg["frame_every"], epoch, cfg["epochs"])
+        row = {"epoch": epoch, **losses, "energy": energy_distance(fake, test_np),
+               "w1": wasserstein1(fake, test_np) if due_frame or is_due(cfg["eval_every"], epoch, cfg["epochs"]) else ""}
+        if due_frame:
+            with torch.no_grad():
+                landscape = critic_landscape(state["d"], window, cfg["variant"])
+            draw_frame(run / "frames" / f"epoch_{epoch:04d}.png", epoch, fake, landscape, row, floor)
+        save_params(run / "generator.pt", state["g"])
+        save_params(run / "critic.pt", state["d"])
+        row["seconds"] = round(time.perf_counter() - started, 4)
+        writer.writerow(row)
+        summary.update(epochs_done=epoch, final=row, eval_s=summary["eval_s"] + time.perf_counter() - t0)
+        report_epoch(epoch, cfg["epochs"], row, floor)
+
+    say(f"lab5 {cfg['variant']}: {len(train_np)} train / {len(test_np)} test points from {data_path}:{cfg['key']}, "
+        f"{device}, {'eager' if cfg['no_compile'] else 'compiled'}, {steps} steps per epoch -> {run}/")
+    say(f"noise floor (test set vs training samples of its size): W1 {floor['w1']:.4f} ± {floor['w1_sd']:.4f}, "
+        f"energy {floor['energy']:.5f}")
+    started, status, epoch = time.perf_counter(), "completed", 0
+    try:
+        with open(run / "metrics.csv", "w", newline="", buffering=1) as metrics_file:
+            writer = csv.DictWriter(metrics_file, fieldnames=metric_columns(cfg["variant"]))
+            writer.writeheader()
+            record(0, {}, writer, started)
+            # One step on throw-away noise triggers compilation, so epoch 1 times training only.
+            warm_up = epoch_batches(train_t, cfg, 1, torch.Generator().manual_seed(0), device)
+            step(state, {k: v[0] for k, v in warm_up.items()})
+            summary["warm_up_s"] = round(time.perf_counter() - started, 3)
+            for epoch in range(1, cfg["epochs"] + 1):
+                t0 = time.perf_counter()
+                new_state, losses = run_epoch(step, state, epoch_batches(train_t, cfg, steps, rng, device), steps)
+                summary["train_s"] += time.perf_counter() - t0
+                if not is_healthy(losses, new_state):
+                    status = "diverged"
+                    break
+                state = new_state
+                record(epoch, losses, writer, t0)
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        summary.update(status=status, wall_s=round(time.perf_counter() - started, 2),
+                       train_s=round(summary["train_s"], 2), eval_s=round(summary["eval_s"], 2))
+        write_json(run / "summary.json", summary)
+    if status == "completed":
+        say(f"done in {summary['wall_s']:.1f} s (compile warm-up {summary['warm_up_s']:.1f} s, training "
+            f"{summary['train_s']:.1f} s, distances and frames {summary['eval_s']:.1f} s): {run}/")
+    else:
+        say(f"{status} in epoch {epoch}: {run}/ keeps epochs 0-{summary['epochs_done']} "
+            "(metrics, frames, and the parameters of the last one)", err=True)
+    return summary
+
+
+def report_epoch(epoch: int, epochs: int, row: dict, floor: dict) -> None:
+    losses = "".join(f"  {k} {row[k]:+.4f}" for k in ("g_loss", "d_loss", "penalty") if k in row)
+    w1 = f"  W1 {row['w1']:.4f} ({row['w1'] / floor['w1']:.1f}× floor)" if row["w1"] != "" else ""
+    line = f"epoch {epoch:4d}/{epochs}{losses}  energy {row['energy']:.5f}{w1}  {row['seconds']:.2f} s"
+    if w1 or epoch == 1:
+        say(line)
+    elif sys.stdout.isatty():
+        print(line, end="\r", flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Outputs
+# ----------------------------------------------------------------------------------------------
+
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "generator.pt", "critic.pt")
+
+
+def prepare_run_dir(out: str) -> Path:
+    """Create the run folder, removing only what an earlier run of ours left there, so that old
+    frames do not end up in a new GIF."""
+    run = Path(out)
+    try:
+        (run / "frames").mkdir(parents=True, exist_ok=True)
+        for old in [*run.glob("frames/epoch_*.png"), *(run / name for name in RUN_FILES)]:
+            old.unlink(missing_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write the run folder {run}: {e.strerror}") from None
+    return run
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def save_params(path: Path, params: dict) -> None:
+    """torch.save a dict that nn.Sequential.load_state_dict accepts; written beside and renamed,
+    so an interrupt never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({k: v.detach().cpu().clone() for k, v in params.items()}, tmp)
+    os.replace(tmp, path)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def versions() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+
+
+def say(message: str, err: bool = False) -> None:
+    print(message, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def main(variant: str, argv: list[str] | None = None) -> int:
+    """Entry point of the variant scripts: 0 done, 1 diverged, 2 usage or input error, 130 interrupted."""
+    try:
+        summary = train(parse_config(variant, argv))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # before the loop started: nothing worth keeping was written yet
+        print("interrupted", file=sys.stderr)
+        return 130
+    return {"completed": 0, "diverged": 1, "interrupted": 130}[summary["status"]]
