@@ -1,0 +1,70 @@
+"""Turn every run's frames into a GIF and draw its loss and distance curves.
+
+    python plots/make_gifs.py                 # every run folder under runs/
+    python plots/make_gifs.py runs/wgan_gp    # just these run folders
+
+For a run folder runs/<name>/ it writes runs/<name>.gif (frames in epoch order, the last held
+longer) and runs/<name>/curves.png (losses and distances per epoch, from metrics.csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from plots.frames import plot_curves  # noqa: E402
+
+FRAME_MS, LAST_FRAME_MS = 150, 2000
+
+
+def read_metrics(run: Path) -> list[dict]:
+    """metrics.csv as rows of floats ('' where a value was not computed that epoch)."""
+    with open(run / "metrics.csv", newline="") as f:
+        return [{k: (float(v) if v != "" else "") for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def make_gif(run: Path) -> Path | None:
+    frames = sorted((run / "frames").glob("epoch_*.png"))
+    if not frames:
+        return None
+    gif = run.with_name(run.name + ".gif")
+    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
+    iio.imwrite(gif, [iio.imread(f)[..., :3] for f in frames], duration=durations, loop=0)  # no alpha in a GIF
+    return gif
+
+
+def make_curves(run: Path) -> Path | None:
+    if not (run / "metrics.csv").exists():
+        return None
+    summary_file = run / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    path = run / "curves.png"
+    plot_curves(read_metrics(run), summary.get("noise_floor"), run.name, path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="*", type=Path, help="run folders (default: every folder in --root with frames or metrics)")
+    p.add_argument("--root", type=Path, default=Path("runs"), help="where to look for run folders")
+    args = p.parse_args(argv)
+    runs = args.runs or sorted(d for d in args.root.glob("*/") if (d / "frames").is_dir() or (d / "metrics.csv").exists())
+    missing = [str(r) for r in runs if not r.is_dir()]
+    if missing or not runs:
+        print(f"error: no run folder at {', '.join(missing) or args.root} (train one with python variants/wgan_gp.py)",
+              file=sys.stderr)
+        return 2
+    for run in runs:
+        made = [str(path) for path in (make_gif(run), make_curves(run)) if path]
+        print(f"{run}: {', '.join(made) or 'no frames or metrics yet'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
