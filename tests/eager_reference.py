@@ -1,0 +1,101 @@
+"""An independent, eager implementation of lab5's training step, written the way the report
+wrote it: nn.Sequential modules (with the Sigmoid for GAN), torch.optim optimisers, .backward(),
+and autograd.grad(create_graph=True) for the gradient penalty.
+
+The tests hold lab5's functional step to this reference from the same weights and noise; it
+shares no code with lab5 beyond the config dict and the parameter dicts it starts from.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def sequential(params: dict, sigmoid: bool = False) -> nn.Sequential:
+    """nn.Sequential(Linear, ReLU, Linear, ReLU, Linear[, Sigmoid]) holding a copy of params."""
+    sizes = [params["0.weight"].shape[1]] + [params[f"{i}.weight"].shape[0] for i in (0, 2, 4)]
+    layers = [nn.Linear(sizes[0], sizes[1]), nn.ReLU(), nn.Linear(sizes[1], sizes[2]), nn.ReLU(),
+              nn.Linear(sizes[2], sizes[3])] + ([nn.Sigmoid()] if sigmoid else [])
+    module = nn.Sequential(*layers).to(params["0.weight"].dtype)
+    module.load_state_dict({k: v.clone() for k, v in params.items()})
+    return module
+
+
+def optimizer(cfg: dict, parameters) -> torch.optim.Optimizer:
+    if cfg["optimizer"] == "sgd":
+        return torch.optim.SGD(parameters, lr=cfg["lr"], momentum=cfg["momentum"],
+                               nesterov=cfg["nesterov"], weight_decay=cfg["weight_decay"])
+    if cfg["optimizer"] == "rmsprop":
+        return torch.optim.RMSprop(parameters, lr=cfg["lr"], alpha=cfg["rms_alpha"], eps=cfg["opt_eps"],
+                                   momentum=cfg["momentum"], centered=cfg["centered"],
+                                   weight_decay=cfg["weight_decay"])
+    return torch.optim.Adam(parameters, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["opt_eps"],
+                            weight_decay=cfg["weight_decay"])
+
+
+def make_reference(cfg: dict, g_params: dict, d_params: dict) -> dict:
+    G = sequential(g_params)
+    D = sequential(d_params, sigmoid=cfg["variant"] == "gan")
+    return {"cfg": cfg, "G": G, "D": D, "opt_g": optimizer(cfg, G.parameters()), "opt_d": optimizer(cfg, D.parameters())}
+
+
+def gradient_penalty(D: nn.Module, real, fake, eps):
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad_x,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+    return ((grad_x.norm(2, dim=1) - 1) ** 2).mean()
+
+
+def critic_step(ref: dict, real, fake, eps) -> dict:
+    cfg, D = ref["cfg"], ref["D"]
+    if cfg["variant"] == "gan":  # the report's objective, with logs of the sigmoid's output
+        loss = -(torch.log(D(real)).mean() + torch.log(1 - D(fake)).mean())
+    else:
+        loss = -(D(real).mean() - D(fake).mean())
+    metrics = {}
+    if cfg["variant"] == "wgan_gp":
+        metrics["penalty"] = gradient_penalty(D, real, fake, eps)
+        loss = loss + cfg["gp_weight"] * metrics["penalty"]
+    ref["opt_d"].zero_grad()
+    loss.backward()
+    ref["opt_d"].step()
+    if cfg["variant"] == "wgan":
+        with torch.no_grad():
+            for p in D.parameters():
+                p.clamp_(-cfg["clip"], cfg["clip"])
+    return {"d_loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}}
+
+
+def generator_step(ref: dict, z) -> torch.Tensor:
+    cfg, D = ref["cfg"], ref["D"]
+    score = D(ref["G"](z))
+    if cfg["variant"] != "gan":
+        loss = -score.mean()
+    elif cfg.get("gan_loss", "minimax") == "minimax":
+        loss = torch.log(1 - score).mean()
+    else:
+        loss = -torch.log(score).mean()
+    ref["opt_g"].zero_grad()
+    loss.backward()
+    ref["opt_g"].step()
+    return loss.detach()
+
+
+def reference_step(ref: dict, batch: dict) -> dict:
+    """One step in place: a generator update and n_critic critic updates, in cfg's order; the
+    critic trains on samples of the generator as it was when the step began."""
+    n_critic = batch["real"].shape[0]
+    with torch.no_grad():
+        fakes = [ref["G"](batch["z_critic"][k]) for k in range(n_critic)]
+
+    def critic_steps():
+        ms = [critic_step(ref, batch["real"][k], fakes[k], batch["eps"][k]) for k in range(n_critic)]
+        return {key: sum(m[key] for m in ms) / n_critic for key in ms[0]}
+
+    if ref["cfg"]["order"] == "g-first":
+        g_loss = generator_step(ref, batch["z_gen"])
+        critic_metrics = critic_steps()
+    else:
+        critic_metrics = critic_steps()
+        g_loss = generator_step(ref, batch["z_gen"])
+    return {"g_loss": g_loss, **critic_metrics}

@@ -1,0 +1,111 @@
+"""The shipped data file, its likeness to the course's original, loading, validation and split."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+
+import lab5
+from data.make_points import CLUSTERS, POINTS_PER_CLUSTER, make_points
+
+SHIPPED = lab5.ROOT / "data" / "points.mat"
+ORIGINAL = lab5.ROOT.parent / "shared" / "data" / "points.mat"
+needs_original = pytest.mark.skipif(not ORIGINAL.exists(), reason="the course's original points.mat is not beside the repository")
+
+
+def test_shipped_file_is_what_the_script_makes():
+    shipped = scipy.io.loadmat(SHIPPED)
+    for name, array in make_points(0).items():
+        assert shipped[name].dtype == np.float64 and np.array_equal(shipped[name], array), name
+    assert shipped["xx"].shape == (8192, 2)
+    np.testing.assert_array_equal(shipped["xx"], 0.04 * np.vstack([shipped[c] for c in "abcd"]) + 0.5)
+
+
+def cluster_z_scores(sample: np.ndarray, mean, cov) -> np.ndarray:
+    """How many standard errors a sample's mean and covariance entries lie from the given ones."""
+    mean, cov, n = np.asarray(mean), np.asarray(cov), len(sample)
+    z_mean = (sample.mean(0) - mean) / np.sqrt(np.diag(cov) / n)
+    var = np.diag(cov)
+    se_cov = np.sqrt((np.outer(var, var) + cov ** 2) / n)  # Gaussian sampling error of a covariance
+    return np.concatenate([z_mean, ((np.cov(sample.T) - cov) / se_cov).ravel()])
+
+
+@pytest.mark.parametrize("name", "abcd")
+def test_shipped_clusters_match_the_description(name):
+    z = cluster_z_scores(scipy.io.loadmat(SHIPPED)[name], *CLUSTERS[name])
+    assert np.abs(z).max() < 4
+
+
+@needs_original
+@pytest.mark.parametrize("name", "abcd")
+def test_shipped_clusters_match_the_original_within_sampling_error(name):
+    ours, theirs = scipy.io.loadmat(SHIPPED)[name], scipy.io.loadmat(ORIGINAL)[name]
+    assert len(ours) == len(theirs) == POINTS_PER_CLUSTER
+    # the difference of two independent samples has √2 × one sample's standard error
+    z = cluster_z_scores(ours, theirs.mean(0), np.cov(theirs.T)) / np.sqrt(2)
+    assert np.abs(z).max() < 4
+
+
+@needs_original
+def test_shipped_points_are_no_farther_from_the_original_than_its_own_halves():
+    ours, theirs = scipy.io.loadmat(SHIPPED)["xx"], scipy.io.loadmat(ORIGINAL)["xx"]
+    rng = np.random.default_rng(0)
+    halves = []
+    for _ in range(5):
+        order = rng.permutation(len(theirs))
+        halves.append(lab5.energy_distance(theirs[order[:4096]], theirs[order[4096:]]))
+    assert lab5.energy_distance(ours, theirs) <= np.mean(halves)
+    assert lab5.load_points(ORIGINAL, "xx").shape == (8192, 2)
+
+
+def test_load_points_returns_float64_rows(tmp_path):
+    path = tmp_path / "p.mat"
+    scipy.io.savemat(path, {"pts": np.arange(10, dtype=np.int32).reshape(5, 2)})
+    points = lab5.load_points(path, "pts")
+    assert points.dtype == np.float64 and points.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+
+
+def text_file(path: Path) -> Path:
+    path.write_text("not a MAT file")
+    return path
+
+
+def write(tmp_path: Path, **arrays) -> Path:
+    path = tmp_path / "input.mat"
+    scipy.io.savemat(path, arrays)
+    return path
+
+
+@pytest.mark.parametrize("make,key,expected", [
+    (lambda t: t / "nowhere.mat", "xx", "data file not found"),
+    (lambda t: text_file(t / "x.mat"), "xx", "is not a MATLAB .mat file"),
+    (lambda t: write(t, yy=np.zeros((9, 2)), zz=np.zeros(1)), "xx", "has no variable 'xx'; it has: yy, zz"),
+    (lambda t: write(t, xx=np.zeros((9, 3))), "xx", "has shape 9×3; expected N×2"),
+    (lambda t: write(t, xx=np.zeros(9)), "xx", "has shape 1×9; expected N×2"),
+    (lambda t: write(t, xx=np.array(["ab", "cd"])), "xx", "is not a numeric array"),
+    (lambda t: write(t, xx=np.array([[0, 1], [np.nan, 2], [3, np.inf]])), "xx", "has 2 rows with NaN or Inf (first: row 2)"),
+], ids=["missing", "not-mat", "no-key", "three-columns", "vector", "strings", "nan"])
+def test_bad_input_is_a_one_line_error(tmp_path, make, key, expected):
+    path = make(tmp_path)
+    with pytest.raises(lab5.UserError, match=re.escape(expected)) as err:
+        lab5.load_points(path, key)
+    assert "\n" not in str(err.value) and str(path.name) in str(err.value)
+
+
+def test_split_is_seeded_disjoint_and_exact():
+    points = np.arange(200.0).reshape(100, 2)
+    train, test = lab5.split_points(points, 70, 0, seed=3)
+    again, _ = lab5.split_points(points, 70, 0, seed=3)
+    other, _ = lab5.split_points(points, 70, 0, seed=4)
+    assert train.shape == (70, 2) and test.shape == (30, 2)
+    assert np.array_equal(train, again) and not np.array_equal(train, other)
+    assert sorted(np.vstack([train, test])[:, 0]) == list(points[:, 0])  # every row once
+    assert lab5.split_points(points, 70, 10, seed=3)[1].shape == (10, 2)
+
+
+@pytest.mark.parametrize("train,test", [(100, 0), (90, 20), (50, 51)])
+def test_a_split_that_does_not_fit_is_an_error(train, test):
+    with pytest.raises(lab5.UserError, match="f.mat:xx has 100 rows"):
+        lab5.split_points(np.zeros((100, 2)), train, test, seed=0, source="f.mat:xx")

@@ -1,0 +1,152 @@
+"""Whole runs, short and eager: the run folder, loading the saved networks into plain
+nn.Sequential, determinism, and what an interrupted or diverged run keeps."""
+
+import csv
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+import lab5
+
+SMALL = ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--epochs", "3",
+         "--frame-every", "2", "--no-compile"]
+
+
+def train(tmp_path, variant="wgan_gp", *flags, name="run"):
+    out = tmp_path / name
+    return lab5.main(variant, [*SMALL, "--out", str(out), *flags]), out
+
+
+def rows(out):
+    with open(out / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def report_sequential(sizes, sigmoid=False):
+    """The report's nn.Sequential, written out here rather than taken from lab5."""
+    layers = [nn.Linear(sizes[0], 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, sizes[1])]
+    return nn.Sequential(*layers, *([nn.Sigmoid()] if sigmoid else []))
+
+
+@pytest.mark.parametrize("variant", lab5.VARIANTS)
+def test_run_folder_holds_everything(tmp_path, variant):
+    code, out = train(tmp_path, variant, "--noise-dim", "5")
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["variant"] == variant and config["noise_dim"] == 5 and config["lr"] == 1e-4
+    assert set(lab5.parse_config(variant, [])) <= set(config)  # every flag is recorded
+    table = rows(out)
+    assert [r["epoch"] for r in table] == ["0", "1", "2", "3"]
+    assert list(table[0]) == lab5.metric_columns(variant)
+    assert all(math.isfinite(float(r["g_loss"])) and float(r["energy"]) > 0 for r in table[1:])
+    assert table[2]["w1"] and table[3]["w1"] and not table[1]["w1"]  # at frames and the last epoch
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["epoch_0000.png", "epoch_0002.png", "epoch_0003.png"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_done"] == 3
+    assert summary["final"]["w1"] == pytest.approx(float(table[3]["w1"]))
+
+    g_params, d_params = torch.load(out / "generator.pt"), torch.load(out / "critic.pt")
+    G, D = report_sequential((5, 2)), report_sequential((2, 1), sigmoid=variant == "gan")
+    G.load_state_dict(g_params)
+    D.load_state_dict(d_params)
+    z, x = torch.randn(10, 5), torch.rand(10, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(G(z), lab5.generator(g_params, z))
+        score = lab5.critic(d_params, x)
+        torch.testing.assert_close(D(x).squeeze(1), torch.sigmoid(score) if variant == "gan" else score)
+
+
+def test_same_seed_same_numbers(tmp_path):
+    runs = [train(tmp_path, "wgan_gp", "--seed", seed, name=name)[1]
+            for seed, name in (("3", "a"), ("3", "b"), ("4", "c"))]
+    strip = lambda out: [{k: v for k, v in r.items() if k != "seconds"} for r in rows(out)]  # noqa: E731
+    assert strip(runs[0]) == strip(runs[1])
+    assert strip(runs[0]) != strip(runs[2])
+    for name in ("generator.pt", "critic.pt"):
+        a, b = torch.load(runs[0] / name), torch.load(runs[1] / name)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def stop_in_epoch(monkeypatch, epoch, how):
+    """Make lab5's epoch loop fail in `epoch`, the way a user's Ctrl-C or a blow-up would."""
+    real_run_epoch, calls = lab5.run_epoch, []
+
+    def run_epoch(step, state, batches, steps):
+        calls.append(1)
+        if len(calls) == epoch and how == "interrupt":
+            raise KeyboardInterrupt
+        state, losses = real_run_epoch(step, state, batches, steps)
+        if len(calls) == epoch and how == "nan":
+            state = {**state, "g": {**state["g"], "0.weight": state["g"]["0.weight"] * math.nan}}
+        return state, losses
+
+    monkeypatch.setattr(lab5, "run_epoch", run_epoch)
+
+
+@pytest.mark.parametrize("how,code,status", [("interrupt", 130, "interrupted"), ("nan", 1, "diverged")])
+def test_a_stopped_run_keeps_its_last_good_epoch(tmp_path, monkeypatch, how, code, status, capsys):
+    _, reference = train(tmp_path, "wgan", "--epochs", "2", name="two-epochs")
+    stop_in_epoch(monkeypatch, 3, how)
+    assert train(tmp_path, "wgan", "--epochs", "5", name="stopped")[0] == code
+    out = tmp_path / "stopped"
+    assert status in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == status and summary["epochs_done"] == 2
+    assert [r["epoch"] for r in rows(out)] == ["0", "1", "2"]
+    assert (out / "frames" / "epoch_0002.png").exists()
+    for name in ("generator.pt", "critic.pt"):  # the parameters after epoch 2, finite
+        kept, expected = torch.load(out / name), torch.load(reference / name)
+        assert all(torch.equal(kept[k], expected[k]) for k in expected)
+
+
+def test_rerun_replaces_the_old_frames(tmp_path):
+    train(tmp_path, "gan", "--frame-every", "1", name="r")
+    train(tmp_path, "gan", "--epochs", "2", name="r")
+    assert sorted(p.name for p in (tmp_path / "r" / "frames").iterdir()) == ["epoch_0000.png", "epoch_0002.png"]
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--lr", "-1"], "--lr must be a positive number"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["--epochs", "-2"], "--epochs must be a positive integer"),
+    (["--batch-size", "5000", "--n-critic", "2"], "needs more training points than --train-size 7000"),
+    (["--nesterov"], "--nesterov must be used with --optimizer sgd"),
+    (["--gp-weight", "nan"], "--gp-weight must be a non-negative number"),
+    (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--train-size", "8192"], "points.mat:xx has 8192 rows: --train-size 8192 leaves none for the test set"),
+    (["--test-size", "1193"], "points.mat:xx has 8192 rows, fewer than --train-size 7000 + --test-size 1193"),
+    (["--key", "yy"], "has no variable 'yy'; it has: a, b, c, d, xx"),
+])
+def test_bad_flags_exit_2_with_one_line(flags, message, capsys, tmp_path):
+    assert lab5.main("wgan_gp", [*flags, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "x").exists()  # nothing was started
+
+
+def test_scripts_run_from_anywhere(tmp_path):
+    """The variant scripts as users run them: from another folder, the shipped data found."""
+    script = lab5.ROOT / "variants" / "gan.py"
+    done = subprocess.run([sys.executable, script, *SMALL, "--epochs", "1", "--out", "out"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "generator.pt").exists() and "done in" in done.stdout
+    bad = subprocess.run([sys.executable, script, "--data", "missing.mat"], cwd=tmp_path, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr == "error: data file not found: missing.mat\n"
+
+
+@pytest.mark.parametrize("variant,specific", [("gan", ["--gan-loss"]), ("wgan", ["--clip"]), ("wgan_gp", ["--gp-weight"])])
+def test_help_documents_every_common_flag(variant, specific, capsys):
+    with pytest.raises(SystemExit) as done:
+        lab5.main(variant, ["--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ["--data", "--key", "--train-size", "--epochs", "--batch-size", "--lr", "--optimizer", "--noise-dim",
+                 "--seed", "--device", "--no-compile", "--frame-every", "--out", "--order", "--n-critic", *specific]:
+        assert flag in text
