@@ -57,12 +57,13 @@ class UserError(Exception):
 # 200 epochs, the generator updated before the critic.
 REPORT = dict(optimizer="rmsprop", lr=1e-4, epochs=200, order="g-first")
 
-# What the report leaves open, chosen by measurement (README, "Defaults"). The report's literal
-# loop is --n-critic 1 --batch-size 64.
+# What the report leaves open, chosen by final W1 over seeds (README, "Defaults"; reproduce with
+# experiments/sweep.py). The report's code, literally: --order simultaneous --n-critic 1
+# --batch-size 64 --init torch.
 DEFAULTS = {
-    "gan": dict(REPORT, batch_size=64, noise_dim=8, n_critic=1, init="torch", gan_loss="minimax"),
+    "gan": dict(REPORT, batch_size=64, noise_dim=8, n_critic=5, init="torch", gan_loss="minimax"),
     "wgan": dict(REPORT, batch_size=64, noise_dim=8, n_critic=5, init="torch", clip=0.1),
-    "wgan_gp": dict(REPORT, batch_size=64, noise_dim=8, n_critic=5, init="torch", gp_weight=0.001),
+    "wgan_gp": dict(REPORT, batch_size=32, noise_dim=8, n_critic=1, init="kaiming", gp_weight=0.001),
 }
 
 
@@ -96,9 +97,11 @@ def build_parser(variant: str) -> argparse.ArgumentParser:
     a("--n-critic", type=int, default=d["n_critic"], metavar="N",
       help="critic updates per generator update, each on its own real batch (so an epoch has "
       "train-size // (batch-size * n-critic) generator updates)")
-    a("--order", choices=("g-first", "d-first"), default=d["order"],
-      help="g-first (the report): the generator steps against the critic as it was, then the "
-      "critic; d-first: the critic first, then the generator against the updated critic")
+    a("--order", choices=("g-first", "d-first", "simultaneous"), default=d["order"],
+      help="g-first (the report's order): the generator steps, then the critic learns from the "
+      "updated generator; d-first: the critic, then the generator against the updated critic; "
+      "simultaneous (the report's code, literally): the generator steps, then the critic learns "
+      "from the samples drawn before that step, so both step from the same point")
     a("--noise-dim", type=int, default=d["noise_dim"], metavar="N", help="dimension of the generator's noise z ~ N(0, I)")
     a("--init", choices=("torch", "kaiming"), default=d["init"],
       help="torch: nn.Linear's default U(±1/sqrt(fan_in)); kaiming: N(0, 2/fan_in) weights, zero biases")
@@ -454,8 +457,7 @@ def make_train_step(cfg: dict) -> Callable:
     """The pure step (state, batch) -> (state, metrics) for cfg's variant.
 
     batch holds real (n_critic, B, 2), z_critic (n_critic, B, noise_dim), eps (n_critic, B, 1)
-    and z_gen (B, noise_dim). The critic always trains on samples of the generator as it was at
-    the start of the step: with the report's order (g-first) that is its `G(z).detach()`.
+    and z_gen (B, noise_dim): each critic update has its own real batch and noise.
     """
     variant, n_critic, opt = cfg["variant"], cfg["n_critic"], make_optimizer(cfg)
     d_grad = grad(partial(critic_loss, variant=variant), has_aux=True)
@@ -478,13 +480,17 @@ def make_train_step(cfg: dict) -> Callable:
         return g, g_opt, loss
 
     def train_step(state, batch):
-        g0, hyper = state["g"], state["hyper"]
-        if cfg["order"] == "g-first":
-            g, g_opt, g_loss = update_generator(g0, state["g_opt"], state["d"], batch["z_gen"])
-            d, d_opt, aux = update_critic(state["d"], state["d_opt"], g0, batch, hyper)
-        else:
-            d, d_opt, aux = update_critic(state["d"], state["d_opt"], g0, batch, hyper)
+        g0, d0, hyper = state["g"], state["d"], state["hyper"]
+        # Which version of the other network each update sees is all that the orders change.
+        if cfg["order"] == "d-first":
+            d, d_opt, aux = update_critic(d0, state["d_opt"], g0, batch, hyper)
             g, g_opt, g_loss = update_generator(g0, state["g_opt"], d, batch["z_gen"])
+        elif cfg["order"] == "g-first":
+            g, g_opt, g_loss = update_generator(g0, state["g_opt"], d0, batch["z_gen"])
+            d, d_opt, aux = update_critic(d0, state["d_opt"], g, batch, hyper)
+        else:  # simultaneous, as the report's code: the critic learns from G(z) drawn before G stepped
+            g, g_opt, g_loss = update_generator(g0, state["g_opt"], d0, batch["z_gen"])
+            d, d_opt, aux = update_critic(d0, state["d_opt"], g0, batch, hyper)
         new_state = {"g": g, "d": d, "g_opt": g_opt, "d_opt": d_opt, "hyper": hyper}
         return new_state, {"g_loss": g_loss, **aux}
 

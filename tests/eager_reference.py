@@ -82,20 +82,28 @@ def generator_step(ref: dict, z) -> torch.Tensor:
 
 
 def reference_step(ref: dict, batch: dict) -> dict:
-    """One step in place: a generator update and n_critic critic updates, in cfg's order; the
-    critic trains on samples of the generator as it was when the step began."""
+    """One step in place: a generator update and n_critic critic updates, in cfg's order. The
+    critic's fake batches come from the generator as it is when they are drawn; "simultaneous"
+    draws them before the generator's update, as the report's code does."""
     n_critic = batch["real"].shape[0]
-    with torch.no_grad():
-        fakes = [ref["G"](batch["z_critic"][k]) for k in range(n_critic)]
 
-    def critic_steps():
+    def draw_fakes():
+        with torch.no_grad():
+            return [ref["G"](batch["z_critic"][k]) for k in range(n_critic)]
+
+    def critic_steps(fakes):
         ms = [critic_step(ref, batch["real"][k], fakes[k], batch["eps"][k]) for k in range(n_critic)]
         return {key: sum(m[key] for m in ms) / n_critic for key in ms[0]}
 
-    if ref["cfg"]["order"] == "g-first":
+    order = ref["cfg"]["order"]
+    if order == "d-first":
+        critic_metrics = critic_steps(draw_fakes())
         g_loss = generator_step(ref, batch["z_gen"])
-        critic_metrics = critic_steps()
+    elif order == "g-first":
+        g_loss = generator_step(ref, batch["z_gen"])
+        critic_metrics = critic_steps(draw_fakes())
     else:
-        critic_metrics = critic_steps()
+        fakes = draw_fakes()
         g_loss = generator_step(ref, batch["z_gen"])
+        critic_metrics = critic_steps(fakes)
     return {"g_loss": g_loss, **critic_metrics}

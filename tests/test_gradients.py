@@ -9,7 +9,7 @@ from torch.func import grad
 
 import lab5
 
-torch.set_default_dtype(torch.float64)
+F64 = dict(dtype=torch.float64)
 SMALL_G, SMALL_D = (3, 8, 5, 2), (2, 8, 5, 1)  # any widths run through the same skeleton
 
 
@@ -38,9 +38,9 @@ def setup():
     rng = torch.Generator().manual_seed(0)
     g = lab5.init_mlp(SMALL_G, rng, dtype=torch.float64)
     d = lab5.init_mlp(SMALL_D, rng, dtype=torch.float64)
-    real = torch.rand(16, 2, generator=rng) * 1.4 - 0.1
-    z = torch.randn(16, 3, generator=rng)
-    eps = torch.rand(16, 1, generator=rng)
+    real = torch.rand(16, 2, generator=rng, **F64) * 1.4 - 0.1
+    z = torch.randn(16, 3, generator=rng, **F64)
+    eps = torch.rand(16, 1, generator=rng, **F64)
     return g, d, real, z, eps
 
 
@@ -48,7 +48,7 @@ def setup():
 def test_critic_loss_gradient(variant, setup):
     g, d, real, z, eps = setup
     fake = lab5.generator(g, z)
-    hyper = {"gp_weight": torch.tensor(2.0)}  # a large weight so the penalty's term counts
+    hyper = {"gp_weight": torch.tensor(2.0, **F64)}  # a large weight so the penalty's term counts
     loss = partial(lab5.critic_loss, real=real, fake=fake, eps=eps, hyper=hyper, variant=variant)
     analytic, _ = grad(loss, has_aux=True)(d)
     assert_matches_fd(analytic, lambda p: loss(p)[0], d)
@@ -65,7 +65,7 @@ def test_generator_loss_gradient(variant, gan_loss, setup):
 def test_penalty_gradient_is_second_order(setup):
     """The penalty's parameter gradient runs through ∇ₓ D: check it alone, with its own FD."""
     _, d, real, z, eps = setup
-    fake = torch.rand(16, 2) * 1.4 - 0.1
+    fake = torch.rand(16, 2, **F64) * 1.4 - 0.1
     penalty = partial(lab5.gradient_penalty, real=real, fake=fake, eps=eps)
     assert penalty(d) > 0
     assert_matches_fd(grad(penalty)(d), penalty, d)
@@ -77,7 +77,7 @@ def test_input_gradient_used_by_the_penalty(setup):
     grad_x = grad(lambda x: lab5.critic(d, x).sum())(real)
     h = 1e-6
     for j in range(2):
-        step = torch.zeros(2)
+        step = torch.zeros(2, **F64)
         step[j] = h
         numeric = (lab5.critic(d, real + step) - lab5.critic(d, real - step)) / (2 * h)
         torch.testing.assert_close(grad_x[:, j], numeric, rtol=1e-6, atol=1e-9)
@@ -86,9 +86,9 @@ def test_input_gradient_used_by_the_penalty(setup):
 def test_penalty_is_zero_for_a_unit_slope_critic():
     """A linear critic with ‖w‖ = 1 has ‖∇ₓ D‖ = 1 everywhere: the penalty must vanish; with
     ‖w‖ = 3 it must be (3 − 1)² = 4."""
-    w = torch.tensor([[0.6, 0.8]])
-    eye = {"0.weight": torch.eye(2), "0.bias": torch.full((2,), 10.0),  # ReLU stays linear: x + 10 > 0
-           "2.weight": torch.eye(2), "2.bias": torch.zeros(2), "4.bias": torch.zeros(1)}
-    x, y, eps = torch.rand(32, 2), torch.rand(32, 2), torch.rand(32, 1)
+    w = torch.tensor([[0.6, 0.8]], **F64)
+    eye = {"0.weight": torch.eye(2, **F64), "0.bias": torch.full((2,), 10.0, **F64),  # ReLU stays linear: x + 10 > 0
+           "2.weight": torch.eye(2, **F64), "2.bias": torch.zeros(2, **F64), "4.bias": torch.zeros(1, **F64)}
+    x, y, eps = torch.rand(32, 2, **F64), torch.rand(32, 2, **F64), torch.rand(32, 1, **F64)
     assert lab5.gradient_penalty({**eye, "4.weight": w}, x, y, eps).abs() < 1e-12
-    torch.testing.assert_close(lab5.gradient_penalty({**eye, "4.weight": 3 * w}, x, y, eps), torch.tensor(4.0))
+    torch.testing.assert_close(lab5.gradient_penalty({**eye, "4.weight": 3 * w}, x, y, eps), torch.tensor(4.0, **F64))
