@@ -509,10 +509,13 @@ def wasserstein1(x: np.ndarray, y: np.ndarray) -> float:
     return float(cost[rows, cols].mean())
 
 
-def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
+def energy_distance(x: np.ndarray, y: np.ndarray, y_spread: float | None = None) -> float:
     """2 E‖X − Y‖ − E‖X − X'‖ − E‖Y − Y'‖ over all pairs of the two empirical distributions:
-    zero exactly when the sets are equal as distributions; O(n²), cheap enough for every epoch."""
-    return float(2 * cdist(x, y).mean() - cdist(x, x).mean() - cdist(y, y).mean())
+    zero exactly when the sets are equal as distributions; O(n²), cheap enough for every epoch.
+    `y_spread` is E‖Y − Y'‖ when it is already known (the test set's, once per run)."""
+    if y_spread is None:
+        y_spread = cdist(y, y).mean()
+    return float(2 * cdist(x, y).mean() - cdist(x, x).mean() - y_spread)
 
 
 def noise_floor(train: np.ndarray, test: np.ndarray, rng: torch.Generator, draws: int = 10) -> dict:
@@ -572,12 +575,12 @@ def is_healthy(losses: dict, state: dict) -> bool:
     return all(map(math.isfinite, losses.values())) and bool(torch.stack(finite).all())
 
 
-def plot_window(points: np.ndarray, margin: float = 0.3) -> tuple[float, float, float, float]:
-    """A square window around the data with room for stray samples; fixed for a whole run so
-    that the frames of a GIF do not jump."""
+def plot_window(points: np.ndarray, margin: float = 0.2) -> tuple[float, float, float, float]:
+    """The data's bounding box with room for stray samples on every side (a fraction of its
+    larger side); fixed for a whole run so that the frames of a GIF do not jump."""
     lo, hi = points.min(0), points.max(0)
-    centre, half = (lo + hi) / 2, (hi - lo).max() / 2 * (1 + margin)
-    return (centre[0] - half, centre[0] + half, centre[1] - half, centre[1] + half)
+    pad = (hi - lo).max() * margin
+    return (lo[0] - pad, hi[0] + pad, lo[1] - pad, hi[1] + pad)
 
 
 def critic_landscape(d_params: dict, window, variant: str, n: int = 120) -> np.ndarray:
@@ -599,11 +602,45 @@ def metric_columns(variant: str) -> list[str]:
     return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []), "energy", "w1", "seconds"]
 
 
+def make_recorder(cfg: dict, run: Path, test_np: np.ndarray, window, floor: dict, summary: dict, device):
+    """What happens after each epoch: the distances to the test set, the frame, the metrics row,
+    the parameters and the summary, so that the run folder is complete after every epoch.
+
+    Returns `record(epoch, state, losses, seconds)` and `close()`. (A worker thread that wrote
+    the epochs while the next one trained gained nothing on two cores: training uses both.)"""
+    eval_z = torch.randn(len(test_np), cfg["noise_dim"], generator=make_rng(cfg["seed"], "eval")).to(device)
+    test_spread = cdist(test_np, test_np).mean()
+    draw_frame = cfg["frame_every"] and make_frame_writer(window, test_np, TITLES[cfg["variant"]], cfg["variant"] == "gan")
+    metrics_file = open(run / "metrics.csv", "w", newline="", buffering=1)
+    writer = csv.DictWriter(metrics_file, fieldnames=metric_columns(cfg["variant"]))
+    writer.writeheader()
+
+    def record(epoch: int, state: dict, losses: dict, seconds: float) -> None:
+        t0 = time.perf_counter()
+        due_frame = draw_frame and is_due(cfg["frame_every"], epoch, cfg["epochs"])
+        with torch.no_grad():
+            fake = generator(state["g"], eval_z).double().cpu().numpy()
+            landscape = critic_landscape(state["d"], window, cfg["variant"]) if due_frame else None
+        row = {"epoch": epoch, **losses, "energy": energy_distance(fake, test_np, test_spread),
+               "w1": wasserstein1(fake, test_np) if due_frame or is_due(cfg["eval_every"], epoch, cfg["epochs"]) else "",
+               "seconds": round(seconds, 4)}
+        if due_frame:
+            draw_frame(run / "frames" / f"epoch_{epoch:04d}.png", epoch, fake, landscape, row, floor)
+        save_params(run / "generator.pt", state["g"])
+        save_params(run / "critic.pt", state["d"])
+        writer.writerow(row)
+        summary.update(epochs_done=epoch, final=row, eval_s=round(summary["eval_s"] + time.perf_counter() - t0, 3))
+        write_json(run / "summary.json", summary)
+        report_epoch(epoch, cfg["epochs"], row, floor)
+
+    return record, metrics_file.close
+
+
 def train(cfg: dict) -> dict:
     """Train one model as cfg says and write its run folder; returns the run's summary.
 
-    The folder is complete after every epoch (metrics row, parameters, frame), so an interrupted
-    or diverged run keeps everything up to its last good epoch."""
+    An interrupted or diverged run keeps everything up to its last good epoch: metrics rows,
+    frames, and that epoch's parameters."""
     device = resolve_device(cfg["device"])
     data_path = find_data(cfg["data"])
     points = load_points(data_path, cfg["key"])
@@ -614,36 +651,15 @@ def train(cfg: dict) -> dict:
     steps = cfg["train_size"] // (cfg["batch_size"] * cfg["n_critic"])
     write_json(run / "config.json", {**cfg, "data": str(data_path), "device": str(device), "steps_per_epoch": steps,
                                     "data_sha256": sha256(data_path), "versions": versions()})
-    summary = {"status": "running", "epochs_done": 0, "noise_floor": floor, "train_s": 0.0, "eval_s": 0.0}
+    summary = {"status": "running", "epochs_done": 0, "noise_floor": floor, "warm_up_s": 0.0, "train_s": 0.0, "eval_s": 0.0}
     write_json(run / "summary.json", summary)
 
     state = init_state(cfg, make_rng(cfg["seed"], "init"), device)
     step = make_train_step(cfg) if cfg["no_compile"] else compile_step(make_train_step(cfg))
     train_t = torch.as_tensor(train_np, dtype=torch.float32)
     rng = make_rng(cfg["seed"], "train")
-    eval_z = torch.randn(len(test_np), cfg["noise_dim"], generator=make_rng(cfg["seed"], "eval")).to(device)
     window = plot_window(np.vstack([train_np, test_np]))
-    draw_frame = cfg["frame_every"] and make_frame_writer(window, test_np, TITLES[cfg["variant"]], cfg["variant"] == "gan")
-
-    def record(epoch: int, losses: dict, writer: csv.DictWriter, started: float) -> None:
-        """Measure the generator against the test set, then write the epoch's row, parameters
-        and frame: the run folder is complete after every call."""
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            fake = generator(state["g"], eval_z).double().cpu().numpy()
-        due_frame = draw_frame and is_due(cfg["frame_every"], epoch, cfg["epochs"])
-        row = {"epoch": epoch, **losses, "energy": energy_distance(fake, test_np),
-               "w1": wasserstein1(fake, test_np) if due_frame or is_due(cfg["eval_every"], epoch, cfg["epochs"]) else ""}
-        if due_frame:
-            with torch.no_grad():
-                landscape = critic_landscape(state["d"], window, cfg["variant"])
-            draw_frame(run / "frames" / f"epoch_{epoch:04d}.png", epoch, fake, landscape, row, floor)
-        save_params(run / "generator.pt", state["g"])
-        save_params(run / "critic.pt", state["d"])
-        row["seconds"] = round(time.perf_counter() - started, 4)
-        writer.writerow(row)
-        summary.update(epochs_done=epoch, final=row, eval_s=summary["eval_s"] + time.perf_counter() - t0)
-        report_epoch(epoch, cfg["epochs"], row, floor)
+    record, close = make_recorder(cfg, run, test_np, window, floor, summary, device)
 
     say(f"lab5 {cfg['variant']}: {len(train_np)} train / {len(test_np)} test points from {data_path}:{cfg['key']}, "
         f"{device}, {'eager' if cfg['no_compile'] else 'compiled'}, {steps} steps per epoch -> {run}/")
@@ -651,28 +667,27 @@ def train(cfg: dict) -> dict:
         f"energy {floor['energy']:.5f}")
     started, status, epoch = time.perf_counter(), "completed", 0
     try:
-        with open(run / "metrics.csv", "w", newline="", buffering=1) as metrics_file:
-            writer = csv.DictWriter(metrics_file, fieldnames=metric_columns(cfg["variant"]))
-            writer.writeheader()
-            record(0, {}, writer, started)
-            # One step on throw-away noise triggers compilation, so epoch 1 times training only.
-            warm_up = epoch_batches(train_t, cfg, 1, torch.Generator().manual_seed(0), device)
-            step(state, {k: v[0] for k, v in warm_up.items()})
-            summary["warm_up_s"] = round(time.perf_counter() - started, 3)
-            for epoch in range(1, cfg["epochs"] + 1):
-                t0 = time.perf_counter()
-                new_state, losses = run_epoch(step, state, epoch_batches(train_t, cfg, steps, rng, device), steps)
-                summary["train_s"] += time.perf_counter() - t0
-                if not is_healthy(losses, new_state):
-                    status = "diverged"
-                    break
-                state = new_state
-                record(epoch, losses, writer, t0)
+        record(0, state, {}, 0.0)
+        # One step on throw-away noise triggers compilation, so that epoch 1 times training only.
+        t0 = time.perf_counter()
+        warm_up = epoch_batches(train_t, cfg, 1, torch.Generator().manual_seed(0), device)
+        step(state, {k: v[0] for k, v in warm_up.items()})
+        summary["warm_up_s"] = round(time.perf_counter() - t0, 3)
+        for epoch in range(1, cfg["epochs"] + 1):
+            t0 = time.perf_counter()
+            new_state, losses = run_epoch(step, state, epoch_batches(train_t, cfg, steps, rng, device), steps)
+            seconds = time.perf_counter() - t0
+            summary["train_s"] = round(summary["train_s"] + seconds, 3)
+            if not is_healthy(losses, new_state):
+                status = "diverged"
+                break
+            state = new_state
+            record(epoch, state, losses, seconds)
     except KeyboardInterrupt:
         status = "interrupted"
     finally:
-        summary.update(status=status, wall_s=round(time.perf_counter() - started, 2),
-                       train_s=round(summary["train_s"], 2), eval_s=round(summary["eval_s"], 2))
+        close()
+        summary.update(status=status, wall_s=round(time.perf_counter() - started, 2))
         write_json(run / "summary.json", summary)
     if status == "completed":
         say(f"done in {summary['wall_s']:.1f} s (compile warm-up {summary['warm_up_s']:.1f} s, training "

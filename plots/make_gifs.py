@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import imageio.v3 as iio
+import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from plots.frames import plot_curves  # noqa: E402
@@ -29,13 +31,16 @@ def read_metrics(run: Path) -> list[dict]:
         return [{k: (float(v) if v != "" else "") for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def make_gif(run: Path) -> Path | None:
+def make_gif(run: Path, scale: float = 1.0) -> Path | None:
     frames = sorted((run / "frames").glob("epoch_*.png"))
     if not frames:
         return None
     gif = run.with_name(run.name + ".gif")
+    images = [Image.open(f).convert("RGB") for f in frames]  # a GIF has no alpha channel
+    if scale != 1.0:
+        images = [im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS) for im in images]
     durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
-    iio.imwrite(gif, [iio.imread(f)[..., :3] for f in frames], duration=durations, loop=0)  # no alpha in a GIF
+    iio.imwrite(gif, [np.asarray(im) for im in images], duration=durations, loop=0)
     return gif
 
 
@@ -53,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="*", type=Path, help="run folders (default: every folder in --root with frames or metrics)")
     p.add_argument("--root", type=Path, default=Path("runs"), help="where to look for run folders")
+    p.add_argument("--scale", type=float, default=1.0, help="resize the GIF's frames by this factor")
     args = p.parse_args(argv)
+    if not 0 < args.scale <= 4:
+        print(f"error: --scale must be in (0, 4] (got {args.scale})", file=sys.stderr)
+        return 2
     runs = args.runs or sorted(d for d in args.root.glob("*/") if (d / "frames").is_dir() or (d / "metrics.csv").exists())
     missing = [str(r) for r in runs if not r.is_dir()]
     if missing or not runs:
@@ -61,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     for run in runs:
-        made = [str(path) for path in (make_gif(run), make_curves(run)) if path]
+        made = [str(path) for path in (make_gif(run, args.scale), make_curves(run)) if path]
         print(f"{run}: {', '.join(made) or 'no frames or metrics yet'}")
     return 0
 

@@ -42,6 +42,12 @@ def test_energy_distance_known_answers():
     assert lab5.energy_distance(np.zeros((1, 2)), np.array([[3.0, 4.0]])) == pytest.approx(10.0)
 
 
+def test_energy_distance_with_a_known_spread_is_the_same():
+    x, y = rng.normal(size=(80, 2)), rng.normal(size=(90, 2))
+    spread = np.mean([np.linalg.norm(a - b) for a in y for b in y])
+    assert lab5.energy_distance(x, y, spread) == pytest.approx(lab5.energy_distance(x, y), rel=1e-12)
+
+
 def test_energy_distance_on_a_line_matches_scipy():
     """scipy's 1-D energy distance is the square root of the same quantity."""
     x, y = rng.normal(size=200), rng.normal(0.5, 1.5, size=300)

@@ -39,9 +39,15 @@ def test_no_runs_is_a_one_line_error(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: no run folder")
 
 
-def test_window_is_square_and_holds_every_point():
+def test_window_holds_every_point_with_the_same_margin_on_each_side():
     points = np.random.default_rng(0).normal(size=(500, 2)) * [3, 1]
-    x0, x1, y0, y1 = lab5.plot_window(points)
-    assert x1 - x0 == pytest.approx(y1 - y0)
-    assert (points[:, 0] > x0).all() and (points[:, 0] < x1).all()
-    assert (points[:, 1] > y0).all() and (points[:, 1] < y1).all()
+    x0, x1, y0, y1 = lab5.plot_window(points, margin=0.1)
+    pad = 0.1 * np.ptp(points[:, 0])  # the larger side is x
+    assert (x0, x1, y0, y1) == pytest.approx((points[:, 0].min() - pad, points[:, 0].max() + pad,
+                                              points[:, 1].min() - pad, points[:, 1].max() + pad))
+
+
+def test_scale_resizes_the_gif(runs):
+    assert make_gifs.main([str(runs / "gan"), "--scale", "0.5"]) == 0
+    full = Image.open(runs / "gan" / "frames" / "epoch_0000.png").size
+    assert Image.open(runs / "gan.gif").size == (round(full[0] * 0.5), round(full[1] * 0.5))
