@@ -62,7 +62,7 @@ REPORT = dict(optimizer="rmsprop", lr=1e-4, epochs=200, order="g-first")
 # --batch-size 64 --init torch.
 DEFAULTS = {
     "gan": dict(REPORT, batch_size=64, noise_dim=8, n_critic=5, init="torch", gan_loss="minimax"),
-    "wgan": dict(REPORT, batch_size=64, noise_dim=8, n_critic=5, init="torch", clip=0.1),
+    "wgan": dict(REPORT, batch_size=64, noise_dim=8, n_critic=1, init="torch", clip=0.1),
     "wgan_gp": dict(REPORT, batch_size=32, noise_dim=8, n_critic=1, init="kaiming", gp_weight=0.001),
 }
 

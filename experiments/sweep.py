@@ -3,7 +3,7 @@
 This is how the defaults were chosen (README, "Defaults"). Each run is a normal lab5 run
 without frames; runs go to separate processes, one thread each, so two cores train two models.
 
-    python experiments/sweep.py wgan_gp --seeds 6 --grid --n-critic=1,5 --grid --init=torch,kaiming
+    python experiments/sweep.py wgan_gp --seeds 6 --grid n-critic=1,5 --grid init=torch,kaiming
 
 Results are appended to a JSONL file (default runs/sweeps/<variant>.jsonl), one line per run;
 runs already in the file are not trained again, so an interrupted sweep resumes.
@@ -28,8 +28,8 @@ import lab5  # noqa: E402
 
 
 def grid_flags(grid: list[str]) -> list[list[str]]:
-    """['--a=1,2', '--b=x'] -> [['--a', '1', '--b', 'x'], ['--a', '2', '--b', 'x']]"""
-    axes = [(flag, values.split(",")) for flag, values in (g.split("=", 1) for g in grid)]
+    """['a=1,2', 'b=x'] -> [['--a', '1', '--b', 'x'], ['--a', '2', '--b', 'x']]"""
+    axes = [("--" + flag, values.split(",")) for flag, values in (g.split("=", 1) for g in grid)]
     return [[x for (flag, _), v in zip(axes, values) for x in (flag, v)]
             for values in itertools.product(*(vs for _, vs in axes))]
 
@@ -66,8 +66,9 @@ def table(results: list[dict]) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("variant", choices=lab5.VARIANTS)
-    p.add_argument("--grid", action="append", default=[], metavar="--FLAG=V1,V2",
-                   help="a flag and the values to try (repeat for a product of several flags)")
+    p.add_argument("--grid", action="append", default=[], metavar="FLAG=V1,V2",
+                   help="a flag of the variant (without its dashes) and the values to try; repeat "
+                   "it for the product of several flags")
     p.add_argument("--seeds", type=int, default=4, help="seeds 0..N-1 for every point of the grid")
     p.add_argument("--workers", type=int, default=2, help="processes training at once")
     p.add_argument("--results", type=Path, default=None, help="JSONL file (default: runs/sweeps/<variant>.jsonl)")
