@@ -23,20 +23,25 @@ import json
 import math
 import os
 import platform
+import shutil
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
 import scipy.io
+import scipy.sparse
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from torch import nn
-from torch.func import functional_call, grad, grad_and_value
+from torch.func import functional_call, grad, grad_and_value, vmap
 
 from plots.frames import make_frame_writer
 
@@ -125,6 +130,12 @@ def build_parser(variant: str) -> argparse.ArgumentParser:
         a("--clip", type=float, default=d["clip"], metavar="C", help="critic parameters are clipped to [-clip, clip] after each update")
     if variant == "wgan_gp":
         a("--gp-weight", type=float, default=d["gp_weight"], metavar="X", help="weight of the gradient penalty (the report's 0.001)")
+    a = p.add_argument_group("ensembles: several models in one vmapped step").add_argument
+    a("--seeds", type=int, default=1, metavar="E",
+      help="train E models with seeds --seed ... --seed+E-1 together; each gets a run folder of its "
+      "own inside --out, and ensemble.csv holds the mean and standard error over them")
+    a("--vary", type=parse_vary, default=None, metavar="NAME=V1,V2",
+      help="train one model per value of lr (or gp_weight for WGAN-GP, clip for WGAN) for every seed")
     a = p.add_argument_group("run").add_argument
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when there is one")
     a("--no-compile", action="store_true", help="run the step eagerly instead of through torch.compile")
@@ -135,35 +146,61 @@ def build_parser(variant: str) -> argparse.ArgumentParser:
     return p
 
 
+def parse_vary(text: str) -> tuple[str, list[float]]:
+    """'lr=1e-4,3e-4' -> ('lr', [0.0001, 0.0003])"""
+    name, _, values = text.partition("=")
+    try:
+        return name.replace("-", "_"), [float(v) for v in values.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=V1,V2,... with numbers, got {text!r}") from None
+
+
 def parse_config(variant: str, argv: list[str] | None = None) -> dict:
     cfg = vars(build_parser(variant).parse_args(argv))
     cfg["variant"] = variant
     cfg["betas"] = list(cfg["betas"])
-    validate_config(cfg)
+    variable = [name for name in VARIABLE if name in cfg]
+    if cfg["vary"] and cfg["vary"][0] not in variable:
+        raise UserError(f"--vary {cfg['vary'][0]}: {TITLES[variant]} can vary {', '.join(variable)}")
+    if cfg["seeds"] < 1:
+        raise UserError(f"--seeds must be a positive integer (got {cfg['seeds']})")
+    for member in member_configs(cfg):  # every member's values checked as if given as flags
+        validate_config(member)
     return cfg
 
 
-def validate_config(cfg: dict) -> None:
-    def need(ok: bool, flag: str, what: str):
-        if not ok:
-            raise UserError(f"--{flag} must be {what} (got {cfg[flag.replace('-', '_')]})")
+# Optimiser flags, the optimisers they belong to, and their defaults: a flag given to another
+# optimiser would be silently ignored, so it is an error instead.
+OPTIMIZER_FLAGS = {"momentum": (("sgd", "rmsprop"), 0.0), "nesterov": (("sgd",), False),
+                   "centered": (("rmsprop",), False), "rms_alpha": (("rmsprop",), 0.99),
+                   "betas": (("adam",), [0.9, 0.999]), "opt_eps": (("rmsprop", "adam"), 1e-8)}
+MAX_TEST_SIZE = 4096  # the exact W1 is O(n³): about 0.1 s at 1192 points, minutes beyond this
 
-    for flag in ("epochs", "batch-size", "n-critic", "noise-dim", "train-size"):
-        need(cfg[flag.replace("-", "_")] >= 1, flag, "a positive integer")
-    for flag in ("test-size", "frame-every", "eval-every", "seed", "data-seed"):
-        need(cfg[flag.replace("-", "_")] >= 0, flag, "a non-negative integer")
+
+def validate_config(cfg: dict) -> None:
+    def need(ok: bool, key: str, what: str):
+        if not ok:
+            raise UserError(f"--{key.replace('_', '-')} must be {what} (got {cfg[key]})")
+
+    for key in ("epochs", "batch_size", "n_critic", "noise_dim", "train_size"):
+        need(cfg[key] >= 1, key, "a positive integer")
+    for key in ("test_size", "frame_every", "eval_every", "seed", "data_seed"):
+        need(cfg[key] >= 0, key, "a non-negative integer")
     need(math.isfinite(cfg["lr"]) and cfg["lr"] > 0, "lr", "a positive number")
     need(0 <= cfg["momentum"] < 1, "momentum", "in [0, 1)")
-    need(math.isfinite(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "weight-decay", "a non-negative number")
-    need(0 <= cfg["rms_alpha"] < 1, "rms-alpha", "in [0, 1)")
+    need(math.isfinite(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "weight_decay", "a non-negative number")
+    need(0 <= cfg["rms_alpha"] < 1, "rms_alpha", "in [0, 1)")
     need(all(0 <= b < 1 for b in cfg["betas"]), "betas", "two numbers in [0, 1)")
-    need(math.isfinite(cfg["opt_eps"]) and cfg["opt_eps"] > 0, "opt-eps", "a positive number")
-    need(not cfg["nesterov"] or (cfg["optimizer"] == "sgd" and cfg["momentum"] > 0), "nesterov",
-         "used with --optimizer sgd and --momentum > 0")
+    need(math.isfinite(cfg["opt_eps"]) and cfg["opt_eps"] > 0, "opt_eps", "a positive number")
+    for key, (optimizers, default) in OPTIMIZER_FLAGS.items():
+        if cfg[key] != default and cfg["optimizer"] not in optimizers:
+            raise UserError(f"--{key.replace('_', '-')} is for --optimizer {' or '.join(optimizers)}, "
+                            f"not {cfg['optimizer']}")
+    need(not cfg["nesterov"] or cfg["momentum"] > 0, "nesterov", "used with --momentum > 0")
     if "clip" in cfg:
         need(math.isfinite(cfg["clip"]) and cfg["clip"] > 0, "clip", "a positive number")
     if "gp_weight" in cfg:
-        need(math.isfinite(cfg["gp_weight"]) and cfg["gp_weight"] >= 0, "gp-weight", "a non-negative number")
+        need(math.isfinite(cfg["gp_weight"]) and cfg["gp_weight"] >= 0, "gp_weight", "a non-negative number")
     if cfg["batch_size"] * cfg["n_critic"] > cfg["train_size"]:
         raise UserError(f"--batch-size {cfg['batch_size']} × --n-critic {cfg['n_critic']} needs more "
                         f"training points than --train-size {cfg['train_size']}")
@@ -182,7 +219,7 @@ def resolve_device(name: str) -> torch.device:
 # numbers for one purpose (say, frames) never shifts the numbers of another (say, the batches).
 # ----------------------------------------------------------------------------------------------
 
-STREAMS = ("split", "init", "train", "eval")
+STREAMS = ("split", "init", "train", "eval", "floor")
 
 
 def make_rng(seed: int, stream: str) -> torch.Generator:
@@ -216,7 +253,7 @@ def load_points(path: str | Path, key: str) -> np.ndarray:
     names = sorted(k for k in mat if not k.startswith("__"))
     if key not in names:
         raise UserError(f"{path} has no variable '{key}'; it has: {', '.join(names) or 'none'} (choose with --key)")
-    x = mat[key]
+    x = mat[key].toarray() if scipy.sparse.issparse(mat[key]) else mat[key]
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "iuf":
         raise UserError(f"{path}:{key} is not a numeric array (found {getattr(x, 'dtype', type(x))}); expected N×2 points")
     if x.ndim != 2 or x.shape[1] != 2:
@@ -224,6 +261,8 @@ def load_points(path: str | Path, key: str) -> np.ndarray:
     bad_rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if len(bad_rows):
         raise UserError(f"{path}:{key} has {len(bad_rows)} rows with NaN or Inf (first: row {bad_rows[0] + 1}); expected finite points")
+    if len(np.unique(x, axis=0)) < 2:
+        raise UserError(f"{path}:{key} holds {len(x)} copies of a single point; there is no distribution to learn")
     return x.astype(np.float64)
 
 
@@ -232,11 +271,17 @@ def split_points(points: np.ndarray, train_size: int, test_size: int, seed: int,
     the rest) test. The file's rows are in cluster order: unshuffled, the test set would be one
     cluster."""
     n = len(points)
+    if train_size >= n:
+        raise UserError(f"{source} has {n} rows, not more than --train-size {train_size}: none would be left to test on")
     test_size = test_size or n - train_size
-    if test_size < 1:
-        raise UserError(f"{source} has {n} rows: --train-size {train_size} leaves none for the test set")
     if train_size + test_size > n:
         raise UserError(f"{source} has {n} rows, fewer than --train-size {train_size} + --test-size {test_size}")
+    if test_size > MAX_TEST_SIZE:
+        raise UserError(f"a test set of {test_size} points would make every exact W1 take minutes; "
+                        f"give --test-size {MAX_TEST_SIZE} or less")
+    if test_size > train_size:  # the noise floor compares the test set with training samples of its size
+        raise UserError(f"--test-size {test_size} is larger than --train-size {train_size}; "
+                        "give a --test-size up to the training size")
     order = torch.randperm(n, generator=make_rng(seed, "split")).numpy()
     return points[order[:train_size]], points[order[train_size:train_size + test_size]]
 
@@ -529,6 +574,56 @@ def noise_floor(train: np.ndarray, test: np.ndarray, rng: torch.Generator, draws
 
 
 # ----------------------------------------------------------------------------------------------
+# Ensembles: several models (seeds, or values of a hyper-parameter) trained in one step by
+# torch.func.vmap over stacked states. Each member draws its batches and noise from its own seed,
+# so member i follows the same trajectory as a run of its own with that config.
+# ----------------------------------------------------------------------------------------------
+
+VARIABLE = ("lr", "gp_weight", "clip")  # hyper-parameters that live in the state as tensors
+
+
+def member_configs(cfg: dict) -> list[dict]:
+    """One config per model: seeds --seed … --seed + seeds − 1, each with every --vary value."""
+    name, values = cfg["vary"] or (None, [None])
+    return [{**cfg, "seed": seed, "seeds": 1, "vary": None, **({name: value} if name else {})}
+            for seed in range(cfg["seed"], cfg["seed"] + cfg["seeds"]) for value in values]
+
+
+def member_name(member: dict, cfg: dict) -> str:
+    name = f"seed{member['seed']}"
+    return f"{name}_{cfg['vary'][0]}{member[cfg['vary'][0]]:g}" if cfg["vary"] else name
+
+
+def tree_stack(trees: list):
+    if isinstance(trees[0], dict):
+        return {k: tree_stack([t[k] for t in trees]) for k in trees[0]}
+    return torch.stack(trees)
+
+
+def tree_index(tree, i: int):
+    return {k: tree_index(v, i) for k, v in tree.items()} if isinstance(tree, dict) else tree[i]
+
+
+def init_members(members: list[dict], device, dtype=torch.float32) -> dict:
+    states = [init_state(m, make_rng(m["seed"], "init"), device, dtype) for m in members]
+    return states[0] if len(states) == 1 else tree_stack(states)
+
+
+def members_batches(train: torch.Tensor, members: list[dict], steps: int, rngs: list, device) -> dict:
+    """An epoch of batches per member, stacked on dimension 1 so that batches[k][i] is step i of
+    every member."""
+    per_member = [epoch_batches(train, m, steps, rng, device) for m, rng in zip(members, rngs)]
+    if len(per_member) == 1:
+        return per_member[0]
+    return {k: torch.stack([b[k] for b in per_member], dim=1) for k in per_member[0]}
+
+
+def make_members_step(cfg: dict, n_members: int) -> Callable:
+    step = make_train_step(cfg)
+    return step if n_members == 1 else vmap(step)
+
+
+# ----------------------------------------------------------------------------------------------
 # The loop
 # ----------------------------------------------------------------------------------------------
 
@@ -550,29 +645,51 @@ def epoch_batches(train: torch.Tensor, cfg: dict, steps: int, rng: torch.Generat
     return {k: v.to(device) for k, v in batches.items()}
 
 
-def compile_step(step: Callable) -> Callable:
+def uses_cuda_graphs(device) -> bool:
+    return torch.device(device).type == "cuda"
+
+
+def compile_step(step: Callable, device="cpu") -> Callable:
     """torch.compile the step as one graph with static shapes.
+
+    A step at batch 64 is small enough for per-kernel overhead to matter. On CUDA the graph is
+    replayed as a CUDA graph (what mode="reduce-overhead" does): one launch per step. On the CPU
+    the kernels are called from generated C++ instead of Python (cpp_wrapper): measured 15-20 %
+    more steps/s for the report's loop.
 
     Every step that make_train_step returns shares one code object, and dynamo counts compiled
     versions per code object: a process that trains several models one after the other (tests,
     sweeps) would reach its recompile limit. Each new step therefore starts from an empty cache."""
     torch._dynamo.reset()
-    return torch.compile(step, fullgraph=True, dynamic=False)
+    options = {"triton.cudagraphs": True} if uses_cuda_graphs(device) else {"cpp_wrapper": True}
+    return torch.compile(step, fullgraph=True, dynamic=False, options=options)
 
 
-def run_epoch(step: Callable, state: dict, batches: dict, steps: int) -> tuple[dict, dict]:
+def run_epoch(step: Callable, state: dict, batches: dict, steps: int, cuda_graphs: bool = False) -> tuple[dict, dict]:
     """`steps` steps over one epoch's batches. The losses stay on the device until the epoch
-    ends and are read once, as epoch means: no step waits for the device."""
+    ends and come back once, as epoch means (one per member): no step waits for the device.
+
+    A CUDA graph writes every replay's outputs into the same memory: the losses kept for the
+    epoch mean and the state that outlives the epoch are copied out of it."""
     history = []
     for i in range(steps):
+        if cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         state, metrics = step(state, {k: v[i] for k, v in batches.items()})
-        history.append(metrics)
-    return state, {k: torch.stack([m[k] for m in history]).mean().item() for k in history[0]}
+        history.append({k: v.clone() for k, v in metrics.items()} if cuda_graphs else metrics)
+    if cuda_graphs:
+        state = tree_map_nested(torch.clone, state)
+    return state, {k: torch.stack([m[k] for m in history]).mean(0).cpu() for k in history[0]}
 
 
-def is_healthy(losses: dict, state: dict) -> bool:
-    finite = [v.isfinite().all() for p in (state["g"], state["d"]) for v in p.values()]
-    return all(map(math.isfinite, losses.values())) and bool(torch.stack(finite).all())
+def tree_map_nested(f: Callable, tree):
+    return {k: tree_map_nested(f, v) for k, v in tree.items()} if isinstance(tree, dict) else f(tree)
+
+
+def healthy_members(losses: dict, state: dict, n_members: int) -> torch.Tensor:
+    """Per member: are its epoch's losses and its parameters all finite?"""
+    leaves = [*losses.values(), *state["g"].values(), *state["d"].values()]
+    return torch.stack([x.isfinite().reshape(n_members, -1).all(1).cpu() for x in leaves]).all(0)
 
 
 def plot_window(points: np.ndarray, margin: float = 0.2) -> tuple[float, float, float, float]:
@@ -602,105 +719,187 @@ def metric_columns(variant: str) -> list[str]:
     return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []), "energy", "w1", "seconds"]
 
 
-def make_recorder(cfg: dict, run: Path, test_np: np.ndarray, window, floor: dict, summary: dict, device):
-    """What happens after each epoch: the distances to the test set, the frame, the metrics row,
-    the parameters and the summary, so that the run folder is complete after every epoch.
+def make_recorder(cfg: dict, run: Path, test_np: np.ndarray, window, summary: dict, device, verbose: bool = True):
+    """What happens after each epoch of one model: the distances to the test set, the frame, the
+    metrics row, the parameters and the summary, so that its run folder is complete after every
+    epoch.
 
-    Returns `record(epoch, state, losses, seconds)` and `close()`. (A worker thread that wrote
-    the epochs while the next one trained gained nothing on two cores: training uses both.)"""
+    Returns `record(epoch, state, losses, seconds) -> row`, which also keeps `summary` (the run's,
+    or an ensemble member's) and its summary.json up to date, and `close()`. (A worker thread
+    that wrote the epochs while the next one trained gained nothing on two cores: training uses
+    both.)"""
+    floor = summary["noise_floor"]
     eval_z = torch.randn(len(test_np), cfg["noise_dim"], generator=make_rng(cfg["seed"], "eval")).to(device)
     test_spread = cdist(test_np, test_np).mean()
-    draw_frame = cfg["frame_every"] and make_frame_writer(window, test_np, TITLES[cfg["variant"]], cfg["variant"] == "gan")
+    draw_frame = make_frame_writer(window, test_np, TITLES[cfg["variant"]], cfg["variant"] == "gan") \
+        if cfg["frame_every"] else None
     metrics_file = open(run / "metrics.csv", "w", newline="", buffering=1)
     writer = csv.DictWriter(metrics_file, fieldnames=metric_columns(cfg["variant"]))
     writer.writeheader()
 
-    def record(epoch: int, state: dict, losses: dict, seconds: float) -> None:
+    def record(epoch: int, state: dict, losses: dict, seconds: float) -> dict:
         t0 = time.perf_counter()
         due_frame = draw_frame and is_due(cfg["frame_every"], epoch, cfg["epochs"])
         with torch.no_grad():
             fake = generator(state["g"], eval_z).double().cpu().numpy()
             landscape = critic_landscape(state["d"], window, cfg["variant"]) if due_frame else None
-        row = {"epoch": epoch, **losses, "energy": energy_distance(fake, test_np, test_spread),
+        row = {"epoch": epoch, **{k: float(v) for k, v in losses.items()},
+               "energy": energy_distance(fake, test_np, test_spread),
                "w1": wasserstein1(fake, test_np) if due_frame or is_due(cfg["eval_every"], epoch, cfg["epochs"]) else "",
                "seconds": round(seconds, 4)}
         if due_frame:
-            draw_frame(run / "frames" / f"epoch_{epoch:04d}.png", epoch, fake, landscape, row, floor)
+            atomic_write(run / "frames" / f"epoch_{epoch:04d}.png",
+                         lambda tmp: draw_frame(tmp, epoch, fake, landscape, row, floor))
         save_params(run / "generator.pt", state["g"])
         save_params(run / "critic.pt", state["d"])
         writer.writerow(row)
         summary.update(epochs_done=epoch, final=row, eval_s=round(summary["eval_s"] + time.perf_counter() - t0, 3))
         write_json(run / "summary.json", summary)
-        report_epoch(epoch, cfg["epochs"], row, floor)
+        if verbose:
+            report_epoch(epoch, cfg["epochs"], row, floor)
+        return row
 
     return record, metrics_file.close
 
 
+def make_ensemble_log(run: Path, variant: str, floor: dict):
+    """ensemble.csv: every metric as mean and standard error over the members, per epoch."""
+    metrics = [c for c in metric_columns(variant) if c not in ("epoch", "seconds")]
+    log = open(run / "ensemble.csv", "w", newline="", buffering=1)
+    writer = csv.DictWriter(log, fieldnames=["epoch", "members", *(f"{m}_{s}" for m in metrics for s in ("mean", "se"))])
+    writer.writeheader()
+
+    def record(epoch: int, rows: list[dict], epochs: int) -> dict:
+        row = {"epoch": epoch, "members": len(rows)}
+        for m in metrics:
+            values = [r[m] for r in rows if r.get(m, "") != ""]
+            row[f"{m}_mean"], row[f"{m}_se"] = mean_and_se(values) if values else ("", "")
+        writer.writerow(row)
+        if row["w1_mean"] != "":
+            say(f"epoch {epoch:4d}/{epochs}  W1 {row['w1_mean']:.4f} ± {row['w1_se']:.4f}"
+                f"{times_floor(row['w1_mean'], floor)} over {len(rows)} members")
+        return row
+
+    return record, log.close
+
+
+def mean_and_se(values: list[float]) -> tuple[float, float]:
+    """The mean and its standard error (sample standard deviation / √n; 0 for one value)."""
+    se = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+    return float(np.mean(values)), se
+
+
 def train(cfg: dict) -> dict:
-    """Train one model as cfg says and write its run folder; returns the run's summary.
+    """Train the model, or the ensemble of models, that cfg describes and write the run folder;
+    returns the run's summary.
 
     An interrupted or diverged run keeps everything up to its last good epoch: metrics rows,
-    frames, and that epoch's parameters."""
+    frames, and that epoch's parameters. An ensemble writes one run folder per member inside
+    its own, and ensemble.csv with the mean and standard error over members."""
     device = resolve_device(cfg["device"])
     data_path = find_data(cfg["data"])
     points = load_points(data_path, cfg["key"])
     train_np, test_np = split_points(points, cfg["train_size"], cfg["test_size"], cfg["data_seed"],
                                      f"{data_path}:{cfg['key']}")
+    members = member_configs(cfg)
+    n = len(members)
     run = prepare_run_dir(cfg["out"])
-    floor = noise_floor(train_np, test_np, make_rng(cfg["data_seed"], "eval"))
+    member_dirs = [run] if n == 1 else [prepare_run_dir(str(run / member_name(m, cfg))) for m in members]
+    floor = noise_floor(train_np, test_np, make_rng(cfg["data_seed"], "floor"))
     steps = cfg["train_size"] // (cfg["batch_size"] * cfg["n_critic"])
-    write_json(run / "config.json", {**cfg, "data": str(data_path), "device": str(device), "steps_per_epoch": steps,
-                                    "data_sha256": sha256(data_path), "versions": versions()})
+    setting = {"data": str(data_path), "device": str(device), "steps_per_epoch": steps,
+               "data_sha256": sha256(data_path), "versions": versions()}
+    write_json(run / "config.json", {**cfg, **setting, "members": [member_name(m, cfg) for m in members]} if n > 1
+               else {**cfg, **setting})
     summary = {"status": "running", "epochs_done": 0, "noise_floor": floor, "warm_up_s": 0.0, "train_s": 0.0, "eval_s": 0.0}
-    write_json(run / "summary.json", summary)
+    member_summaries = [summary] if n == 1 else [{"status": "running", "epochs_done": 0, "noise_floor": floor, "eval_s": 0.0}
+                                                 for _ in members]
+    for m, d, s in zip(members, member_dirs, member_summaries):
+        if n > 1:
+            write_json(d / "config.json", {**m, **setting, "out": str(d)})
+        write_json(d / "summary.json", s)
 
-    state = init_state(cfg, make_rng(cfg["seed"], "init"), device)
-    step = make_train_step(cfg) if cfg["no_compile"] else compile_step(make_train_step(cfg))
+    state = init_members(members, device)
+    step = make_members_step(cfg, n)
+    cuda_graphs = not cfg["no_compile"] and uses_cuda_graphs(device)
+    if not cfg["no_compile"]:
+        step = compile_step(step, device)
     train_t = torch.as_tensor(train_np, dtype=torch.float32)
-    rng = make_rng(cfg["seed"], "train")
+    rngs = [make_rng(m["seed"], "train") for m in members]
     window = plot_window(np.vstack([train_np, test_np]))
-    record, close = make_recorder(cfg, run, test_np, window, floor, summary, device)
+    recorders = [make_recorder(m, d, test_np, window, s, device, verbose=n == 1)
+                 for m, d, s in zip(members, member_dirs, member_summaries)]
+    ensemble = make_ensemble_log(run, cfg["variant"], floor) if n > 1 else None
 
-    say(f"lab5 {cfg['variant']}: {len(train_np)} train / {len(test_np)} test points from {data_path}:{cfg['key']}, "
+    def record(epoch: int, state: dict, losses: dict, seconds: float) -> None:
+        rows = [rec(epoch, state if n == 1 else tree_index(state, i), losses if n == 1 else tree_index(losses, i), seconds)
+                for i, (rec, _) in enumerate(recorders)]
+        if ensemble:
+            summary.update(epochs_done=epoch, final=ensemble[0](epoch, rows, cfg["epochs"]),
+                           eval_s=round(sum(s["eval_s"] for s in member_summaries), 3))
+            write_json(run / "summary.json", summary)
+
+    what = f"{n} models ({', '.join(member_name(m, cfg) for m in members)}) in one vmapped step" if n > 1 else "one model"
+    say(f"lab5 {cfg['variant']}: {what}; {len(train_np)} train / {len(test_np)} test points from {data_path}:{cfg['key']}, "
         f"{device}, {'eager' if cfg['no_compile'] else 'compiled'}, {steps} steps per epoch -> {run}/")
     say(f"noise floor (test set vs training samples of its size): W1 {floor['w1']:.4f} ± {floor['w1_sd']:.4f}, "
         f"energy {floor['energy']:.5f}")
-    started, status, epoch = time.perf_counter(), "completed", 0
+    started, status, epoch = time.perf_counter(), "failed", 0  # "failed" stays only if something crashes
     try:
-        record(0, state, {}, 0.0)
+        with interrupts_held():
+            record(0, state, {}, 0.0)
         # One step on throw-away noise triggers compilation, so that epoch 1 times training only.
         t0 = time.perf_counter()
-        warm_up = epoch_batches(train_t, cfg, 1, torch.Generator().manual_seed(0), device)
+        warm_up = members_batches(train_t, members, 1, [torch.Generator().manual_seed(0) for _ in members], device)
+        if cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         step(state, {k: v[0] for k, v in warm_up.items()})
         summary["warm_up_s"] = round(time.perf_counter() - t0, 3)
         for epoch in range(1, cfg["epochs"] + 1):
             t0 = time.perf_counter()
-            new_state, losses = run_epoch(step, state, epoch_batches(train_t, cfg, steps, rng, device), steps)
+            new_state, losses = run_epoch(step, state, members_batches(train_t, members, steps, rngs, device), steps,
+                                          cuda_graphs)
             seconds = time.perf_counter() - t0
             summary["train_s"] = round(summary["train_s"] + seconds, 3)
-            if not is_healthy(losses, new_state):
+            healthy = healthy_members(losses, new_state, n)
+            if not healthy.all():
                 status = "diverged"
+                sick = [member_name(m, cfg) for m, ok in zip(members, healthy) if not ok]
+                summary["diverged_members"] = sick if n > 1 else None
                 break
             state = new_state
-            record(epoch, state, losses, seconds)
+            with interrupts_held():
+                record(epoch, state, losses, seconds)
+        else:
+            status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"
     finally:
-        close()
+        for (_, close), d, s in zip(recorders, member_dirs, member_summaries):
+            close()
+            s["status"] = status
+            write_json(d / "summary.json", s)
+        if ensemble:
+            ensemble[1]()
         summary.update(status=status, wall_s=round(time.perf_counter() - started, 2))
         write_json(run / "summary.json", summary)
     if status == "completed":
         say(f"done in {summary['wall_s']:.1f} s (compile warm-up {summary['warm_up_s']:.1f} s, training "
             f"{summary['train_s']:.1f} s, distances and frames {summary['eval_s']:.1f} s): {run}/")
-    else:
-        say(f"{status} in epoch {epoch}: {run}/ keeps epochs 0-{summary['epochs_done']} "
+    elif status != "failed":
+        which = f" ({', '.join(summary['diverged_members'])})" if summary.get("diverged_members") else ""
+        say(f"{status}{which} in epoch {epoch}: {run}/ keeps epochs 0-{summary['epochs_done']} "
             "(metrics, frames, and the parameters of the last one)", err=True)
     return summary
 
 
+def times_floor(w1: float, floor: dict) -> str:
+    return f" ({w1 / floor['w1']:.1f}× floor)" if floor["w1"] > 0 else ""
+
+
 def report_epoch(epoch: int, epochs: int, row: dict, floor: dict) -> None:
     losses = "".join(f"  {k} {row[k]:+.4f}" for k in ("g_loss", "d_loss", "penalty") if k in row)
-    w1 = f"  W1 {row['w1']:.4f} ({row['w1'] / floor['w1']:.1f}× floor)" if row["w1"] != "" else ""
+    w1 = f"  W1 {row['w1']:.4f}{times_floor(row['w1'], floor)}" if row["w1"] != "" else ""
     line = f"epoch {epoch:4d}/{epochs}{losses}  energy {row['energy']:.5f}{w1}  {row['seconds']:.2f} s"
     if w1 or epoch == 1:
         say(line)
@@ -712,34 +911,73 @@ def report_epoch(epoch: int, epochs: int, row: dict, floor: dict) -> None:
 # Outputs
 # ----------------------------------------------------------------------------------------------
 
-RUN_FILES = ("config.json", "metrics.csv", "summary.json", "generator.pt", "critic.pt")
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "ensemble.csv", "generator.pt", "critic.pt", "curves.png")
+
+
+def is_run_dir(path: Path) -> bool:
+    """Does this folder hold a lab5 run (a config.json that names a variant)?"""
+    try:
+        return "variant" in json.loads((path / "config.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def prepare_run_dir(out: str) -> Path:
-    """Create the run folder, removing only what an earlier run of ours left there, so that old
-    frames do not end up in a new GIF."""
+    """Create the run folder, or clear one that an earlier lab5 run left (its files, frames and
+    member folders, nothing else), so that old frames do not end up in a new GIF. A folder that
+    holds anything but a lab5 run is refused rather than written into."""
+    if not out.strip():
+        raise UserError("--out is empty; give the folder for the run")
     run = Path(out)
+    if run.exists() and not run.is_dir():
+        raise UserError(f"--out {run} is a file; give a folder for the run")
+    leftovers = [p for p in run.iterdir() if not (p.name == "frames" and p.is_dir() and not any(p.iterdir()))] \
+        if run.exists() else []
+    if leftovers and not is_run_dir(run):
+        raise UserError(f"--out {run} holds files that are not a lab5 run; give a new or empty folder")
     try:
         (run / "frames").mkdir(parents=True, exist_ok=True)
         for old in [*run.glob("frames/epoch_*.png"), *(run / name for name in RUN_FILES)]:
             old.unlink(missing_ok=True)
+        for member in [d for d in run.iterdir() if d.is_dir() and is_run_dir(d)]:
+            shutil.rmtree(member)
     except OSError as e:
         raise UserError(f"cannot write the run folder {run}: {e.strerror}") from None
     return run
 
 
-def write_json(path: Path, obj) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file beside `path`, then rename it: an interrupt or a crash never
+    leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    write(tmp)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
 
 
 def save_params(path: Path, params: dict) -> None:
-    """torch.save a dict that nn.Sequential.load_state_dict accepts; written beside and renamed,
-    so an interrupt never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({k: v.detach().cpu().clone() for k, v in params.items()}, tmp)
-    os.replace(tmp, path)
+    """torch.save a dict that nn.Sequential.load_state_dict accepts."""
+    atomic_write(path, lambda tmp: torch.save({k: v.detach().cpu().clone() for k, v in params.items()}, tmp))
+
+
+@contextmanager
+def interrupts_held():
+    """A Ctrl-C while an epoch's files are being written takes effect once they are written, so
+    that the files of a run folder always come from the same epoch."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def sha256(path: Path) -> str:
@@ -754,14 +992,17 @@ def say(message: str, err: bool = False) -> None:
     print(message, file=sys.stderr if err else sys.stdout, flush=True)
 
 
+EXIT_CODES = {"completed": 0, "usage": 2, "diverged": 3, "interrupted": 130}  # a crash (a bug) exits 1
+
+
 def main(variant: str, argv: list[str] | None = None) -> int:
-    """Entry point of the variant scripts: 0 done, 1 diverged, 2 usage or input error, 130 interrupted."""
+    """Entry point of the variant scripts; returns the exit status (EXIT_CODES)."""
     try:
         summary = train(parse_config(variant, argv))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # before the loop started: nothing worth keeping was written yet
+        return EXIT_CODES["usage"]
+    except KeyboardInterrupt:  # before the first epoch: the run folder holds at most its config
         print("interrupted", file=sys.stderr)
-        return 130
-    return {"completed": 0, "diverged": 1, "interrupted": 130}[summary["status"]]
+        return EXIT_CODES["interrupted"]
+    return EXIT_CODES[summary["status"]]

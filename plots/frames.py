@@ -37,13 +37,13 @@ def make_frame_writer(window, test_points: np.ndarray, title: str, probability: 
         if not probability:  # a critic's values drift freely over training: scale each frame
             image.set_clim(values.min(), values.max())
         fake.set_offsets(fake_points)
-        if row["w1"] != "":
-            distance = f"W1 {row['w1']:.4f} ({row['w1'] / floor['w1']:.1f}× noise floor)"
-        else:
+        if row["w1"] == "":
             distance = f"energy {row['energy']:.5f}"
+        else:
+            distance = f"W1 {row['w1']:.4f}" + (f" ({row['w1'] / floor['w1']:.1f}× noise floor)" if floor["w1"] > 0 else "")
         ax.set_title(f"{title} · epoch {epoch} · {distance}")
         # Fast PNG compression: the frames are an intermediate for the GIF, not an archive.
-        fig.savefig(path, pil_kwargs={"compress_level": 1})
+        fig.savefig(path, format="png", pil_kwargs={"compress_level": 1})
         # The layout only needed working out once; redoing it for every frame costs more than
         # drawing the frame.
         fig.set_layout_engine("none")

@@ -31,15 +31,26 @@ def read_metrics(run: Path) -> list[dict]:
         return [{k: (float(v) if v != "" else "") for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def read_frames(run: Path) -> list[Image.Image]:
+    """The run's frames in epoch order, as RGB (a GIF has no alpha channel); a frame that cannot
+    be read is skipped with a warning rather than losing the whole GIF."""
+    images = []
+    for path in sorted((run / "frames").glob("epoch_*.png")):
+        try:
+            images.append(Image.open(path).convert("RGB"))
+        except OSError as e:
+            print(f"warning: skipping {path}: {e}", file=sys.stderr)
+    return images
+
+
 def make_gif(run: Path, scale: float = 1.0) -> Path | None:
-    frames = sorted((run / "frames").glob("epoch_*.png"))
-    if not frames:
+    images = read_frames(run)
+    if not images:
         return None
     gif = run.with_name(run.name + ".gif")
-    images = [Image.open(f).convert("RGB") for f in frames]  # a GIF has no alpha channel
     if scale != 1.0:
         images = [im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS) for im in images]
-    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
+    durations = [FRAME_MS] * (len(images) - 1) + [LAST_FRAME_MS]
     iio.imwrite(gif, [np.asarray(im) for im in images], duration=durations, loop=0)
     return gif
 
@@ -54,8 +65,14 @@ def make_curves(run: Path) -> Path | None:
     return path
 
 
+def usage_error(message: str):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.error = usage_error
     p.add_argument("runs", nargs="*", type=Path, help="run folders (default: every folder in --root with frames or metrics)")
     p.add_argument("--root", type=Path, default=Path("runs"), help="where to look for run folders")
     p.add_argument("--scale", type=float, default=1.0, help="resize the GIF's frames by this factor")
@@ -63,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.scale <= 4:
         print(f"error: --scale must be in (0, 4] (got {args.scale})", file=sys.stderr)
         return 2
-    runs = args.runs or sorted(d for d in args.root.glob("*/") if (d / "frames").is_dir() or (d / "metrics.csv").exists())
+    # run folders at any depth: an ensemble keeps one per member inside its own
+    runs = args.runs or sorted({p.parent for p in args.root.rglob("metrics.csv")})
     missing = [str(r) for r in runs if not r.is_dir()]
     if missing or not runs:
         print(f"error: no run folder at {', '.join(missing) or args.root} (train one with python variants/wgan_gp.py)",

@@ -52,3 +52,24 @@ def test_no_recompiles_across_epochs_and_a_new_learning_rate(monkeypatch):
                 state = {**state, "g_opt": {**state["g_opt"], "lr": torch.tensor(3e-5)}}
             state, _ = lab5.run_epoch(step, state, lab5.epoch_batches(train, cfg, 6, rng, "cpu"), 6)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+
+
+def test_a_normal_run_compiles_its_step_once(tmp_path):
+    """A whole compiled run, frames and distances included, with an ensemble of two: one graph."""
+    torch._dynamo.utils.counters.clear()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        code = lab5.main("wgan", ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--epochs", "3",
+                                  "--frame-every", "2", "--seeds", "2", "--out", str(tmp_path / "run")])
+    assert code == 0
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+
+
+def test_the_cuda_graph_loop_gives_the_same_numbers():
+    """run_epoch's CUDA-graph path (copying out what outlives a replay), run here on the CPU."""
+    cfg = lab5.parse_config("wgan_gp", ["--batch-size", "32", "--n-critic", "1"])
+    state = lab5.init_state(cfg, lab5.make_rng(0, "init"), "cpu")
+    batches = lab5.epoch_batches(torch.rand(400, 2), cfg, 5, torch.Generator().manual_seed(0), "cpu")
+    step = lab5.make_train_step(cfg)
+    plain = lab5.run_epoch(step, state, batches, 5, cuda_graphs=False)
+    graphed = lab5.run_epoch(step, state, batches, 5, cuda_graphs=True)
+    torch.testing.assert_close(graphed, plain, rtol=0, atol=0)

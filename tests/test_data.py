@@ -86,12 +86,19 @@ def write(tmp_path: Path, **arrays) -> Path:
     (lambda t: write(t, xx=np.zeros(9)), "xx", "has shape 1×9; expected N×2"),
     (lambda t: write(t, xx=np.array(["ab", "cd"])), "xx", "is not a numeric array"),
     (lambda t: write(t, xx=np.array([[0, 1], [np.nan, 2], [3, np.inf]])), "xx", "has 2 rows with NaN or Inf (first: row 2)"),
-], ids=["missing", "not-mat", "no-key", "three-columns", "vector", "strings", "nan"])
+    (lambda t: write(t, xx=np.ones((50, 2))), "xx", "holds 50 copies of a single point"),
+], ids=["missing", "not-mat", "no-key", "three-columns", "vector", "strings", "nan", "one-point"])
 def test_bad_input_is_a_one_line_error(tmp_path, make, key, expected):
     path = make(tmp_path)
     with pytest.raises(lab5.UserError, match=re.escape(expected)) as err:
         lab5.load_points(path, key)
     assert "\n" not in str(err.value) and str(path.name) in str(err.value)
+
+
+def test_a_sparse_matrix_is_read_as_points(tmp_path):
+    import scipy.sparse
+    path = write(tmp_path, xx=scipy.sparse.csc_matrix(np.array([[0.0, 1.0], [2.0, 0.0], [3.0, 4.0]])))
+    assert lab5.load_points(path, "xx").tolist() == [[0, 1], [2, 0], [3, 4]]
 
 
 def test_split_is_seeded_disjoint_and_exact():
@@ -109,3 +116,9 @@ def test_split_is_seeded_disjoint_and_exact():
 def test_a_split_that_does_not_fit_is_an_error(train, test):
     with pytest.raises(lab5.UserError, match="f.mat:xx has 100 rows"):
         lab5.split_points(np.zeros((100, 2)), train, test, seed=0, source="f.mat:xx")
+
+
+def test_a_test_set_larger_than_the_training_set_is_an_error():
+    """The noise floor needs a training sample as large as the test set."""
+    with pytest.raises(lab5.UserError, match="--test-size 60 is larger than --train-size 40"):
+        lab5.split_points(np.zeros((100, 2)), 40, 60, seed=0)

@@ -55,6 +55,14 @@ def test_energy_distance_on_a_line_matches_scipy():
     assert lab5.energy_distance(embed(x), embed(y)) == pytest.approx(scipy.stats.energy_distance(x, y) ** 2, rel=1e-9)
 
 
+def test_noise_floor_draws_training_samples_of_the_test_sets_size(monkeypatch):
+    shapes = []
+    real = lab5.wasserstein1
+    monkeypatch.setattr(lab5, "wasserstein1", lambda x, y: shapes.append((x.shape, y.shape)) or real(x, y))
+    lab5.noise_floor(rng.normal(size=(500, 2)), rng.normal(size=(120, 2)), torch.Generator().manual_seed(0), draws=3)
+    assert shapes == [((120, 2), (120, 2))] * 3
+
+
 def test_noise_floor_compares_equal_size_training_samples():
     train = rng.normal(size=(2000, 2))
     test = rng.normal(size=(300, 2))

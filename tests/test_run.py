@@ -73,22 +73,27 @@ def test_same_seed_same_numbers(tmp_path):
 
 
 def stop_in_epoch(monkeypatch, epoch, how):
-    """Make lab5's epoch loop fail in `epoch`, the way a user's Ctrl-C or a blow-up would."""
+    """Make lab5's epoch loop fail in `epoch`, the way a user's Ctrl-C, a blow-up or a bug would."""
     real_run_epoch, calls = lab5.run_epoch, []
 
-    def run_epoch(step, state, batches, steps):
+    def run_epoch(*args):
         calls.append(1)
         if len(calls) == epoch and how == "interrupt":
             raise KeyboardInterrupt
-        state, losses = real_run_epoch(step, state, batches, steps)
-        if len(calls) == epoch and how == "nan":
+        if len(calls) == epoch and how == "crash":
+            raise RuntimeError("a bug")
+        state, losses = real_run_epoch(*args)
+        if len(calls) == epoch and how == "nan-params":
             state = {**state, "g": {**state["g"], "0.weight": state["g"]["0.weight"] * math.nan}}
+        if len(calls) == epoch and how == "inf-loss":
+            losses = {**losses, "d_loss": torch.tensor(math.inf)}
         return state, losses
 
     monkeypatch.setattr(lab5, "run_epoch", run_epoch)
 
 
-@pytest.mark.parametrize("how,code,status", [("interrupt", 130, "interrupted"), ("nan", 1, "diverged")])
+@pytest.mark.parametrize("how,code,status", [("interrupt", 130, "interrupted"), ("nan-params", 3, "diverged"),
+                                             ("inf-loss", 3, "diverged")])
 def test_a_stopped_run_keeps_its_last_good_epoch(tmp_path, monkeypatch, how, code, status, capsys):
     _, reference = train(tmp_path, "wgan", "--epochs", "2", name="two-epochs")
     stop_in_epoch(monkeypatch, 3, how)
@@ -104,6 +109,55 @@ def test_a_stopped_run_keeps_its_last_good_epoch(tmp_path, monkeypatch, how, cod
         assert all(torch.equal(kept[k], expected[k]) for k in expected)
 
 
+def test_a_crash_is_not_recorded_as_a_finished_run(tmp_path, monkeypatch):
+    stop_in_epoch(monkeypatch, 2, "crash")
+    with pytest.raises(RuntimeError, match="a bug"):
+        train(tmp_path, "gan", name="crashed")
+    summary = json.loads((tmp_path / "crashed" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["epochs_done"] == 1
+
+
+def test_an_interrupt_while_an_epoch_is_written_waits_for_the_writing(tmp_path, monkeypatch):
+    """Ctrl-C during save_params must not leave generator.pt and critic.pt from different epochs."""
+    import signal
+    real_save, saves = lab5.save_params, []
+
+    def save_params(path, params):
+        saves.append(path.name)
+        if len(saves) == 5:  # generator.pt of epoch 2 (epoch 0 and 1 saved two files each)
+            signal.raise_signal(signal.SIGINT)
+        real_save(path, params)
+
+    monkeypatch.setattr(lab5, "save_params", save_params)
+    assert train(tmp_path, "gan", "--epochs", "4", name="held")[0] == 130
+    out = tmp_path / "held"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs_done"] == 2 and [r["epoch"] for r in rows(out)] == ["0", "1", "2"]
+    _, reference = train(tmp_path, "gan", "--epochs", "2", name="two-epochs")
+    for name in ("generator.pt", "critic.pt"):
+        kept, expected = torch.load(out / name), torch.load(reference / name)
+        assert all(torch.equal(kept[k], expected[k]) for k in expected)
+
+
+@pytest.mark.parametrize("setup,message", [
+    (lambda d: (d / "notes.txt").write_text("mine"), "holds files that are not a lab5 run"),
+    (lambda d: (d / "config.json").write_text('{"mine": 1}'), "holds files that are not a lab5 run"),
+])
+def test_a_folder_that_is_not_a_run_is_never_written_into(tmp_path, capsys, setup, message):
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    setup(folder)
+    before = {p.name: p.read_text() for p in folder.iterdir()}
+    assert lab5.main("gan", [*SMALL, "--out", str(folder)]) == 2
+    assert message in capsys.readouterr().err
+    assert {p.name: p.read_text() for p in folder.iterdir()} == before
+
+
+def test_empty_out_is_an_error(capsys):
+    assert lab5.main("gan", ["--out", ""]) == 2
+    assert "--out is empty" in capsys.readouterr().err
+
+
 def test_rerun_replaces_the_old_frames(tmp_path):
     train(tmp_path, "gan", "--frame-every", "1", name="r")
     train(tmp_path, "gan", "--epochs", "2", name="r")
@@ -115,11 +169,20 @@ def test_rerun_replaces_the_old_frames(tmp_path):
     (["--batch-size", "0"], "--batch-size must be a positive integer"),
     (["--epochs", "-2"], "--epochs must be a positive integer"),
     (["--batch-size", "5000", "--n-critic", "2"], "needs more training points than --train-size 7000"),
-    (["--nesterov"], "--nesterov must be used with --optimizer sgd"),
+    (["--nesterov"], "--nesterov is for --optimizer sgd, not rmsprop"),
+    (["--optimizer", "sgd", "--nesterov"], "--nesterov must be used with --momentum > 0"),
+    (["--optimizer", "adam", "--momentum", "0.9"], "--momentum is for --optimizer sgd or rmsprop, not adam"),
+    (["--optimizer", "sgd", "--centered"], "--centered is for --optimizer rmsprop, not sgd"),
+    (["--betas", "0.5", "0.9"], "--betas is for --optimizer adam, not rmsprop"),
+    (["--test-size", "5000", "--train-size", "3000"], "give --test-size 4096 or less"),
+    (["--seeds", "0"], "--seeds must be a positive integer"),
+    (["--vary", "clip=0.1,0.2"], "--vary clip: WGAN-GP can vary lr, gp_weight"),
+    (["--vary", "lr=1e-4,-1"], "--lr must be a positive number (got -1.0)"),
+    (["--vary", "lr=fast"], "argument --vary: expected NAME=V1,V2,... with numbers"),
     (["--gp-weight", "nan"], "--gp-weight must be a non-negative number"),
     (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
     (["--bogus"], "unrecognized arguments: --bogus"),
-    (["--train-size", "8192"], "points.mat:xx has 8192 rows: --train-size 8192 leaves none for the test set"),
+    (["--train-size", "8192"], "points.mat:xx has 8192 rows, not more than --train-size 8192"),
     (["--test-size", "1193"], "points.mat:xx has 8192 rows, fewer than --train-size 7000 + --test-size 1193"),
     (["--key", "yy"], "has no variable 'yy'; it has: a, b, c, d, xx"),
 ])
