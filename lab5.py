@@ -88,7 +88,7 @@ def build_parser(variant: str) -> argparse.ArgumentParser:
     p.error = fail
     a = p.add_argument_group("data").add_argument
     a("--data", default="data/points.mat", metavar="PATH", help="MAT file with the points (relative paths are "
-      "tried from the current folder, then from the repository)")
+      f"tried from the current folder, then from the repository), or a built-in toy set: {', '.join(TOY_DATA)}")
     a("--key", default="xx", metavar="NAME", help="variable in the MAT file holding an N×2 array of points")
     a("--train-size", type=int, default=7000, metavar="N", help="points used for training, after a seeded shuffle")
     a("--test-size", type=int, default=0, metavar="N",
@@ -140,6 +140,8 @@ def build_parser(variant: str) -> argparse.ArgumentParser:
     a("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when there is one")
     a("--no-compile", action="store_true", help="run the step eagerly instead of through torch.compile")
     a("--frame-every", type=int, default=5, metavar="K", help="draw a frame every K epochs (0: none)")
+    a("--fit-factor", type=float, default=2.0, metavar="F",
+      help="a run has fitted from the first epoch after which its W1 stays within F × the noise floor")
     a("--eval-every", type=int, default=5, metavar="K",
       help="compute the exact Wasserstein-1 distance every K epochs and at the last (0: last only)")
     a("--out", default=f"runs/{variant}", metavar="DIR", help="run folder")
@@ -187,6 +189,7 @@ def validate_config(cfg: dict) -> None:
     for key in ("test_size", "frame_every", "eval_every", "seed", "data_seed"):
         need(cfg[key] >= 0, key, "a non-negative integer")
     need(math.isfinite(cfg["lr"]) and cfg["lr"] > 0, "lr", "a positive number")
+    need(math.isfinite(cfg["fit_factor"]) and cfg["fit_factor"] >= 1, "fit_factor", "a number of at least 1")
     need(0 <= cfg["momentum"] < 1, "momentum", "in [0, 1)")
     need(math.isfinite(cfg["weight_decay"]) and cfg["weight_decay"] >= 0, "weight_decay", "a non-negative number")
     need(0 <= cfg["rms_alpha"] < 1, "rms_alpha", "in [0, 1)")
@@ -219,7 +222,7 @@ def resolve_device(name: str) -> torch.device:
 # numbers for one purpose (say, frames) never shifts the numbers of another (say, the batches).
 # ----------------------------------------------------------------------------------------------
 
-STREAMS = ("split", "init", "train", "eval", "floor")
+STREAMS = ("split", "init", "train", "eval", "floor", "toy")
 
 
 def make_rng(seed: int, stream: str) -> torch.Generator:
@@ -230,6 +233,38 @@ def make_rng(seed: int, stream: str) -> torch.Generator:
 # ----------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------
+
+# The toy distributions of the GAN literature, built in beside points.mat: PacGAN's 2D-ring and
+# 2D-grid (isotropic Gaussians, so samples can be scored against the modes) and the swiss roll of
+# the WGAN-GP authors' toy script.
+TOY_DATA = {
+    "ring8": {"means": [(math.cos(2 * math.pi * i / 8), math.sin(2 * math.pi * i / 8)) for i in range(8)], "std": 0.01},
+    "grid25": {"means": [(i, j) for i in range(-4, 5, 2) for j in range(-4, 5, 2)], "std": 0.05},
+    "swissroll": None,
+}
+TOY_SIZE = 8192  # as many points as points.mat, so that the default split is the same
+
+
+def toy_points(name: str, rng: torch.Generator, n: int = TOY_SIZE) -> np.ndarray:
+    modes = TOY_DATA[name]
+    if modes is None:  # swiss roll: t ∈ [1.5π, 4.5π], (t cos t, t sin t) / 7.5 with noise 0.25 / 7.5
+        t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=rng, dtype=torch.float64))
+        roll = torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1)
+        return ((roll + 0.25 * torch.randn(n, 2, generator=rng, dtype=torch.float64)) / 7.5).numpy()
+    means = torch.tensor(modes["means"], dtype=torch.float64)
+    which = torch.randint(len(means), (n,), generator=rng)
+    return (means[which] + modes["std"] * torch.randn(n, 2, generator=rng, dtype=torch.float64)).numpy()
+
+
+def load_data(cfg: dict) -> tuple[np.ndarray, dict | None, str]:
+    """The points, the mixture's modes when the data is a built-in mixture, and a name for both."""
+    if cfg["data"] in TOY_DATA:
+        modes = TOY_DATA[cfg["data"]]
+        modes = modes and {"means": np.array(modes["means"], dtype=np.float64), "std": modes["std"]}
+        return toy_points(cfg["data"], make_rng(cfg["data_seed"], "toy")), modes, cfg["data"]
+    path = find_data(cfg["data"])
+    return load_points(path, cfg["key"]), None, f"{path}:{cfg['key']}"
+
 
 def find_data(path: str) -> Path:
     """The path as given, else relative to the repository, so the default works from any folder."""
@@ -554,23 +589,90 @@ def wasserstein1(x: np.ndarray, y: np.ndarray) -> float:
     return float(cost[rows, cols].mean())
 
 
-def energy_distance(x: np.ndarray, y: np.ndarray, y_spread: float | None = None) -> float:
+def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
     """2 E‖X − Y‖ − E‖X − X'‖ − E‖Y − Y'‖ over all pairs of the two empirical distributions:
-    zero exactly when the sets are equal as distributions; O(n²), cheap enough for every epoch.
-    `y_spread` is E‖Y − Y'‖ when it is already known (the test set's, once per run)."""
-    if y_spread is None:
-        y_spread = cdist(y, y).mean()
-    return float(2 * cdist(x, y).mean() - cdist(x, x).mean() - y_spread)
+    zero exactly when the sets are equal as distributions; O(n²), cheap enough for every epoch."""
+    return energy_from(cdist(x, y), cdist(x, x), cdist(y, y).mean())
 
 
-def noise_floor(train: np.ndarray, test: np.ndarray, rng: torch.Generator, draws: int = 10) -> dict:
-    """What a perfect generator would score: the distances between the test set and samples of
-    the training set of the same size (mean and standard deviation over draws)."""
-    samples = [train[torch.randperm(len(train), generator=rng)[: len(test)].numpy()] for _ in range(draws)]
-    w1 = [wasserstein1(test, s) for s in samples]
-    energy = [energy_distance(test, s) for s in samples]
-    return {"w1": float(np.mean(w1)), "w1_sd": float(np.std(w1)),
-            "energy": float(np.mean(energy)), "energy_sd": float(np.std(energy)), "draws": draws}
+def energy_from(d_xy: np.ndarray, d_xx: np.ndarray, y_spread: float) -> float:
+    return float(2 * d_xy.mean() - d_xx.mean() - y_spread)
+
+
+def knn_radii(d_self: np.ndarray, k: int) -> np.ndarray:
+    """Each point's distance to its k-th nearest other point, from the set's distance matrix
+    (whose zero diagonal is every point's nearest)."""
+    return np.partition(d_self, k, axis=1)[:, k]
+
+
+def precision_recall(x: np.ndarray, y: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Precision and recall of samples x against data y (Kynkäänniemi et al., 2019): a set's
+    manifold is the union of balls around its points reaching to their k-th nearest neighbour;
+    precision is the fraction of x inside y's manifold (realistic samples), recall the fraction
+    of y inside x's (covered data)."""
+    return precision_recall_from(cdist(x, y), knn_radii(cdist(x, x), k), knn_radii(cdist(y, y), k))
+
+
+def precision_recall_from(d_xy: np.ndarray, x_radii: np.ndarray, y_radii: np.ndarray) -> tuple[float, float]:
+    precision = (d_xy <= y_radii[None, :]).any(axis=1).mean()
+    recall = (d_xy <= x_radii[:, None]).any(axis=0).mean()
+    return float(precision), float(recall)
+
+
+def describe_test_set(test: np.ndarray, k: int = 3) -> dict:
+    """What every epoch's comparison needs of the test set, computed once."""
+    d = cdist(test, test)
+    return {"points": test, "spread": float(d.mean()), "radii": knn_radii(d, k), "k": k}
+
+
+def sample_metrics(fake: np.ndarray, test: dict) -> dict:
+    """The cheap distances, every epoch: energy distance, precision and recall to the test set,
+    from one pass over the pairwise distances."""
+    d_ft, d_ff = cdist(fake, test["points"]), cdist(fake, fake)
+    precision, recall = precision_recall_from(d_ft, knn_radii(d_ff, test["k"]), test["radii"])
+    return {"energy": energy_from(d_ft, d_ff, test["spread"]), "precision": precision, "recall": recall}
+
+
+def mode_metrics(points: np.ndarray, means: np.ndarray, std: float) -> dict:
+    """How a sample covers a mixture of isotropic Gaussians (PacGAN, VEEGAN): a point is of high
+    quality within 3 standard deviations of its nearest mode; `modes` counts the modes with at
+    least one such point, `hq` is their fraction of all points, and `reverse_kl` is
+    KL(modes of the high-quality points ‖ uniform over modes) (NaN when there are none)."""
+    d = cdist(points, means)
+    nearest, good = d.argmin(axis=1), d.min(axis=1) <= 3 * std
+    counts = np.bincount(nearest[good], minlength=len(means))
+    p = counts / counts.sum() if counts.sum() else np.full(len(means), np.nan)
+    reverse_kl = float(np.sum(np.where(p > 0, p * np.log(np.maximum(p, 1e-300) * len(means)), 0.0))) \
+        if counts.sum() else math.nan
+    return {"modes": int((counts > 0).sum()), "hq": float(good.mean()), "reverse_kl": reverse_kl}
+
+
+def noise_floor(train: np.ndarray, test: np.ndarray, rng: torch.Generator, draws: int = 10,
+                modes: dict | None = None) -> dict:
+    """What a perfect generator would score: the metrics of samples of the training set of the
+    test set's size against the test set (mean, and standard deviation over draws)."""
+    reference = describe_test_set(test)
+    scores = []
+    for _ in range(draws):
+        sample = train[torch.randperm(len(train), generator=rng)[: len(test)].numpy()]
+        scores.append({"w1": wasserstein1(sample, test), **sample_metrics(sample, reference),
+                       **(mode_metrics(sample, **modes) if modes else {})})
+    floor = {"draws": draws}
+    for key in scores[0]:
+        values = [sc[key] for sc in scores]
+        floor[key], floor[f"{key}_sd"] = float(np.mean(values)), float(np.std(values))
+    return floor
+
+
+def epochs_to_fit(epochs: list[int], values: list[float], threshold: float) -> int | None:
+    """The first epoch from which the metric stays at or below `threshold` (None if it ends above)."""
+    fit = None
+    for epoch, value in zip(epochs, values):
+        if value > threshold:
+            fit = None
+        elif fit is None:
+            fit = epoch
+    return fit
 
 
 # ----------------------------------------------------------------------------------------------
@@ -715,11 +817,16 @@ def is_due(every: int, epoch: int, last: int) -> bool:
     return epoch == last or (every > 0 and epoch % every == 0)
 
 
-def metric_columns(variant: str) -> list[str]:
-    return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []), "energy", "w1", "seconds"]
+MODE_COLUMNS = ["modes", "hq", "reverse_kl"]
 
 
-def make_recorder(cfg: dict, run: Path, test_np: np.ndarray, window, summary: dict, device, verbose: bool = True):
+def metric_columns(variant: str, modes: bool = False) -> list[str]:
+    return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []),
+            "energy", "precision", "recall", *(MODE_COLUMNS if modes else []), "w1", "seconds"]
+
+
+def make_recorder(cfg: dict, run: Path, test_np: np.ndarray, modes: dict | None, window, summary: dict, device,
+                  verbose: bool = True):
     """What happens after each epoch of one model: the distances to the test set, the frame, the
     metrics row, the parameters and the summary, so that its run folder is complete after every
     epoch.
@@ -730,11 +837,12 @@ def make_recorder(cfg: dict, run: Path, test_np: np.ndarray, window, summary: di
     both.)"""
     floor = summary["noise_floor"]
     eval_z = torch.randn(len(test_np), cfg["noise_dim"], generator=make_rng(cfg["seed"], "eval")).to(device)
-    test_spread = cdist(test_np, test_np).mean()
+    test = describe_test_set(test_np)
+    w1_history: list[tuple[int, float]] = []
     draw_frame = make_frame_writer(window, test_np, TITLES[cfg["variant"]], cfg["variant"] == "gan") \
         if cfg["frame_every"] else None
     metrics_file = open(run / "metrics.csv", "w", newline="", buffering=1)
-    writer = csv.DictWriter(metrics_file, fieldnames=metric_columns(cfg["variant"]))
+    writer = csv.DictWriter(metrics_file, fieldnames=metric_columns(cfg["variant"], modes is not None))
     writer.writeheader()
 
     def record(epoch: int, state: dict, losses: dict, seconds: float) -> dict:
@@ -743,17 +851,20 @@ def make_recorder(cfg: dict, run: Path, test_np: np.ndarray, window, summary: di
         with torch.no_grad():
             fake = generator(state["g"], eval_z).double().cpu().numpy()
             landscape = critic_landscape(state["d"], window, cfg["variant"]) if due_frame else None
-        row = {"epoch": epoch, **{k: float(v) for k, v in losses.items()},
-               "energy": energy_distance(fake, test_np, test_spread),
+        row = {"epoch": epoch, **{k: float(v) for k, v in losses.items()}, **sample_metrics(fake, test),
+               **(mode_metrics(fake, **modes) if modes else {}),
                "w1": wasserstein1(fake, test_np) if due_frame or is_due(cfg["eval_every"], epoch, cfg["epochs"]) else "",
                "seconds": round(seconds, 4)}
+        if row["w1"] != "":
+            w1_history.append((epoch, row["w1"]))
         if due_frame:
             atomic_write(run / "frames" / f"epoch_{epoch:04d}.png",
                          lambda tmp: draw_frame(tmp, epoch, fake, landscape, row, floor))
         save_params(run / "generator.pt", state["g"])
         save_params(run / "critic.pt", state["d"])
         writer.writerow(row)
-        summary.update(epochs_done=epoch, final=row, eval_s=round(summary["eval_s"] + time.perf_counter() - t0, 3))
+        summary.update(epochs_done=epoch, final=row, eval_s=round(summary["eval_s"] + time.perf_counter() - t0, 3),
+                       epochs_to_fit=epochs_to_fit(*zip(*w1_history), cfg["fit_factor"] * floor["w1"]))
         write_json(run / "summary.json", summary)
         if verbose:
             report_epoch(epoch, cfg["epochs"], row, floor)
@@ -762,9 +873,9 @@ def make_recorder(cfg: dict, run: Path, test_np: np.ndarray, window, summary: di
     return record, metrics_file.close
 
 
-def make_ensemble_log(run: Path, variant: str, floor: dict):
+def make_ensemble_log(run: Path, variant: str, modes: bool, floor: dict):
     """ensemble.csv: every metric as mean and standard error over the members, per epoch."""
-    metrics = [c for c in metric_columns(variant) if c not in ("epoch", "seconds")]
+    metrics = [c for c in metric_columns(variant, modes) if c not in ("epoch", "seconds")]
     log = open(run / "ensemble.csv", "w", newline="", buffering=1)
     writer = csv.DictWriter(log, fieldnames=["epoch", "members", *(f"{m}_{s}" for m in metrics for s in ("mean", "se"))])
     writer.writeheader()
@@ -797,18 +908,17 @@ def train(cfg: dict) -> dict:
     frames, and that epoch's parameters. An ensemble writes one run folder per member inside
     its own, and ensemble.csv with the mean and standard error over members."""
     device = resolve_device(cfg["device"])
-    data_path = find_data(cfg["data"])
-    points = load_points(data_path, cfg["key"])
-    train_np, test_np = split_points(points, cfg["train_size"], cfg["test_size"], cfg["data_seed"],
-                                     f"{data_path}:{cfg['key']}")
+    points, modes, source = load_data(cfg)
+    train_np, test_np = split_points(points, cfg["train_size"], cfg["test_size"], cfg["data_seed"], source)
     members = member_configs(cfg)
     n = len(members)
     run = prepare_run_dir(cfg["out"])
     member_dirs = [run] if n == 1 else [prepare_run_dir(str(run / member_name(m, cfg))) for m in members]
-    floor = noise_floor(train_np, test_np, make_rng(cfg["data_seed"], "floor"))
+    floor = noise_floor(train_np, test_np, make_rng(cfg["data_seed"], "floor"), modes=modes)
     steps = cfg["train_size"] // (cfg["batch_size"] * cfg["n_critic"])
-    setting = {"data": str(data_path), "device": str(device), "steps_per_epoch": steps,
-               "data_sha256": sha256(data_path), "versions": versions()}
+    setting = {"data": source if modes or cfg["data"] in TOY_DATA else str(find_data(cfg["data"])),
+               "device": str(device), "steps_per_epoch": steps, "versions": versions(),
+               "data_sha256": None if cfg["data"] in TOY_DATA else sha256(find_data(cfg["data"]))}
     write_json(run / "config.json", {**cfg, **setting, "members": [member_name(m, cfg) for m in members]} if n > 1
                else {**cfg, **setting})
     summary = {"status": "running", "epochs_done": 0, "noise_floor": floor, "warm_up_s": 0.0, "train_s": 0.0, "eval_s": 0.0}
@@ -827,9 +937,9 @@ def train(cfg: dict) -> dict:
     train_t = torch.as_tensor(train_np, dtype=torch.float32)
     rngs = [make_rng(m["seed"], "train") for m in members]
     window = plot_window(np.vstack([train_np, test_np]))
-    recorders = [make_recorder(m, d, test_np, window, s, device, verbose=n == 1)
+    recorders = [make_recorder(m, d, test_np, modes, window, s, device, verbose=n == 1)
                  for m, d, s in zip(members, member_dirs, member_summaries)]
-    ensemble = make_ensemble_log(run, cfg["variant"], floor) if n > 1 else None
+    ensemble = make_ensemble_log(run, cfg["variant"], modes is not None, floor) if n > 1 else None
 
     def record(epoch: int, state: dict, losses: dict, seconds: float) -> None:
         rows = [rec(epoch, state if n == 1 else tree_index(state, i), losses if n == 1 else tree_index(losses, i), seconds)
@@ -840,7 +950,7 @@ def train(cfg: dict) -> dict:
             write_json(run / "summary.json", summary)
 
     what = f"{n} models ({', '.join(member_name(m, cfg) for m in members)}) in one vmapped step" if n > 1 else "one model"
-    say(f"lab5 {cfg['variant']}: {what}; {len(train_np)} train / {len(test_np)} test points from {data_path}:{cfg['key']}, "
+    say(f"lab5 {cfg['variant']}: {what}; {len(train_np)} train / {len(test_np)} test points from {source}, "
         f"{device}, {'eager' if cfg['no_compile'] else 'compiled'}, {steps} steps per epoch -> {run}/")
     say(f"noise floor (test set vs training samples of its size): W1 {floor['w1']:.4f} ± {floor['w1_sd']:.4f}, "
         f"energy {floor['energy']:.5f}")
@@ -900,7 +1010,8 @@ def times_floor(w1: float, floor: dict) -> str:
 def report_epoch(epoch: int, epochs: int, row: dict, floor: dict) -> None:
     losses = "".join(f"  {k} {row[k]:+.4f}" for k in ("g_loss", "d_loss", "penalty") if k in row)
     w1 = f"  W1 {row['w1']:.4f}{times_floor(row['w1'], floor)}" if row["w1"] != "" else ""
-    line = f"epoch {epoch:4d}/{epochs}{losses}  energy {row['energy']:.5f}{w1}  {row['seconds']:.2f} s"
+    line = (f"epoch {epoch:4d}/{epochs}{losses}  energy {row['energy']:.5f}  precision {row['precision']:.2f}  "
+            f"recall {row['recall']:.2f}{w1}  {row['seconds']:.2f} s")
     if w1 or epoch == 1:
         say(line)
     elif sys.stdout.isatty():

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from scipy.spatial.distance import cdist
 
 import lab5
 from data.make_points import CLUSTERS, POINTS_PER_CLUSTER, make_points
@@ -122,3 +123,21 @@ def test_a_test_set_larger_than_the_training_set_is_an_error():
     """The noise floor needs a training sample as large as the test set."""
     with pytest.raises(lab5.UserError, match="--test-size 60 is larger than --train-size 40"):
         lab5.split_points(np.zeros((100, 2)), 40, 60, seed=0)
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25", "swissroll"])
+def test_toy_data_is_seeded(name):
+    cfg = {"data": name, "data_seed": 0, "key": "xx"}
+    points, modes, source = lab5.load_data(cfg)
+    again, _, _ = lab5.load_data(cfg)
+    other, _, _ = lab5.load_data({**cfg, "data_seed": 1})
+    assert points.shape == (8192, 2) and source == name
+    assert np.array_equal(points, again) and not np.array_equal(points, other)
+    if modes is None:  # the swiss roll: radius grows with the angle, from 1.5π/7.5 to 4.5π/7.5
+        radius = np.linalg.norm(points, axis=1)
+        assert 0.5 < radius.min() and radius.max() < 2.1
+    else:  # a mixture: every point near a mode, every mode used about equally
+        d = cdist(points, modes["means"])
+        assert d.min(axis=1).max() < 6 * modes["std"]
+        counts = np.bincount(d.argmin(axis=1), minlength=len(modes["means"]))
+        assert np.abs(counts - len(points) / len(counts)).max() < 5 * np.sqrt(len(points) / len(counts))

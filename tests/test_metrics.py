@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from scipy.spatial.distance import cdist
 
 import lab5
 
@@ -42,10 +43,69 @@ def test_energy_distance_known_answers():
     assert lab5.energy_distance(np.zeros((1, 2)), np.array([[3.0, 4.0]])) == pytest.approx(10.0)
 
 
-def test_energy_distance_with_a_known_spread_is_the_same():
+def test_energy_from_distances_is_the_energy_distance():
     x, y = rng.normal(size=(80, 2)), rng.normal(size=(90, 2))
     spread = np.mean([np.linalg.norm(a - b) for a in y for b in y])
-    assert lab5.energy_distance(x, y, spread) == pytest.approx(lab5.energy_distance(x, y), rel=1e-12)
+    assert lab5.energy_from(cdist(x, y), cdist(x, x), spread) == pytest.approx(lab5.energy_distance(x, y), rel=1e-12)
+
+
+def brute_precision_recall(x, y, k):
+    """The definition, one point at a time."""
+    def radius(points, i):
+        return sorted(np.linalg.norm(points - points[i], axis=1))[k]  # [0] is the point itself
+    ry, rx = [radius(y, j) for j in range(len(y))], [radius(x, i) for i in range(len(x))]
+    precision = np.mean([any(np.linalg.norm(xi - y[j]) <= ry[j] for j in range(len(y))) for xi in x])
+    recall = np.mean([any(np.linalg.norm(yj - x[i]) <= rx[i] for i in range(len(x))) for yj in y])
+    return precision, recall
+
+
+def test_precision_recall_matches_the_definition():
+    x, y = rng.normal(size=(60, 2)), rng.normal(0.7, 1.3, size=(70, 2))
+    for k in (1, 3, 5):
+        assert lab5.precision_recall(x, y, k) == pytest.approx(brute_precision_recall(x, y, k))
+
+
+def test_precision_recall_known_answers():
+    y = rng.normal(size=(200, 2))
+    assert lab5.precision_recall(y.copy(), y) == (1.0, 1.0)
+    assert lab5.precision_recall(y + 100, y) == (0.0, 0.0)
+    collapsed = np.repeat(y[:1], 200, axis=0) + rng.normal(scale=1e-6, size=(200, 2))
+    precision, recall = lab5.precision_recall(collapsed, y)  # every sample realistic, little data covered
+    assert precision == 1.0 and recall < 0.05
+
+
+def test_sample_metrics_agree_with_the_separate_functions():
+    x, y = rng.normal(size=(100, 2)), rng.normal(0.2, 1.1, size=(120, 2))
+    got = lab5.sample_metrics(x, lab5.describe_test_set(y, k=3))
+    assert got["energy"] == pytest.approx(lab5.energy_distance(x, y), rel=1e-12)
+    assert (got["precision"], got["recall"]) == lab5.precision_recall(x, y, 3)
+
+
+MEANS = np.array([(np.cos(2 * np.pi * i / 8), np.sin(2 * np.pi * i / 8)) for i in range(8)])
+
+
+def test_mode_metrics_known_answers():
+    on_three = np.repeat(MEANS[:3], 10, axis=0) + 0.005  # well inside 3σ = 0.03
+    got = lab5.mode_metrics(on_three, MEANS, 0.01)
+    assert got["modes"] == 3 and got["hq"] == 1.0
+    assert got["reverse_kl"] == pytest.approx(scipy.stats.entropy([1 / 3] * 3 + [0] * 5, [1 / 8] * 8))
+    assert got["reverse_kl"] == pytest.approx(np.log(8 / 3))
+    far = lab5.mode_metrics(MEANS * 3, MEANS, 0.01)
+    assert far["modes"] == 0 and far["hq"] == 0 and np.isnan(far["reverse_kl"])
+
+
+def test_mode_metrics_of_the_mixture_itself():
+    """Samples of the mixture: every mode, and P(‖N(0, σ²I₂)‖ ≤ 3σ) = 1 − e^(−4.5) high quality."""
+    points = lab5.toy_points("ring8", torch.Generator().manual_seed(0), n=20000)
+    got = lab5.mode_metrics(points, MEANS, 0.01)
+    assert got["modes"] == 8 and got["reverse_kl"] < 0.01
+    assert got["hq"] == pytest.approx(1 - np.exp(-4.5), abs=3 * np.sqrt(0.011 * 0.989 / 20000))
+
+
+def test_epochs_to_fit_is_the_start_of_the_last_stretch_below():
+    assert lab5.epochs_to_fit([0, 5, 10, 15, 20], [9, 1, 3, 1, 1], 2) == 15
+    assert lab5.epochs_to_fit([0, 5, 10], [1, 1, 1], 2) == 0
+    assert lab5.epochs_to_fit([0, 5, 10], [1, 1, 3], 2) is None
 
 
 def test_energy_distance_on_a_line_matches_scipy():
@@ -69,5 +129,6 @@ def test_noise_floor_compares_equal_size_training_samples():
     floor = lab5.noise_floor(train, test, torch.Generator().manual_seed(0), draws=4)
     again = lab5.noise_floor(train, test, torch.Generator().manual_seed(0), draws=4)
     assert floor == again and floor["draws"] == 4
+    assert floor["precision"] > 0.8 and floor["recall"] > 0.8
     shifted = lab5.noise_floor(train + 1.0, test, torch.Generator().manual_seed(0), draws=4)
     assert floor["w1"] < 0.3 < 0.9 < shifted["w1"]  # same distribution: small; shifted by √2: large

@@ -61,6 +61,25 @@ def test_run_folder_holds_everything(tmp_path, variant):
         torch.testing.assert_close(D(x).squeeze(1), torch.sigmoid(score) if variant == "gan" else score)
 
 
+def test_a_toy_mixture_run_scores_the_modes(tmp_path):
+    code, out = train(tmp_path, "gan", "--data", "grid25", "--epochs", "2")
+    assert code == 0
+    table = rows(out)
+    assert list(table[0]) == lab5.metric_columns("gan", modes=True)
+    assert all(0 <= int(r["modes"]) <= 25 and 0 <= float(r["hq"]) <= 1 for r in table)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["noise_floor"]["modes"] == 25 and summary["noise_floor"]["hq"] > 0.95
+    assert json.loads((out / "config.json").read_text())["data"] == "grid25"
+
+
+def test_epochs_to_fit_is_in_the_summary(tmp_path):
+    code, out = train(tmp_path, "wgan", "--fit-factor", "1000")  # so loose that epoch 0 already fits
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs_to_fit"] == 0
+    code, out = train(tmp_path, "wgan", "--fit-factor", "1", name="strict")
+    assert json.loads((out / "summary.json").read_text())["epochs_to_fit"] is None  # 3 epochs never fit
+
+
 def test_same_seed_same_numbers(tmp_path):
     runs = [train(tmp_path, "wgan_gp", "--seed", seed, name=name)[1]
             for seed, name in (("3", "a"), ("3", "b"), ("4", "c"))]
