@@ -1,0 +1,234 @@
+"""The lab report's experiments, and the ones that explain them, as commands with tables and figures.
+
+    python experiments/report.py variants     # GAN vs WGAN vs WGAN-GP: lab5's defaults and the report's loop
+    python experiments/report.py optimizers   # GAN with SGD vs RMSprop, 2000 epochs (200 read off the same runs)
+    python experiments/report.py wgan_gp      # which setting decides whether WGAN-GP fits, and how fast
+    python experiments/report.py toys         # the three variants on PacGAN's 2D-ring and 2D-grid
+    python experiments/report.py all
+
+Every configuration trains --seeds models in one vmapped ensemble (seeds 0 ... N-1). The script
+writes results/<label>/<experiment>.md (mean ± standard error over seeds of the final W1 / noise
+floor, W1 / floor at the report's epochs 30 and 70, epochs to fit, precision and recall, and the
+mode metrics on the toys) and figures beside it: W1 / floor per epoch with a band of ± one
+standard error per configuration, and a grid of frames at epochs 10, 30, 70 and 200. Runs go to
+runs/experiments/<label>/; a configuration whose run is complete is not trained again (--force).
+To repeat it all on another file: --data path/to/points.mat --label original.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import lab5  # noqa: E402
+
+# The report's loop, literally: its code's simultaneous update, one critic step per generator
+# step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init).
+REPORT_LOOP = ["--order", "simultaneous", "--n-critic", "1", "--batch-size", "64", "--init", "torch"]
+FRAME_EPOCHS = (10, 30, 70, 200)
+
+EXPERIMENTS = {
+    "variants": {
+        "title": "GAN, WGAN and WGAN-GP, 200 epochs",
+        "epochs": 200,
+        "configs": [
+            ("GAN", "gan", []), ("WGAN", "wgan", []), ("WGAN-GP", "wgan_gp", []),
+            ("GAN, report's loop", "gan", REPORT_LOOP), ("WGAN, report's loop", "wgan", REPORT_LOOP),
+            ("WGAN-GP, report's loop", "wgan_gp", REPORT_LOOP),
+        ],
+        "frames": ["GAN", "WGAN", "WGAN-GP"],
+    },
+    "optimizers": {
+        "title": "GAN with RMSprop and with SGD (both lr 1e-4), 2000 epochs",
+        "epochs": 2000,
+        "configs": [("GAN, RMSprop", "gan", []), ("GAN, SGD", "gan", ["--optimizer", "sgd"])],
+        "frames": ["GAN, RMSprop", "GAN, SGD"],
+        "frame_epochs": (10, 200, 1000, 2000),
+    },
+    "wgan_gp": {
+        "title": "WGAN-GP: the report's loop, one change at a time, 200 epochs",
+        "epochs": 200,
+        "configs": [
+            ("report's loop (penalty 0.001)", "wgan_gp", REPORT_LOOP),
+            ("penalty 0.1", "wgan_gp", [*REPORT_LOOP, "--gp-weight", "0.1"]),
+            ("penalty 10", "wgan_gp", [*REPORT_LOOP, "--gp-weight", "10"]),
+            ("order g-first", "wgan_gp", [*REPORT_LOOP, "--order", "g-first"]),
+            ("order d-first", "wgan_gp", [*REPORT_LOOP, "--order", "d-first"]),
+            ("5 critic steps", "wgan_gp", [*REPORT_LOOP, "--n-critic", "5"]),
+            ("He init", "wgan_gp", [*REPORT_LOOP, "--init", "kaiming"]),
+            ("batch 32", "wgan_gp", [*REPORT_LOOP, "--batch-size", "32"]),
+            ("noise dim 2", "wgan_gp", [*REPORT_LOOP, "--noise-dim", "2"]),
+            ("g-first + penalty 10", "wgan_gp", [*REPORT_LOOP, "--order", "g-first", "--gp-weight", "10"]),
+            ("lab5's defaults", "wgan_gp", []),
+        ],
+        "frames": ["report's loop (penalty 0.001)", "penalty 10", "lab5's defaults"],
+    },
+    "toys": {
+        "title": "The three variants on PacGAN's 2D-ring (8 modes) and 2D-grid (25 modes), 200 epochs",
+        "epochs": 200,
+        "configs": [(f"{name}, {toy}", variant, ["--data", toy])
+                    for toy in ("ring8", "grid25") for name, variant in (("GAN", "gan"), ("WGAN", "wgan"), ("WGAN-GP", "wgan_gp"))],
+        "frames": ["GAN, ring8", "WGAN-GP, ring8", "GAN, grid25", "WGAN-GP, grid25"],
+    },
+}
+
+
+def slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
+
+
+def run_config(variant: str, flags: list[str], epochs: int, seeds: int, data: str | None, out: Path, force: bool) -> Path:
+    """Train one configuration's ensemble, unless a complete run of the same command is there
+    (experiment.json records the command once the run has completed)."""
+    argv = [*flags, *(["--data", data] if data and "--data" not in flags else []), "--epochs", str(epochs),
+            "--seeds", str(seeds), "--eval-every", "5" if epochs <= 200 else "50",
+            "--frame-every", "10", "--out", str(out)]
+    record = {"variant": variant, "argv": argv}
+    done = out / "experiment.json"
+    if not force and done.exists() and json.loads(done.read_text()) == record:
+        print(f"{out}: complete, not trained again", flush=True)
+        return out
+    if lab5.train(lab5.parse_config(variant, argv))["status"] != "completed":
+        raise lab5.UserError(f"{out} did not complete")
+    done.write_text(json.dumps(record))
+    return out
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path) as f:
+        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
+    """Per seed: the final metrics, W1 / floor at some epochs, and the epochs to fit."""
+    out = []
+    for member in sorted(p for p in run.iterdir() if p.is_dir() and (p / "summary.json").exists()):
+        summary = json.loads((member / "summary.json").read_text())
+        floor, rows = summary["noise_floor"], read_rows(member / "metrics.csv")
+        w1 = {int(r["epoch"]): r["w1"] / floor["w1"] for r in rows if r["w1"] is not None}
+        final = summary["final"]
+        out.append({"final": final["w1"] / floor["w1"], **{f"at{e}": w1.get(e) for e in at_epochs},
+                    "fit": summary["epochs_to_fit"], "precision": final["precision"], "recall": final["recall"],
+                    **{k: final[k] for k in lab5.MODE_COLUMNS if k in final},
+                    "w1_by_epoch": w1, "floor": floor})
+    return out
+
+
+def mean_se(values) -> str:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "—"
+    mean, se = lab5.mean_and_se(values)
+    return f"{mean:.2f} ± {se:.2f}"
+
+
+def table(results: dict[str, list[dict]], epochs: int) -> list[str]:
+    modes = any("modes" in r for rs in results.values() for r in rs)
+    head = ["configuration", "seeds", "final W1 / floor", *(["at epoch 30", "at epoch 70"] if epochs == 200 else
+                                                             ["at epoch 200"]),
+            "epochs to fit (fitted)", "precision", "recall", *(["modes", "high quality", "reverse KL"] if modes else [])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, rs in results.items():
+        fitted = [r["fit"] for r in rs if r["fit"] is not None]
+        at = [[r["w1_by_epoch"].get(e) for r in rs] for e in ((30, 70) if epochs == 200 else (200,))]
+        cells = [label, str(len(rs)), mean_se(r["final"] for r in rs), *(mean_se(a) for a in at),
+                 f"{mean_se(fitted)} ({len(fitted)}/{len(rs)})", mean_se(r["precision"] for r in rs),
+                 mean_se(r["recall"] for r in rs)]
+        if modes:
+            cells += [mean_se(r.get("modes") for r in rs), mean_se(100 * r["hq"] for r in rs if "hq" in r) + " %",
+                      mean_se(r.get("reverse_kl") for r in rs)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def band_figure(results: dict[str, list[dict]], title: str, path: Path, log_x: bool = False) -> None:
+    fig = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, rs in results.items():
+        epochs = sorted(set.intersection(*(set(r["w1_by_epoch"]) for r in rs)))
+        values = np.array([[r["w1_by_epoch"][e] for e in epochs] for r in rs])
+        mean = values.mean(0)
+        se = values.std(0, ddof=1) / np.sqrt(len(rs)) if len(rs) > 1 else np.zeros_like(mean)
+        x = np.maximum(epochs, 1) if log_x else epochs
+        line, = ax.plot(x, mean, lw=1.4, label=label)
+        ax.fill_between(x, mean - se, mean + se, color=line.get_color(), alpha=0.2, lw=0)
+    ax.axhline(1, color="black", ls=":", lw=1, label="noise floor")
+    ax.set(yscale="log", xscale="log" if log_x else "linear", xlabel="epoch",
+           ylabel="W1 / noise floor (mean ± s.e. over seeds)", title=title)
+    ax.legend(fontsize=8, ncols=2)
+    fig.savefig(path)
+
+
+def frame_grid(runs: dict[str, Path], labels: list[str], epochs, path: Path) -> None:
+    """Seed 0's frames of some configurations side by side at the same epochs."""
+    fig = Figure(figsize=(3.2 * len(epochs), 2.1 * len(labels)), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(labels), len(epochs), squeeze=False)
+    for row, label in zip(axes, labels):
+        for ax, epoch in zip(row, epochs):
+            frame = runs[label] / "seed0" / "frames" / f"epoch_{epoch:04d}.png"
+            ax.imshow(np.asarray(Image.open(frame).convert("RGB")))
+            ax.set_axis_off()
+            ax.set_title(f"{label}, epoch {epoch}", fontsize=8)
+    fig.savefig(path)
+
+
+def run_experiment(name: str, args) -> None:
+    spec = EXPERIMENTS[name]
+    runs_root = Path("runs/experiments") / args.label / name
+    results_dir = Path(args.results) / args.label
+    results_dir.mkdir(parents=True, exist_ok=True)
+    epochs = args.epochs or spec["epochs"]
+    runs = {label: run_config(variant, flags, epochs, args.seeds, args.data, runs_root / slug(label), args.force)
+            for label, variant, flags in spec["configs"]}
+    results = {label: member_results(run) for label, run in runs.items()}
+    band_figure(results, spec["title"], results_dir / f"{name}_w1.png", log_x=epochs > 200)
+    frame_epochs = [e for e in spec.get("frame_epochs", FRAME_EPOCHS) if e <= epochs]
+    frame_grid(runs, spec["frames"], frame_epochs, results_dir / f"{name}_frames.png")
+    floor = results[spec["configs"][0][0]][0]["floor"]
+    command = f"python experiments/report.py {name} --seeds {args.seeds}" + \
+        (f" --data {args.data} --label {args.label}" if args.data else "") + (f" --epochs {epochs}" if args.epochs else "")
+    lines = [f"## {spec['title']}", "", f"`{command}`", "",
+             f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± {floor['w1_sd']:.4f}; "
+             f"precision {floor['precision']:.3f}, recall {floor['recall']:.3f}. Mean ± standard error over "
+             f"{args.seeds} seeds; epochs to fit: the first epoch from which W1 stays within 2× the floor, over "
+             "the seeds that got there.", "", *table(results, epochs), "",
+             f"![W1 per epoch]({name}_w1.png)", "", f"![frames]({name}_frames.png)", ""]
+    (results_dir / f"{name}.md").write_text("\n".join(lines))
+    print("\n".join(lines), flush=True)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.error = lab5.fail
+    p.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "all"])
+    p.add_argument("--seeds", type=int, default=8, help="models per configuration")
+    p.add_argument("--data", default=None, help="a MAT file or built-in data set instead of data/points.mat")
+    p.add_argument("--label", default="shipped", help="names the data in results/ and runs/ (e.g. original)")
+    p.add_argument("--results", default="results", help="where the tables and figures go")
+    p.add_argument("--force", action="store_true", help="train again even where a complete run exists")
+    p.add_argument("--epochs", type=int, default=None, help="override every experiment's epochs (quick checks)")
+    try:
+        args = p.parse_args()
+        for name in EXPERIMENTS if "all" in args.experiments else args.experiments:
+            run_experiment(name, args)
+    except lab5.UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

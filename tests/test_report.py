@@ -1,0 +1,42 @@
+"""The experiment report's arithmetic, on hand-made run folders."""
+
+import csv
+import json
+
+import pytest
+
+from experiments.report import EXPERIMENTS, member_results, slug, table
+
+
+def fake_member(folder, w1_by_epoch, floor=0.02, fit=None, precision=0.9, recall=0.8):
+    folder.mkdir(parents=True)
+    with open(folder / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["epoch", "w1", "precision"])
+        writer.writeheader()
+        for epoch, w1 in w1_by_epoch.items():
+            writer.writerow({"epoch": epoch, "w1": w1, "precision": precision})
+        writer.writerow({"epoch": 201, "w1": "", "precision": precision})  # an epoch without W1
+    last = max(w1_by_epoch)
+    (folder / "summary.json").write_text(json.dumps({
+        "noise_floor": {"w1": floor}, "epochs_to_fit": fit,
+        "final": {"w1": w1_by_epoch[last], "precision": precision, "recall": recall}}))
+
+
+def test_member_results_and_table(tmp_path):
+    fake_member(tmp_path / "run" / "seed0", {30: 0.06, 70: 0.04, 200: 0.02}, fit=70)
+    fake_member(tmp_path / "run" / "seed1", {30: 0.10, 70: 0.08, 200: 0.06}, fit=None, precision=0.5)
+    results = member_results(tmp_path / "run")
+    assert [r["final"] for r in results] == pytest.approx([1.0, 3.0])
+    assert [r["at30"] for r in results] == pytest.approx([3.0, 5.0])
+    lines = table({"a config": results}, epochs=200)
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[:3] == ["a config", "2", "2.00 ± 1.00"]          # final W1 / floor: mean ± s.e.
+    assert cells[3:5] == ["4.00 ± 1.00", "3.00 ± 1.00"]           # at epochs 30 and 70
+    assert cells[5] == "70.00 ± 0.00 (1/2)"                       # one seed fitted, at epoch 70
+    assert cells[6] == "0.70 ± 0.20"
+
+
+def test_every_experiment_names_frames_it_trains():
+    for spec in EXPERIMENTS.values():
+        labels = [label for label, _, _ in spec["configs"]]
+        assert set(spec["frames"]) <= set(labels) and len({slug(label) for label in labels}) == len(labels)
