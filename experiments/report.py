@@ -54,7 +54,7 @@ EXPERIMENTS = {
         "epochs": 2000,
         "configs": [("GAN, RMSprop", "gan", []), ("GAN, SGD", "gan", ["--optimizer", "sgd"])],
         "frames": ["GAN, RMSprop", "GAN, SGD"],
-        "frame_epochs": (10, 200, 1000, 2000),
+        "frame_epochs": (100, 200, 1000, 2000),
     },
     "wgan_gp": {
         "title": "WGAN-GP: the report's loop, one change at a time, 200 epochs",
@@ -88,21 +88,28 @@ def slug(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
 
 
-def run_config(variant: str, flags: list[str], epochs: int, seeds: int, data: str | None, out: Path, force: bool) -> Path:
-    """Train one configuration's ensemble, unless a complete run of the same command is there
-    (experiment.json records the command once the run has completed)."""
+def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: int, data: str | None, out: Path,
+               force: bool) -> dict:
+    """Train one configuration's ensemble, unless a finished run of the same command is there
+    (experiment.json records the command and how it ended once the run has finished). A run in
+    which a member diverged ends there and is reported as such, not retried."""
+    frame_every = min(spec.get("frame_epochs", FRAME_EPOCHS))
     argv = [*flags, *(["--data", data] if data and "--data" not in flags else []), "--epochs", str(epochs),
             "--seeds", str(seeds), "--eval-every", "5" if epochs <= 200 else "50",
-            "--frame-every", "10", "--out", str(out)]
+            "--frame-every", str(frame_every), "--out", str(out)]
     record = {"variant": variant, "argv": argv}
     done = out / "experiment.json"
-    if not force and done.exists() and json.loads(done.read_text()) == record:
-        print(f"{out}: complete, not trained again", flush=True)
-        return out
-    if lab5.train(lab5.parse_config(variant, argv))["status"] != "completed":
-        raise lab5.UserError(f"{out} did not complete")
+    saved = json.loads(done.read_text()) if done.exists() else {}
+    if not force and {k: v for k, v in saved.items() if k in record} == record:
+        print(f"{out}: finished, not trained again", flush=True)
+        return {"path": str(out), "status": "completed", **saved}
+    summary = lab5.train(lab5.parse_config(variant, argv))
+    if summary["status"] not in ("completed", "diverged"):
+        raise lab5.UserError(f"{out} ended {summary['status']}")
+    record.update(path=str(out), status=summary["status"], epochs_done=summary["epochs_done"],
+                  diverged_members=summary.get("diverged_members"))
     done.write_text(json.dumps(record))
-    return out
+    return record
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -133,13 +140,18 @@ def mean_se(values) -> str:
     return f"{mean:.2f} ± {se:.2f}"
 
 
-def table(results: dict[str, list[dict]], epochs: int) -> list[str]:
+def table(results: dict[str, list[dict]], epochs: int, diverged: dict[str, str] | None = None) -> list[str]:
+    """One row per configuration; a configuration in which a member diverged says so instead
+    of reporting numbers from the epoch before (which would flatter it)."""
     modes = any("modes" in r for rs in results.values() for r in rs)
     head = ["configuration", "seeds", "final W1 / floor", *(["at epoch 30", "at epoch 70"] if epochs == 200 else
                                                              ["at epoch 200"]),
             "epochs to fit (fitted)", "precision", "recall", *(["modes", "high quality", "reverse KL"] if modes else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, rs in results.items():
+        if label in (diverged or {}):
+            lines.append("| " + " | ".join([label, str(len(rs)), diverged[label], *["—"] * (len(head) - 3)]) + " |")
+            continue
         fitted = [r["fit"] for r in rs if r["fit"] is not None]
         at = [[r["w1_by_epoch"].get(e) for r in rs] for e in ((30, 70) if epochs == 200 else (200,))]
         cells = [label, str(len(rs)), mean_se(r["final"] for r in rs), *(mean_se(a) for a in at),
@@ -179,8 +191,11 @@ def frame_grid(runs: dict[str, Path], labels: list[str], epochs, path: Path) -> 
     for row, label in zip(axes, labels):
         for ax, epoch in zip(row, epochs):
             frame = runs[label] / "seed0" / "frames" / f"epoch_{epoch:04d}.png"
-            ax.imshow(np.asarray(Image.open(frame).convert("RGB")))
             ax.set_axis_off()
+            if not frame.exists():  # the run diverged before this epoch
+                ax.text(0.5, 0.5, "diverged", ha="center", va="center", transform=ax.transAxes)
+                continue
+            ax.imshow(np.asarray(Image.open(frame).convert("RGB")))
             ax.set_title(f"{label}, epoch {epoch}", fontsize=8)
     fig.savefig(path)
 
@@ -191,20 +206,28 @@ def run_experiment(name: str, args) -> None:
     results_dir = Path(args.results) / args.label
     results_dir.mkdir(parents=True, exist_ok=True)
     epochs = args.epochs or spec["epochs"]
-    runs = {label: run_config(variant, flags, epochs, args.seeds, args.data, runs_root / slug(label), args.force)
-            for label, variant, flags in spec["configs"]}
+    configs = [c for c in spec["configs"] if not args.only or slug(c[0]) in args.only]
+    if args.only and len(configs) != len(args.only):
+        raise lab5.UserError(f"--only names configurations that {name} does not have; it has: "
+                             + ", ".join(slug(c[0]) for c in spec["configs"]))
+    records = {label: run_config(variant, flags, spec, epochs, args.seeds, args.data, runs_root / slug(label), args.force)
+               for label, variant, flags in configs}
+    runs = {label: Path(record["path"]) for label, record in records.items()}
     results = {label: member_results(run) for label, run in runs.items()}
+    diverged = {label: f"diverged in epoch {r['epochs_done'] + 1} ({', '.join(r['diverged_members'] or [])})"
+                for label, r in records.items() if r["status"] == "diverged"}
     band_figure(results, spec["title"], results_dir / f"{name}_w1.png", log_x=epochs > 200)
-    frame_epochs = [e for e in spec.get("frame_epochs", FRAME_EPOCHS) if e <= epochs]
-    frame_grid(runs, spec["frames"], frame_epochs, results_dir / f"{name}_frames.png")
-    floor = results[spec["configs"][0][0]][0]["floor"]
+    frame_epochs = [e for e in spec.get("frame_epochs", FRAME_EPOCHS) if e <= epochs] or [epochs]
+    frame_grid(runs, [label for label in spec["frames"] if label in runs], frame_epochs, results_dir / f"{name}_frames.png")
+    floor = results[configs[0][0]][0]["floor"]
     command = f"python experiments/report.py {name} --seeds {args.seeds}" + \
-        (f" --data {args.data} --label {args.label}" if args.data else "") + (f" --epochs {epochs}" if args.epochs else "")
+        (f" --data {args.data} --label {args.label}" if args.data else "") + (f" --epochs {epochs}" if args.epochs else "") + \
+        (f" --only {','.join(args.only)}" if args.only else "")
     lines = [f"## {spec['title']}", "", f"`{command}`", "",
              f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± {floor['w1_sd']:.4f}; "
              f"precision {floor['precision']:.3f}, recall {floor['recall']:.3f}. Mean ± standard error over "
              f"{args.seeds} seeds; epochs to fit: the first epoch from which W1 stays within 2× the floor, over "
-             "the seeds that got there.", "", *table(results, epochs), "",
+             "the seeds that got there.", "", *table(results, epochs, diverged), "",
              f"![W1 per epoch]({name}_w1.png)", "", f"![frames]({name}_frames.png)", ""]
     (results_dir / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines), flush=True)
@@ -220,6 +243,8 @@ def main() -> int:
     p.add_argument("--results", default="results", help="where the tables and figures go")
     p.add_argument("--force", action="store_true", help="train again even where a complete run exists")
     p.add_argument("--epochs", type=int, default=None, help="override every experiment's epochs (quick checks)")
+    p.add_argument("--only", type=lambda text: text.split(","), default=None, metavar="SLUG,SLUG",
+                   help="run these configurations only, named as their run folders are (e.g. penalty_10)")
     try:
         args = p.parse_args()
         for name in EXPERIMENTS if "all" in args.experiments else args.experiments:

@@ -40,3 +40,13 @@ def test_every_experiment_names_frames_it_trains():
     for spec in EXPERIMENTS.values():
         labels = [label for label, _, _ in spec["configs"]]
         assert set(spec["frames"]) <= set(labels) and len({slug(label) for label in labels}) == len(labels)
+
+
+def test_a_diverged_configuration_reports_no_numbers(tmp_path):
+    fake_member(tmp_path / "run" / "seed0", {30: 0.06, 70: 0.04}, fit=70)
+    results = {"ok": member_results(tmp_path / "run"), "bad": member_results(tmp_path / "run")}
+    lines = table(results, epochs=200, diverged={"bad": "diverged in epoch 71 (seed0)"})
+    ok, bad = ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])
+    assert ok[2] == "2.00 ± 0.00"
+    assert bad[:3] == ["bad", "1", "diverged in epoch 71 (seed0)"] and set(bad[3:]) == {"—"}
+    assert len(bad) == len(ok)
