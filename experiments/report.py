@@ -37,6 +37,9 @@ import lab5  # noqa: E402
 # step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init).
 REPORT_LOOP = ["--order", "simultaneous", "--n-critic", "1", "--batch-size", "64", "--init", "torch"]
 FRAME_EPOCHS = (10, 30, 70, 200)
+# A seed whose final W1 is this many times the noise floor has lost part of the distribution:
+# the fitted ones end within 2.5×, the collapsed ones between 10× and 25×, nothing in between.
+COLLAPSED = 5.0
 
 EXPERIMENTS = {
     "variants": {
@@ -132,19 +135,19 @@ def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
     return out
 
 
-def mean_se(values) -> str:
+def mean_se(values, digits: int = 2) -> str:
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return "—"
     mean, se = lab5.mean_and_se(values)
-    return f"{mean:.2f} ± {se:.2f}"
+    return f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 
 def table(results: dict[str, list[dict]], epochs: int, diverged: dict[str, str] | None = None) -> list[str]:
     """One row per configuration; a configuration in which a member diverged says so instead
     of reporting numbers from the epoch before (which would flatter it)."""
     modes = any("modes" in r for rs in results.values() for r in rs)
-    head = ["configuration", "seeds", "final W1 / floor", *(["at epoch 30", "at epoch 70"] if epochs == 200 else
+    head = ["configuration", "seeds", "final W1 / floor", "median", f"collapsed (> {COLLAPSED:g}×)", *(["at epoch 30", "at epoch 70"] if epochs == 200 else
                                                              ["at epoch 200"]),
             "epochs to fit (fitted)", "precision", "recall", *(["modes", "high quality", "reverse KL"] if modes else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -154,8 +157,9 @@ def table(results: dict[str, list[dict]], epochs: int, diverged: dict[str, str] 
             continue
         fitted = [r["fit"] for r in rs if r["fit"] is not None]
         at = [[r["w1_by_epoch"].get(e) for r in rs] for e in ((30, 70) if epochs == 200 else (200,))]
-        cells = [label, str(len(rs)), mean_se(r["final"] for r in rs), *(mean_se(a) for a in at),
-                 f"{mean_se(fitted)} ({len(fitted)}/{len(rs)})", mean_se(r["precision"] for r in rs),
+        cells = [label, str(len(rs)), mean_se(r["final"] for r in rs), f"{np.median([r['final'] for r in rs]):.2f}",
+                 str(sum(r["final"] > COLLAPSED for r in rs)), *(mean_se(a) for a in at),
+                 f"{mean_se(fitted, 0)} ({len(fitted)}/{len(rs)})", mean_se(r["precision"] for r in rs),
                  mean_se(r["recall"] for r in rs)]
         if modes:
             cells += [mean_se(r.get("modes") for r in rs), mean_se(100 * r["hq"] for r in rs if "hq" in r) + " %",
