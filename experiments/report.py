@@ -37,8 +37,8 @@ import lab5  # noqa: E402
 # step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init).
 REPORT_LOOP = ["--order", "simultaneous", "--n-critic", "1", "--batch-size", "64", "--init", "torch"]
 FRAME_EPOCHS = (10, 30, 70, 200)
-# A seed whose final W1 is this many times the noise floor has lost part of the distribution:
-# the fitted ones end within 2.5×, the collapsed ones between 10× and 25×, nothing in between.
+# A seed whose final W1 is this many times the noise floor has lost part of the distribution: on
+# points.mat the seeds that fit end within 3×, the ones that collapse onto part of it at 10×-25×.
 COLLAPSED = 5.0
 
 EXPERIMENTS = {
@@ -92,7 +92,7 @@ def slug(label: str) -> str:
 
 
 def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: int, data: str | None, out: Path,
-               force: bool) -> dict:
+               force: bool, train: bool = True) -> dict:
     """Train one configuration's ensemble, unless a finished run of the same command is there
     (experiment.json records the command and how it ended once the run has finished). A run in
     which a member diverged ends there and is reported as such, not retried."""
@@ -106,6 +106,8 @@ def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: i
     if not force and {k: v for k, v in saved.items() if k in record} == record:
         print(f"{out}: finished, not trained again", flush=True)
         return {"path": str(out), "status": "completed", **saved}
+    if not train:
+        raise lab5.UserError(f"{out} holds no finished run of this configuration (run without --no-train)")
     summary = lab5.train(lab5.parse_config(variant, argv))
     if summary["status"] not in ("completed", "diverged"):
         raise lab5.UserError(f"{out} ended {summary['status']}")
@@ -125,11 +127,12 @@ def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
     out = []
     for member in sorted(p for p in run.iterdir() if p.is_dir() and (p / "summary.json").exists()):
         summary = json.loads((member / "summary.json").read_text())
+        factor = json.loads((member / "config.json").read_text())["fit_factor"]
         floor, rows = summary["noise_floor"], read_rows(member / "metrics.csv")
         w1 = {int(r["epoch"]): r["w1"] / floor["w1"] for r in rows if r["w1"] is not None}
         final = summary["final"]
         out.append({"final": final["w1"] / floor["w1"], **{f"at{e}": w1.get(e) for e in at_epochs},
-                    "fit": summary["epochs_to_fit"], "precision": final["precision"], "recall": final["recall"],
+                    "fit": summary["epochs_to_fit"], "first": min((e for e, v in w1.items() if v <= factor), default=None), "precision": final["precision"], "recall": final["recall"],
                     **{k: final[k] for k in lab5.MODE_COLUMNS if k in final},
                     "w1_by_epoch": w1, "floor": floor})
     return out
@@ -149,17 +152,18 @@ def table(results: dict[str, list[dict]], epochs: int, diverged: dict[str, str] 
     modes = any("modes" in r for rs in results.values() for r in rs)
     head = ["configuration", "seeds", "final W1 / floor", "median", f"collapsed (> {COLLAPSED:g}×)", *(["at epoch 30", "at epoch 70"] if epochs == 200 else
                                                              ["at epoch 200"]),
-            "epochs to fit (fitted)", "precision", "recall", *(["modes", "high quality", "reverse KL"] if modes else [])]
+            "first within 2× (seeds)", "epochs to fit (fitted)", "precision", "recall", *(["modes", "high quality", "reverse KL"] if modes else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, rs in results.items():
         if label in (diverged or {}):
             lines.append("| " + " | ".join([label, str(len(rs)), diverged[label], *["—"] * (len(head) - 3)]) + " |")
             continue
         fitted = [r["fit"] for r in rs if r["fit"] is not None]
+        first = [r["first"] for r in rs if r["first"] is not None]
         at = [[r["w1_by_epoch"].get(e) for r in rs] for e in ((30, 70) if epochs == 200 else (200,))]
         cells = [label, str(len(rs)), mean_se(r["final"] for r in rs), f"{np.median([r['final'] for r in rs]):.2f}",
                  str(sum(r["final"] > COLLAPSED for r in rs)), *(mean_se(a) for a in at),
-                 f"{mean_se(fitted, 0)} ({len(fitted)}/{len(rs)})", mean_se(r["precision"] for r in rs),
+                 f"{mean_se(first, 0)} ({len(first)}/{len(rs)})", f"{mean_se(fitted, 0)} ({len(fitted)}/{len(rs)})", mean_se(r["precision"] for r in rs),
                  mean_se(r["recall"] for r in rs)]
         if modes:
             cells += [mean_se(r.get("modes") for r in rs), mean_se(100 * r["hq"] for r in rs if "hq" in r) + " %",
@@ -214,7 +218,8 @@ def run_experiment(name: str, args) -> None:
     if args.only and len(configs) != len(args.only):
         raise lab5.UserError(f"--only names configurations that {name} does not have; it has: "
                              + ", ".join(slug(c[0]) for c in spec["configs"]))
-    records = {label: run_config(variant, flags, spec, epochs, args.seeds, args.data, runs_root / slug(label), args.force)
+    records = {label: run_config(variant, flags, spec, epochs, args.seeds, args.data, runs_root / slug(label), args.force,
+                                  not args.no_train)
                for label, variant, flags in configs}
     runs = {label: Path(record["path"]) for label, record in records.items()}
     results = {label: member_results(run) for label, run in runs.items()}
@@ -230,8 +235,9 @@ def run_experiment(name: str, args) -> None:
     lines = [f"## {spec['title']}", "", f"`{command}`", "",
              f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± {floor['w1_sd']:.4f}; "
              f"precision {floor['precision']:.3f}, recall {floor['recall']:.3f}. Mean ± standard error over "
-             f"{args.seeds} seeds; epochs to fit: the first epoch from which W1 stays within 2× the floor, over "
-             "the seeds that got there.", "", *table(results, epochs, diverged), "",
+             f"{args.seeds} seeds; \"first within 2×\": the first epoch at which W1 is within 2× the "
+             "floor; \"epochs to fit\": the first from which it stays there to the end; both over the seeds that got "
+             "there. \"Collapsed\": seeds that end beyond 5× the floor.", "", *table(results, epochs, diverged), "",
              f"![W1 per epoch]({name}_w1.png)", "", f"![frames]({name}_frames.png)", ""]
     (results_dir / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines), flush=True)
@@ -246,6 +252,8 @@ def main() -> int:
     p.add_argument("--label", default="shipped", help="names the data in results/ and runs/ (e.g. original)")
     p.add_argument("--results", default="results", help="where the tables and figures go")
     p.add_argument("--force", action="store_true", help="train again even where a complete run exists")
+    p.add_argument("--no-train", action="store_true",
+                   help="only write the tables and figures, from finished runs (safe while others train)")
     p.add_argument("--epochs", type=int, default=None, help="override every experiment's epochs (quick checks)")
     p.add_argument("--only", type=lambda text: text.split(","), default=None, metavar="SLUG,SLUG",
                    help="run these configurations only, named as their run folders are (e.g. penalty_10)")

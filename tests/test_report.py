@@ -10,6 +10,7 @@ from experiments.report import EXPERIMENTS, member_results, slug, table
 
 def fake_member(folder, w1_by_epoch, floor=0.02, fit=None, precision=0.9, recall=0.8):
     folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"fit_factor": 2.0}))
     with open(folder / "metrics.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["epoch", "w1", "precision"])
         writer.writeheader()
@@ -24,17 +25,19 @@ def fake_member(folder, w1_by_epoch, floor=0.02, fit=None, precision=0.9, recall
 
 def test_member_results_and_table(tmp_path):
     fake_member(tmp_path / "run" / "seed0", {30: 0.06, 70: 0.04, 200: 0.02}, fit=70)
-    fake_member(tmp_path / "run" / "seed1", {30: 0.10, 70: 0.08, 200: 0.06}, fit=None, precision=0.5)
+    fake_member(tmp_path / "run" / "seed1", {30: 0.04, 70: 0.08, 200: 0.06}, fit=None, precision=0.5)
     results = member_results(tmp_path / "run")
     assert [r["final"] for r in results] == pytest.approx([1.0, 3.0])
-    assert [r["at30"] for r in results] == pytest.approx([3.0, 5.0])
+    assert [r["at30"] for r in results] == pytest.approx([3.0, 2.0])
+    assert [r["first"] for r in results] == [70, 30]
     lines = table({"a config": results}, epochs=200)
     cells = [c.strip() for c in lines[2].strip("|").split("|")]
     assert cells[:3] == ["a config", "2", "2.00 ± 1.00"]          # final W1 / floor: mean ± s.e.
     assert cells[3:5] == ["2.00", "0"]                            # median; none beyond 5× the floor
-    assert cells[5:7] == ["4.00 ± 1.00", "3.00 ± 1.00"]           # at epochs 30 and 70
-    assert cells[7] == "70 ± 0 (1/2)"                             # one seed fitted, at epoch 70
-    assert cells[8] == "0.70 ± 0.20"
+    assert cells[5:7] == ["2.50 ± 0.50", "3.00 ± 1.00"]           # at epochs 30 and 70
+    assert cells[7] == "50 ± 20 (2/2)"                            # first within 2×: epochs 30 and 70
+    assert cells[8] == "70 ± 0 (1/2)"                             # one seed fitted, at epoch 70
+    assert cells[9] == "0.70 ± 0.20"
 
 
 def test_every_experiment_names_frames_it_trains():
