@@ -24,6 +24,7 @@ import math
 import sys
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -176,14 +177,15 @@ def band_figure(results: dict[str, list[dict]], title: str, path: Path, log_x: b
     fig = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for label, rs in results.items():
+    colors = matplotlib.colormaps["tab10" if len(results) <= 10 else "tab20"].colors
+    for color, (label, rs) in zip(colors, results.items()):
         epochs = sorted(set.intersection(*(set(r["w1_by_epoch"]) for r in rs)))
         values = np.array([[r["w1_by_epoch"][e] for e in epochs] for r in rs])
         mean = values.mean(0)
         se = values.std(0, ddof=1) / np.sqrt(len(rs)) if len(rs) > 1 else np.zeros_like(mean)
         x = np.maximum(epochs, 1) if log_x else epochs
-        line, = ax.plot(x, mean, lw=1.4, label=label)
-        ax.fill_between(x, mean - se, mean + se, color=line.get_color(), alpha=0.2, lw=0)
+        ax.plot(x, mean, lw=1.4, color=color, label=label)
+        ax.fill_between(x, mean - se, mean + se, color=color, alpha=0.2, lw=0)
     ax.axhline(1, color="black", ls=":", lw=1, label="noise floor")
     ax.set(yscale="log", xscale="log" if log_x else "linear", xlabel="epoch",
            ylabel="W1 / noise floor (mean ± s.e. over seeds)", title=title)
