@@ -229,7 +229,8 @@ def run_experiment(name: str, args) -> None:
                 for label, r in records.items() if r["status"] == "diverged"}
     band_figure(results, spec["title"], results_dir / f"{name}_w1.png", log_x=epochs > 200)
     frame_epochs = [e for e in spec.get("frame_epochs", FRAME_EPOCHS) if e <= epochs] or [epochs]
-    frame_grid(runs, [label for label in spec["frames"] if label in runs], frame_epochs, results_dir / f"{name}_frames.png")
+    shown = [label for label in spec["frames"] if label in runs] or list(runs)  # --only may leave out the usual ones
+    frame_grid(runs, shown, frame_epochs, results_dir / f"{name}_frames.png")
     floor = results[configs[0][0]][0]["floor"]
     command = f"python experiments/report.py {name} --seeds {args.seeds}" + \
         (f" --data {args.data} --label {args.label}" if args.data else "") + (f" --epochs {epochs}" if args.epochs else "") + \
