@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
+from scipy.special import xlogy
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
@@ -641,9 +642,8 @@ def mode_metrics(points: np.ndarray, means: np.ndarray, std: float) -> dict:
     d = cdist(points, means)
     nearest, good = d.argmin(axis=1), d.min(axis=1) <= 3 * std
     counts = np.bincount(nearest[good], minlength=len(means))
-    p = counts / counts.sum() if counts.sum() else np.full(len(means), np.nan)
-    reverse_kl = float(np.sum(np.where(p > 0, p * np.log(np.maximum(p, 1e-300) * len(means)), 0.0))) \
-        if counts.sum() else math.nan
+    p = counts / max(counts.sum(), 1)
+    reverse_kl = float(np.sum(xlogy(p, p * len(means)))) if counts.sum() else math.nan  # 0 log 0 = 0
     return {"modes": int((counts > 0).sum()), "hq": float(good.mean()), "reverse_kl": reverse_kl}
 
 
@@ -702,8 +702,12 @@ def tree_stack(trees: list):
     return torch.stack(trees)
 
 
+def tree_map_nested(f: Callable, tree):
+    return {k: tree_map_nested(f, v) for k, v in tree.items()} if isinstance(tree, dict) else f(tree)
+
+
 def tree_index(tree, i: int):
-    return {k: tree_index(v, i) for k, v in tree.items()} if isinstance(tree, dict) else tree[i]
+    return tree_map_nested(lambda x: x[i], tree)
 
 
 def init_members(members: list[dict], device, dtype=torch.float32) -> dict:
@@ -782,10 +786,6 @@ def run_epoch(step: Callable, state: dict, batches: dict, steps: int, cuda_graph
     if cuda_graphs:
         state = tree_map_nested(torch.clone, state)
     return state, {k: torch.stack([m[k] for m in history]).mean(0).cpu() for k in history[0]}
-
-
-def tree_map_nested(f: Callable, tree):
-    return {k: tree_map_nested(f, v) for k, v in tree.items()} if isinstance(tree, dict) else f(tree)
 
 
 def healthy_members(losses: dict, state: dict, n_members: int) -> torch.Tensor:
@@ -916,9 +916,9 @@ def train(cfg: dict) -> dict:
     member_dirs = [run] if n == 1 else [prepare_run_dir(str(run / member_name(m, cfg))) for m in members]
     floor = noise_floor(train_np, test_np, make_rng(cfg["data_seed"], "floor"), modes=modes)
     steps = cfg["train_size"] // (cfg["batch_size"] * cfg["n_critic"])
-    setting = {"data": source if modes or cfg["data"] in TOY_DATA else str(find_data(cfg["data"])),
-               "device": str(device), "steps_per_epoch": steps, "versions": versions(),
-               "data_sha256": None if cfg["data"] in TOY_DATA else sha256(find_data(cfg["data"]))}
+    data_file = None if cfg["data"] in TOY_DATA else find_data(cfg["data"])
+    setting = {"data": str(data_file or cfg["data"]), "data_sha256": data_file and sha256(data_file),
+               "device": str(device), "steps_per_epoch": steps, "versions": versions()}
     write_json(run / "config.json", {**cfg, **setting, "members": [member_name(m, cfg) for m in members]} if n > 1
                else {**cfg, **setting})
     summary = {"status": "running", "epochs_done": 0, "noise_floor": floor, "warm_up_s": 0.0, "train_s": 0.0, "eval_s": 0.0}
