@@ -133,7 +133,8 @@ def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
         w1 = {int(r["epoch"]): r["w1"] / floor["w1"] for r in rows if r["w1"] is not None}
         final = summary["final"]
         out.append({"final": final["w1"] / floor["w1"], **{f"at{e}": w1.get(e) for e in at_epochs},
-                    "fit": summary["epochs_to_fit"], "first": min((e for e, v in w1.items() if v <= factor), default=None), "precision": final["precision"], "recall": final["recall"],
+                    "fit": summary["epochs_to_fit"], "first": min((e for e, v in w1.items() if v <= factor), default=None),
+                    "precision": final["precision"], "recall": final["recall"],
                     **{k: final[k] for k in lab5.MODE_COLUMNS if k in final},
                     "w1_by_epoch": w1, "floor": floor})
     return out
