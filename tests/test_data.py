@@ -19,7 +19,9 @@ needs_original = pytest.mark.skipif(not ORIGINAL.exists(), reason="the course's 
 def test_shipped_file_is_what_the_script_makes():
     shipped = scipy.io.loadmat(SHIPPED)
     for name, array in make_points(0).items():
-        assert shipped[name].dtype == np.float64 and np.array_equal(shipped[name], array), name
+        # multivariate_normal factors the covariance with LAPACK, whose last bit differs by CPU
+        assert shipped[name].dtype == np.float64, name
+        np.testing.assert_allclose(shipped[name], array, rtol=0, atol=1e-12, err_msg=name)
     assert shipped["xx"].shape == (8192, 2)
     np.testing.assert_array_equal(shipped["xx"], 0.04 * np.vstack([shipped[c] for c in "abcd"]) + 0.5)
 
