@@ -106,7 +106,7 @@ def ensemble_speed(variant: str, batch_size: int, seeds: int, device, reps: int)
     runners, steps = {}, None
     for e in (1, seeds):
         cfg, state, batches = setup(variant, batch_size, device, seeds=e)
-        step = lab5.compile_step(lab5.make_members_step(cfg, e), device)
+        step = lab5.compile_step(vmap(lab5.make_train_step(cfg)), device)
         step(state, batches[0])
         runners[e] = lab5_runner(step, state, batches, device)
         runners[e]()

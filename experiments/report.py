@@ -33,6 +33,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
+from plots.measures import MODE_COLUMNS, mean_and_se  # noqa: E402
 
 # The report's loop, literally: its code's simultaneous update, one critic step per generator
 # step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init).
@@ -135,7 +136,7 @@ def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
         out.append({"final": final["w1"] / floor["w1"], **{f"at{e}": w1.get(e) for e in at_epochs},
                     "fit": summary["epochs_to_fit"], "first": min((e for e, v in w1.items() if v <= factor), default=None),
                     "precision": final["precision"], "recall": final["recall"],
-                    **{k: final[k] for k in lab5.MODE_COLUMNS if k in final},
+                    **{k: final[k] for k in MODE_COLUMNS if k in final},
                     "w1_by_epoch": w1, "floor": floor})
     return out
 
@@ -144,7 +145,7 @@ def mean_se(values, digits: int = 2) -> str:
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return "—"
-    mean, se = lab5.mean_and_se(values)
+    mean, se = mean_and_se(values)
     return f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 

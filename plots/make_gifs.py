@@ -1,10 +1,12 @@
 """Turn every run's frames into a GIF and draw its loss and distance curves.
 
     python plots/make_gifs.py                 # every run folder under runs/
-    python plots/make_gifs.py runs/wgan_gp    # just these run folders
+    python plots/make_gifs.py runs/wgan_gp    # just this run (an ensemble: each of its members)
 
 For a run folder runs/<name>/ it writes runs/<name>.gif (frames in epoch order, the last held
-longer) and runs/<name>/curves.png (losses and distances per epoch, from metrics.csv).
+longer) and runs/<name>/curves.png (losses and distances per epoch, from metrics.csv). A run
+whose GIF cannot be made is skipped with a warning; the others are still made, and no half-
+written GIF is left behind.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ FRAME_MS, LAST_FRAME_MS = 150, 2000
 
 
 def read_metrics(run: Path) -> list[dict]:
-    """metrics.csv as rows of floats ('' where a value was not computed that epoch)."""
+    """metrics.csv as rows of floats (None where a value was not computed that epoch)."""
     with open(run / "metrics.csv", newline="") as f:
-        return [{k: (float(v) if v != "" else "") for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: float(v) if v else None for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def read_frames(run: Path) -> list[Image.Image]:
@@ -44,14 +46,23 @@ def read_frames(run: Path) -> list[Image.Image]:
 
 
 def make_gif(run: Path, scale: float = 1.0) -> Path | None:
+    """runs/<name>.gif from runs/<name>/frames, written beside and then renamed, so that a
+    failure never leaves a broken GIF; a run with one frame gets a one-frame GIF."""
     images = read_frames(run)
     if not images:
         return None
-    gif = run.with_name(run.name + ".gif")
+    gif, tmp = run.with_name(run.name + ".gif"), run.with_name(run.name + ".gif.tmp")
     if scale != 1.0:
-        images = [im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS) for im in images]
+        size = (round(images[0].width * scale), round(images[0].height * scale))
+        images = [im.resize(size, Image.LANCZOS) for im in images]
     durations = [FRAME_MS] * (len(images) - 1) + [LAST_FRAME_MS]
-    iio.imwrite(gif, [np.asarray(im) for im in images], duration=durations, loop=0)
+    try:
+        # Pillow takes a list of durations for several frames, a number for one
+        iio.imwrite(tmp, [np.asarray(im) for im in images], extension=".gif", loop=0,
+                    duration=durations if len(images) > 1 else LAST_FRAME_MS)
+        tmp.replace(gif)
+    finally:
+        tmp.unlink(missing_ok=True)
     return gif
 
 
@@ -71,24 +82,32 @@ def usage_error(message: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.error = usage_error
-    p.add_argument("runs", nargs="*", type=Path, help="run folders (default: every folder in --root with frames or metrics)")
-    p.add_argument("--root", type=Path, default=Path("runs"), help="where to look for run folders")
-    p.add_argument("--scale", type=float, default=1.0, help="resize the GIF's frames by this factor")
-    args = p.parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.error = usage_error
+    parser.add_argument("runs", nargs="*", type=Path,
+                        help="run or ensemble folders (default: every run under --root)")
+    parser.add_argument("--root", type=Path, default=Path("runs"),
+                        help="where to look for run folders")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="resize the GIF's frames by this factor")
+    args = parser.parse_args(argv)
     if not 0 < args.scale <= 4:
         print(f"error: --scale must be in (0, 4] (got {args.scale})", file=sys.stderr)
         return 2
+    missing = [str(r) for r in args.runs if not r.is_dir()]
     # run folders at any depth: an ensemble keeps one per member inside its own
-    runs = args.runs or sorted({p.parent for p in args.root.rglob("metrics.csv")})
-    missing = [str(r) for r in runs if not r.is_dir()]
+    runs = sorted({m.parent for top in args.runs or [args.root] for m in top.rglob("metrics.csv")})
     if missing or not runs:
-        print(f"error: no run folder at {', '.join(missing) or args.root} (train one with python variants/wgan_gp.py)",
+        where = ", ".join(missing or map(str, args.runs)) or args.root
+        print(f"error: no run folder at {where} (train one with python variants/wgan_gp.py)",
               file=sys.stderr)
         return 2
     for run in runs:
-        made = [str(path) for path in (make_gif(run, args.scale), make_curves(run)) if path]
+        try:
+            made = [str(path) for path in (make_gif(run, args.scale), make_curves(run)) if path]
+        except (OSError, ValueError) as e:
+            print(f"warning: skipping {run}: {e}", file=sys.stderr)
+            continue
         print(f"{run}: {', '.join(made) or 'no frames or metrics yet'}")
     return 0
 

@@ -61,8 +61,10 @@ def test_no_recompiles_across_epochs_and_a_new_learning_rate(monkeypatch):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
 
-def test_a_normal_run_compiles_its_step_once(tmp_path):
-    """A whole compiled run, frames and distances included, with an ensemble of two: one graph."""
+def test_a_normal_run_compiles_its_step_once(tmp_path, monkeypatch):
+    """A whole compiled run, frames and distances included, with an ensemble of two: one graph,
+    with the guards checked on every call (which is what makes skipping them safe)."""
+    monkeypatch.setattr(lab5, "fast_calls", lambda step: step)
     torch._dynamo.utils.counters.clear()
     with torch._dynamo.config.patch(error_on_recompile=True):
         code = lab5.main("wgan", ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--epochs", "3",

@@ -9,6 +9,8 @@ import scipy.io
 from scipy.spatial.distance import cdist
 
 import lab5
+from data.points import UserError, load_points
+from plots import measures
 from data.make_points import CLUSTERS, POINTS_PER_CLUSTER, make_points
 
 SHIPPED = lab5.ROOT / "data" / "points.mat"
@@ -58,15 +60,15 @@ def test_shipped_points_are_no_farther_from_the_original_than_its_own_halves():
     halves = []
     for _ in range(5):
         order = rng.permutation(len(theirs))
-        halves.append(lab5.energy_distance(theirs[order[:4096]], theirs[order[4096:]]))
-    assert lab5.energy_distance(ours, theirs) <= np.mean(halves)
-    assert lab5.load_points(ORIGINAL, "xx").shape == (8192, 2)
+        halves.append(measures.energy_distance(theirs[order[:4096]], theirs[order[4096:]]))
+    assert measures.energy_distance(ours, theirs) <= np.mean(halves)
+    assert load_points(ORIGINAL, "xx").shape == (8192, 2)
 
 
 def test_load_points_returns_float64_rows(tmp_path):
     path = tmp_path / "p.mat"
     scipy.io.savemat(path, {"pts": np.arange(10, dtype=np.int32).reshape(5, 2)})
-    points = lab5.load_points(path, "pts")
+    points = load_points(path, "pts")
     assert points.dtype == np.float64 and points.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 
 
@@ -93,15 +95,15 @@ def write(tmp_path: Path, **arrays) -> Path:
 ], ids=["missing", "not-mat", "no-key", "three-columns", "vector", "strings", "nan", "one-point"])
 def test_bad_input_is_a_one_line_error(tmp_path, make, key, expected):
     path = make(tmp_path)
-    with pytest.raises(lab5.UserError, match=re.escape(expected)) as err:
-        lab5.load_points(path, key)
+    with pytest.raises(UserError, match=re.escape(expected)) as err:
+        load_points(path, key)
     assert "\n" not in str(err.value) and str(path.name) in str(err.value)
 
 
 def test_a_sparse_matrix_is_read_as_points(tmp_path):
     import scipy.sparse
     path = write(tmp_path, xx=scipy.sparse.csc_matrix(np.array([[0.0, 1.0], [2.0, 0.0], [3.0, 4.0]])))
-    assert lab5.load_points(path, "xx").tolist() == [[0, 1], [2, 0], [3, 4]]
+    assert load_points(path, "xx").tolist() == [[0, 1], [2, 0], [3, 4]]
 
 
 def test_split_is_seeded_disjoint_and_exact():
@@ -117,13 +119,13 @@ def test_split_is_seeded_disjoint_and_exact():
 
 @pytest.mark.parametrize("train,test", [(100, 0), (90, 20), (50, 51)])
 def test_a_split_that_does_not_fit_is_an_error(train, test):
-    with pytest.raises(lab5.UserError, match="f.mat:xx has 100 rows"):
+    with pytest.raises(UserError, match="f.mat:xx has 100 rows"):
         lab5.split_points(np.zeros((100, 2)), train, test, seed=0, source="f.mat:xx")
 
 
 def test_a_test_set_larger_than_the_training_set_is_an_error():
     """The noise floor needs a training sample as large as the test set."""
-    with pytest.raises(lab5.UserError, match="--test-size 60 is larger than --train-size 40"):
+    with pytest.raises(UserError, match="--test-size 60 is larger than --train-size 40"):
         lab5.split_points(np.zeros((100, 2)), 40, 60, seed=0)
 
 

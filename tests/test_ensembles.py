@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch.func import vmap
 
 import lab5
 from tests.test_compile import assert_same_trajectory
@@ -31,7 +32,7 @@ def stacked_and_single(variant, flags, dtype=torch.float64, steps=3):
 def test_each_member_of_a_vmapped_step_follows_its_own_run(variant, flags):
     cfg, members, state, batches = stacked_and_single(variant, flags)
     assert len(members) in (3, 4)
-    ensemble_step = lab5.make_members_step(cfg, len(members))
+    ensemble_step = vmap(lab5.make_train_step(cfg))
     singles = [lab5.init_state(m, lab5.make_rng(m["seed"], "init"), "cpu", torch.float64) for m in members]
     single_steps = [lab5.make_train_step(m) for m in members]
     for i in range(3):
@@ -48,8 +49,8 @@ def test_each_member_of_a_vmapped_step_follows_its_own_run(variant, flags):
 
 def test_the_compiled_vmapped_step_matches_the_eager_one():
     cfg, members, state, batches = stacked_and_single("wgan_gp", ["--seeds", "2", "--vary", "gp_weight=0.001,10"])
-    assert_same_trajectory(lab5.make_members_step(cfg, len(members)),
-                           lab5.compile_step(lab5.make_members_step(cfg, len(members))), state, batches, steps=3)
+    assert_same_trajectory(vmap(lab5.make_train_step(cfg)),
+                           lab5.compile_step(vmap(lab5.make_train_step(cfg))), state, batches, steps=3)
 
 
 def read_csv(path):

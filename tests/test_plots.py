@@ -8,7 +8,7 @@ from PIL import Image
 
 import lab5
 from plots import make_gifs
-from plots.frames import make_frame_writer
+from plots.frames import make_frame_writer, plot_window
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_no_runs_is_a_one_line_error(tmp_path, capsys):
 
 def test_window_holds_every_point_with_the_same_margin_on_each_side():
     points = np.random.default_rng(0).normal(size=(500, 2)) * [3, 1]
-    x0, x1, y0, y1 = lab5.plot_window(points, margin=0.1)
+    x0, x1, y0, y1 = plot_window(points, margin=0.1)
     pad = 0.1 * np.ptp(points[:, 0])  # the larger side is x
     assert (x0, x1, y0, y1) == pytest.approx((points[:, 0].min() - pad, points[:, 0].max() + pad,
                                               points[:, 1].min() - pad, points[:, 1].max() + pad))
@@ -78,3 +78,30 @@ def test_scale_resizes_the_gif(runs):
     assert make_gifs.main([str(runs / "gan"), "--scale", "0.5"]) == 0
     full = Image.open(runs / "gan" / "frames" / "epoch_0000.png").size
     assert Image.open(runs / "gan.gif").size == (round(full[0] * 0.5), round(full[1] * 0.5))
+
+
+def test_a_run_with_one_frame_gets_a_one_frame_gif_and_the_others_are_still_made(runs, tmp_path,
+                                                                                  capsys):
+    """A run interrupted early has one frame: its GIF is one frame (Pillow once crashed on it),
+    and a run whose GIF cannot be made at all is skipped, with no broken file left behind."""
+    one = shutil.copytree(runs / "gan", tmp_path / "a_one")
+    for frame in sorted((one / "frames").glob("*.png"))[1:]:
+        frame.unlink()
+    broken = shutil.copytree(runs / "gan", tmp_path / "b_broken")
+    frame = broken / "frames" / "epoch_0002.png"
+    Image.open(frame).resize((50, 40)).save(frame)  # frames of two sizes make no GIF
+    after = shutil.copytree(runs / "wgan_gp", tmp_path / "c_after")
+    assert make_gifs.main(["--root", str(tmp_path)]) == 0
+    assert Image.open(tmp_path / "a_one.gif").n_frames == 1
+    assert "warning: skipping" in capsys.readouterr().err and not (tmp_path / "b_broken.gif").exists()
+    assert Image.open(tmp_path / "c_after.gif").n_frames == 5 and (after / "curves.png").exists()
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_ensemble_folder_is_looked_into(tmp_path, capsys):
+    out = tmp_path / "ens"
+    assert lab5.main("wgan", ["--train-size", "512", "--test-size", "128", "--batch-size", "64",
+                              "--epochs", "2", "--frame-every", "1", "--no-compile", "--seeds", "2",
+                              "--out", str(out)]) == 0
+    assert make_gifs.main([str(out)]) == 0
+    assert Image.open(out / "seed0.gif").n_frames == Image.open(out / "seed1.gif").n_frames == 3

@@ -1,0 +1,69 @@
+"""What a run prints: a progress bar while it trains, and a line per measured epoch.
+
+The bar (tqdm) shows only on a terminal; piped or redirected output gets the epoch lines alone.
+Every line fits 100 columns.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from tqdm import tqdm
+
+COLUMNS = 100
+
+
+def progress_bar(epochs: int, title: str) -> tqdm:
+    """Epochs done, time left and steps per second; silent when stdout is not a terminal."""
+    width = min(COLUMNS, shutil.get_terminal_size((COLUMNS, 20)).columns)
+    return tqdm(total=epochs, desc=title, unit="epoch", ncols=width, file=sys.stdout,
+                disable=None, dynamic_ncols=False, leave=False, mininterval=0.5,
+                bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}{postfix}")
+
+
+def say(bar: tqdm, line: str) -> None:
+    """A line above the bar (or on its own when there is none)."""
+    bar.write(line[:COLUMNS], file=sys.stdout)
+
+
+def times_floor(value: float, floor: float) -> str:
+    return f" ({value / floor:.1f}× floor)" if floor > 0 else ""
+
+
+def epoch_line(epoch: int, epochs: int, row: dict, floor_w1: float) -> str:
+    """One epoch of a run or an ensemble, from the mean (and standard error over members) of
+    its metrics: `row` holds `<metric>_mean` and `<metric>_se`, and `members`."""
+    w1 = row.get("w1_mean")
+    spread = f" ± {row['w1_se']:.4f}" if w1 is not None and row["members"] > 1 else ""
+    distance = f"  W1 {w1:.4f}{spread}{times_floor(w1, floor_w1)}" if w1 is not None else ""
+    members = f"  ({row['members']} models)" if row["members"] > 1 else ""
+    return (f"epoch {epoch:4d}/{epochs}{distance}  energy {row['energy_mean']:.5f}  "
+            f"precision {row['precision_mean']:.2f}  recall {row['recall_mean']:.2f}{members}")
+
+
+def short(path) -> str:
+    """The path relative to the current folder, where that is shorter."""
+    return min(str(path), os.path.relpath(path), key=len)
+
+
+def start_message(variant, models, compiled, device, threads, steps, train, test, source,
+                  folder) -> str:
+    plural = lambda n, what: f"{n} {what}{'s' * (n != 1)}"  # noqa: E731
+    return (f"lab5 {variant}: {plural(models, 'model')} in one vmapped step, "
+            f"{'compiled' if compiled else 'eager'}, {device} ({plural(threads, 'thread')}), "
+            f"{steps} steps per epoch\ndata: {train} train / {test} test points from "
+            f"{short(source)}\nrun folder: {short(folder)}/ (written by a second process)")
+
+
+def end_message(summary: dict, folder) -> str:
+    """What a run did: its times when it completed; otherwise what its folder keeps."""
+    done, status = summary["epochs_done"], summary["status"]
+    if status == "completed":
+        return (f"done in {summary['wall_s']:.1f} s (compiling {summary['warm_up_s']:.1f} s, "
+                f"training {summary['train_s']:.1f} s; recording {summary['record_s']:.1f} s "
+                f"beside it): {short(folder)}/")
+    which = f" ({', '.join(summary['diverged_members'])})" if status == "diverged" else ""
+    return (f"{status}{which} in epoch {done + 1}: {short(folder)}/ keeps epochs 0-{done} "
+            "(metrics, frames, last parameters)")

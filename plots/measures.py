@@ -1,0 +1,124 @@
+"""The numbers that the tables, curves and frames show: how far a set of generated points is
+from the held-out test points, what a perfect generator would score (the noise floor), and the
+mean and standard error over an ensemble. Arrays in, numbers out; no training code here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+from scipy.special import xlogy
+
+NEIGHBOURS = 3  # k of the k-NN precision and recall
+MODE_COLUMNS = ["modes", "hq", "reverse_kl"]
+
+
+def wasserstein1(x: np.ndarray, y: np.ndarray) -> float:
+    """Exact Wasserstein-1 distance between two equal-size point sets: the mean Euclidean
+    distance of the optimal one-to-one matching (O(n³))."""
+    cost = cdist(x, y)
+    rows, cols = linear_sum_assignment(cost)
+    return float(cost[rows, cols].mean())
+
+
+def energy_from(d_xy: np.ndarray, d_xx: np.ndarray, y_spread: float) -> float:
+    return float(2 * d_xy.mean() - d_xx.mean() - y_spread)
+
+
+def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """2 E‖X − Y‖ − E‖X − X'‖ − E‖Y − Y'‖ over all pairs of the two empirical distributions:
+    zero exactly when the sets are equal as distributions; O(n²), cheap enough for every epoch."""
+    return energy_from(cdist(x, y), cdist(x, x), cdist(y, y).mean())
+
+
+def knn_radii(d_self: np.ndarray, k: int) -> np.ndarray:
+    """Each point's distance to its k-th nearest other point, from the set's distance matrix
+    (whose zero diagonal is every point's nearest)."""
+    return np.partition(d_self, k, axis=1)[:, k]
+
+
+def precision_recall_from(d_xy: np.ndarray, x_radii, y_radii) -> tuple[float, float]:
+    precision = (d_xy <= y_radii[None, :]).any(axis=1).mean()
+    recall = (d_xy <= x_radii[:, None]).any(axis=0).mean()
+    return float(precision), float(recall)
+
+
+def precision_recall(x: np.ndarray, y: np.ndarray, k: int = NEIGHBOURS) -> tuple[float, float]:
+    """Precision and recall of samples x against data y (Kynkäänniemi et al., 2019): a set's
+    manifold is the union of balls around its points reaching to their k-th nearest neighbour;
+    precision is the fraction of x inside y's manifold, recall the fraction of y inside x's."""
+    radii = (knn_radii(cdist(x, x), k), knn_radii(cdist(y, y), k))
+    return precision_recall_from(cdist(x, y), *radii)
+
+
+def describe_test_set(test: np.ndarray, k: int = NEIGHBOURS) -> dict:
+    """What every epoch's comparison needs of the test set, computed once."""
+    distances = cdist(test, test)
+    return {"points": test, "spread": float(distances.mean()), "radii": knn_radii(distances, k),
+            "k": k}
+
+
+def sample_metrics(fake: np.ndarray, test: dict) -> dict:
+    """The cheap distances, every epoch: energy distance, precision and recall to the test
+    set, from one pass over the pairwise distances."""
+    d_ft, d_ff = cdist(fake, test["points"]), cdist(fake, fake)
+    precision, recall = precision_recall_from(d_ft, knn_radii(d_ff, test["k"]), test["radii"])
+    return {"energy": energy_from(d_ft, d_ff, test["spread"]), "precision": precision,
+            "recall": recall}
+
+
+def mode_metrics(points: np.ndarray, means: np.ndarray, std: float) -> dict:
+    """How a sample covers a mixture of isotropic Gaussians (PacGAN, VEEGAN): a point is of high
+    quality within 3 standard deviations of its nearest mode; `modes` counts the modes with at
+    least one such point, `hq` is their fraction of all points, and `reverse_kl` is
+    KL(modes of the high-quality points ‖ uniform over modes) (NaN when there are none)."""
+    distances = cdist(points, means)
+    nearest, good = distances.argmin(axis=1), distances.min(axis=1) <= 3 * std
+    counts = np.bincount(nearest[good], minlength=len(means))
+    share = counts / max(counts.sum(), 1)
+    reverse_kl = float(np.sum(xlogy(share, share * len(means)))) if counts.sum() else math.nan
+    return {"modes": int((counts > 0).sum()), "hq": float(good.mean()), "reverse_kl": reverse_kl}
+
+
+def noise_floor(train: np.ndarray, test: np.ndarray, rng: torch.Generator, draws: int = 10,
+                modes: dict | None = None) -> dict:
+    """What a perfect generator would score: the metrics of samples of the training set of the
+    test set's size against the test set (mean, and standard deviation over draws)."""
+    reference, scores = describe_test_set(test), []
+    for _ in range(draws):
+        sample = train[torch.randperm(len(train), generator=rng)[: len(test)].numpy()]
+        scores.append({"w1": wasserstein1(sample, test), **sample_metrics(sample, reference),
+                       **(mode_metrics(sample, **modes) if modes else {})})
+    floor = {"draws": draws}
+    for key in scores[0]:
+        values = [score[key] for score in scores]
+        floor[key], floor[f"{key}_sd"] = float(np.mean(values)), float(np.std(values))
+    return floor
+
+
+def epochs_to_fit(history: list[tuple[int, float]], threshold: float) -> int | None:
+    """The first epoch from which the metric stays at or below `threshold` (None if it ends
+    above, or was never measured)."""
+    fit = None
+    for epoch, value in history:
+        fit = None if value > threshold else epoch if fit is None else fit
+    return fit
+
+
+def mean_and_se(values: list[float]) -> tuple[float, float]:
+    """The mean and its standard error (sample standard deviation / √n; 0 for one value)."""
+    se = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+    return float(np.mean(values)), se
+
+
+def ensemble_row(epoch: int, rows: list[dict], columns: list[str]) -> dict:
+    """Every metric's mean and standard error over the members (None where none has it)."""
+    row = {"epoch": epoch, "members": len(rows)}
+    for column in columns:
+        values = [r[column] for r in rows if r.get(column) is not None]
+        row[f"{column}_mean"], row[f"{column}_se"] = mean_and_se(values) if values else (None,) * 2
+    return row

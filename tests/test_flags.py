@@ -1,0 +1,69 @@
+"""Every flag at the edges of what it takes: a run ends with a status (0 done, 2 a one-line
+error, 3 diverged), never with a traceback."""
+
+import math
+
+import pytest
+
+import lab5
+
+TINY = ["--train-size", "64", "--test-size", "32", "--batch-size", "8", "--n-critic", "1",
+        "--epochs", "1", "--frame-every", "0", "--eval-every", "0", "--no-compile"]
+NUMBERS = {
+    "a positive integer": ["0", "1", "-1", "2"],
+    "a non-negative integer": ["0", "1", "-1"],
+    "a positive number": ["0", "-1", "nan", "inf", "1e-30", "1e30"],
+    "a non-negative number": ["0", "-1e-9", "nan", "inf", "1e30"],
+    "a number of at least 1": ["1", "0.999", "nan", "inf"],
+    "in [0, 1)": ["0", "0.999999", "1", "-0.1", "nan"],
+}
+SPECIAL = {  # flags whose edges are not numbers of one kind
+    "data": [["ring8"], ["grid25"], ["swissroll"], ["missing.mat"], [""]],
+    "key": [["nope"], [""]],
+    "betas": [["0", "0.999999"], ["1", "0.5"], ["nan", "0.5"], ["-0.1", "0.5"]],
+    "vary": [["lr=1e-4"], ["lr="], ["bogus=1"], ["lr=1e-4,1e30"], ["clip=0.1,0.2"]],
+    "out": [[""]],
+    "train_size": [["8191"], ["63"], ["1"], ["0"]],
+    "test_size": [["3"], ["4"], ["0"], ["33"], ["-1"]],
+    "noise_dim": [["1"], ["0"], ["500"]],
+    "batch_size": [["1"], ["64"], ["65"], ["0"]],
+}
+
+
+def edge_values(name: str, flag: lab5.Flag) -> list[list[str]]:
+    if name in SPECIAL:
+        return SPECIAL[name]
+    if flag.default is False:
+        return [[]]
+    if flag.choices:
+        return [[choice] for choice in flag.choices] + [["bogus"]]
+    return [[value] for value in NUMBERS[flag.must]]
+
+
+CASES = [(variant, name, values) for name, flag in lab5.FLAGS.items() for variant in flag.variants
+         for values in edge_values(name, flag) if variant == "wgan_gp" or len(flag.variants) < 3]
+
+
+@pytest.mark.parametrize("variant,name,values", CASES,
+                         ids=[f"{v}--{n}={'_'.join(x)}" for v, n, x in CASES])
+def test_every_flag_at_its_edges_ends_with_a_status(tmp_path, capsys, variant, name, values):
+    optimizer = {"nesterov": ["--optimizer", "sgd", "--momentum", "0.5"],
+                 "betas": ["--optimizer", "adam"]}.get(name, [])
+    flag = "--" + name.replace("_", "-")
+    out = [] if name == "out" else ["--out", str(tmp_path / "run")]
+    code = lab5.main(variant, [*TINY, *optimizer, *out, flag, *values])
+    err = capsys.readouterr().err
+    assert code in (0, 2, 3), err
+    if code == 2:
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_the_two_documented_zero_cadences_still_measure_the_last_epoch(tmp_path):
+    """--frame-every 0 --eval-every 0: no frames, W1 at the last epoch only, nothing to fit."""
+    out = tmp_path / "run"
+    assert lab5.main("wgan", [*TINY, "--epochs", "2", "--out", str(out)]) == 0
+    summary = (out / "summary.json").read_text()
+    assert '"epochs_to_fit": null' in summary or '"epochs_to_fit": 2' in summary
+    assert not list((out / "frames").iterdir())
+    w1 = [line.split(",")[-2] for line in (out / "metrics.csv").read_text().splitlines()[1:]]
+    assert w1[:2] == ["", ""] and math.isfinite(float(w1[2]))
