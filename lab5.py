@@ -1,13 +1,10 @@
 """lab5: GAN, WGAN and WGAN-GP learn a 2-D point cloud, in functional PyTorch.
 
-Read top to bottom, in the order the data flows:
-config -> data -> models -> objectives -> optimisers -> step -> ensembles -> loop -> outputs.
-Parameters are plain dicts keyed like the matching nn.Sequential and run through
-torch.func.functional_call; gradients come from torch.func.grad; optimisers are pure init/update
-pairs; a step is a pure function (state, batch) -> (state, metrics), vmapped over an ensemble
-(one model is an ensemble of one) and compiled once. Randomness is drawn outside the step from
-seeded generators, like JAX keys. The harness trains in this process and records in another.
-"""
+Top to bottom as the data flows: config, data, models, objectives, optimisers, step, ensembles,
+loop, outputs. Parameters are dicts run through torch.func.functional_call, gradients come from
+torch.func.grad, optimisers are pure init/update pairs, and the step (state, batch) -> (state,
+metrics) is vmapped over an ensemble (one model is an ensemble of one) and compiled once. All
+randomness is drawn outside the step from seeded generators, like JAX keys."""
 
 from __future__ import annotations
 
@@ -15,41 +12,29 @@ import argparse
 import hashlib
 import json
 import math
-import multiprocessing
-import os
 import platform
-import queue
-import shutil
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
-import scipy.io
-import scipy.sparse
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
-from data.points import TOY_DATA, UserError, find_data, load_points, toy_points
+from data.points import TOY_DATA, UserError, find_data, load_points, split_points, toy_points
+from plots import measures, records
 from plots.console import end_message, epoch_line, progress_bar, say, start_message
 from plots.frames import landscape_grid, make_frame_writer, plot_window
-from plots.measures import (MODE_COLUMNS, NEIGHBOURS, describe_test_set, ensemble_row,
-                            epochs_to_fit, mode_metrics, noise_floor, sample_metrics,
-                            wasserstein1)
-from plots.records import atomic_write, open_table, write_json
 
 ROOT = Path(__file__).resolve().parent
 VARIANTS, OPTIMIZERS = ("gan", "wgan", "wgan_gp"), ("rmsprop", "sgd", "adam")
 TITLES = {"gan": "GAN", "wgan": "WGAN", "wgan_gp": "WGAN-GP"}
 
-# ---- Config: every flag once, with its default, its help and what a valid value is ----------
+# ---- Config: each flag once, with its default, its help and what a valid value is -----------
 
 class Flag(NamedTuple):
     default: object  # the value, or {variant: value} where the variants differ
@@ -57,15 +42,15 @@ class Flag(NamedTuple):
     group: str
     must: str | None = None  # what a valid value is: a key of MUST
     choices: tuple | None = None
-    variants: tuple = VARIANTS  # the variants that have the flag
-    optimizers: tuple = OPTIMIZERS  # given a value for another optimiser, it is an error
+    variants: tuple = VARIANTS  # the variants that have it
+    optimizers: tuple = OPTIMIZERS  # a value given for another optimiser is an error
     parse: Callable | None = None  # how to read it, where the default's type does not say
 
 MUST = {"a positive integer": lambda v: v >= 1, "a non-negative integer": lambda v: v >= 0,
         "a positive number": lambda v: math.isfinite(v) and v > 0,
         "a non-negative number": lambda v: math.isfinite(v) and v >= 0,
         "a number of at least 1": lambda v: math.isfinite(v) and v >= 1,
-        "in [0, 1)": lambda v: 0 <= v < 1, "two numbers in [0, 1)": lambda v: all(0 <= b < 1 for b in v)}
+        "in [0, 1)": lambda v: 0 <= v < 1, "two in [0, 1)": lambda v: all(0 <= b < 1 for b in v)}
 VARIABLE = ("lr", "gp_weight", "clip")  # hyper-parameters that live in the state as tensors
 
 def parse_vary(text: str) -> tuple[str, list[float]]:
@@ -77,66 +62,58 @@ def parse_vary(text: str) -> tuple[str, list[float]]:
         raise argparse.ArgumentTypeError(f"expected NAME=V1,V2,... with numbers, got {text!r}") \
             from None
 
-POS, NONNEG, POSX, NONNEGX = ("a positive integer", "a non-negative integer", "a positive number",
-                              "a non-negative number")
+INT, INT0 = "a positive integer", "a non-negative integer"
+NUM, NUM0, FRACTION = "a positive number", "a non-negative number", "in [0, 1)"
 DATA, LOOP, OPT, RUN = "data", "model and training", "optimiser (both networks)", "run"
-ENSEMBLE = "ensembles: several models in one vmapped step"
+ENSEMBLE, RMS = "ensembles: several models in one vmapped step", ("rmsprop",)
 # The report fixes RMSprop, lr 1e-4 for both networks, 200 epochs, the generator-first order.
 # What it leaves open was chosen by final W1 over seeds (README, "Defaults"). The report's code,
 # literally: --order simultaneous --n-critic 1 --batch-size 64 --init torch.
 FLAGS = {
-    "data": Flag("data/points.mat", "MAT file of points (tried from the current folder, then the "
-                 "repository), or a toy set: ring8, grid25, swissroll", DATA),
+    "data": Flag("data/points.mat", "MAT file of points, or toy: ring8, grid25, swissroll", DATA),
     "key": Flag("xx", "variable in the MAT file holding an N×2 array of points", DATA),
-    "train_size": Flag(7000, "points used for training, after a seeded shuffle", DATA, POS),
-    "test_size": Flag(0, "held-out points for the distances (0: all the rest)", DATA, NONNEG),
-    "data_seed": Flag(0, "seed of the train/test split, apart from --seed so that runs with "
-                      "different seeds share it", DATA, NONNEG),
-    "epochs": Flag(200, "passes of the critic over the training points", LOOP, POS),
+    "train_size": Flag(7000, "points used for training, after a seeded shuffle", DATA, INT),
+    "test_size": Flag(0, "held-out points for the distances (0: all the rest)", DATA, INT0),
+    "data_seed": Flag(0, "seed of the split, apart from --seed: seeds share one split", DATA, INT0),
+    "epochs": Flag(200, "passes of the critic over the training points", LOOP, INT),
     "batch_size": Flag({"gan": 64, "wgan": 64, "wgan_gp": 32}, "points per critic update", LOOP,
-                       POS),
-    "n_critic": Flag({"gan": 5, "wgan": 1, "wgan_gp": 1}, "critic updates per generator update, "
-                     "each on its own batch", LOOP, POS),
-    "order": Flag("g-first", "g-first (the report's): the generator steps, then the critic sees "
-                  "it; d-first: the reverse; simultaneous (the report's code): both step from the "
-                  "same point", LOOP, choices=("g-first", "d-first", "simultaneous")),
-    "noise_dim": Flag(8, "dimension of the generator's noise z ~ N(0, I)", LOOP, POS),
-    "init": Flag({"gan": "torch", "wgan": "torch", "wgan_gp": "kaiming"}, "torch: nn.Linear's "
-                 "U(±1/sqrt(fan_in)); kaiming: N(0, 2/fan_in), zero biases", LOOP,
-                 choices=("torch", "kaiming")),
-    "seed": Flag(0, "seed of the initialisation, the batches and the noise", LOOP, NONNEG),
+                       INT),
+    "n_critic": Flag({"gan": 5, "wgan": 1, "wgan_gp": 1}, "critic updates per generator update",
+                     LOOP, INT),
+    "order": Flag("g-first", "who sees whose update: README, Defaults", LOOP,
+                  choices=("g-first", "d-first", "simultaneous")),
+    "noise_dim": Flag(8, "dimension of the generator's noise z ~ N(0, I)", LOOP, INT),
+    "init": Flag({"gan": "torch", "wgan": "torch", "wgan_gp": "kaiming"}, "torch: nn.Linear's; "
+                 "kaiming: N(0, 2/fan_in), zero biases", LOOP, choices=("torch", "kaiming")),
+    "seed": Flag(0, "seed of the initialisation, the batches and the noise", LOOP, INT0),
     "optimizer": Flag("rmsprop", "update rule", OPT, choices=OPTIMIZERS),
-    "lr": Flag(1e-4, "learning rate of both networks", OPT, POSX),
-    "momentum": Flag(0.0, "momentum", OPT, "in [0, 1)", optimizers=("sgd", "rmsprop")),
+    "lr": Flag(1e-4, "learning rate of both networks", OPT, NUM),
+    "momentum": Flag(0.0, "momentum", OPT, FRACTION, optimizers=("sgd", "rmsprop")),
     "nesterov": Flag(False, "Nesterov momentum", OPT, optimizers=("sgd",)),
-    "weight_decay": Flag(0.0, "L2 penalty added to the gradient", OPT, NONNEGX),
-    "rms_alpha": Flag(0.99, "smoothing constant of the squared-gradient average", OPT,
-                      "in [0, 1)", optimizers=("rmsprop",)),
-    "centered": Flag(False, "divide by the gradient's variance, not its second moment", OPT,
-                     optimizers=("rmsprop",)),
-    "betas": Flag([0.9, 0.999], "moment decay rates", OPT, "two numbers in [0, 1)",
-                  optimizers=("adam",)),
-    "opt_eps": Flag(1e-8, "term added to the denominator", OPT, POSX,
-                    optimizers=("rmsprop", "adam")),
-    "gan_loss": Flag("minimax", "minimax: minimise log(1 - D(G(z))), the report's; "
+    "weight_decay": Flag(0.0, "L2 penalty added to the gradient", OPT, NUM0),
+    "rms_alpha": Flag(0.99, "decay of the squared-gradient average", OPT, FRACTION, optimizers=RMS),
+    "centered": Flag(False, "divide by the gradient's variance", OPT, optimizers=RMS),
+    "betas": Flag([0.9, 0.999], "moment decay rates", OPT, "two in [0, 1)", optimizers=("adam",)),
+    "opt_eps": Flag(1e-8, "added to the denominator", OPT, NUM, optimizers=(*RMS, "adam")),
+    "gan_loss": Flag("minimax", "minimax (the report's): minimise log(1 - D(G(z))); "
                      "nonsaturating: maximise log D(G(z))", "GAN only",
                      choices=("minimax", "nonsaturating"), variants=("gan",)),
     "clip": Flag(0.1, "critic parameters are clipped to [-clip, clip] after each update",
-                 "WGAN only", POSX, variants=("wgan",)),
+                 "WGAN only", NUM, variants=("wgan",)),
     "gp_weight": Flag(0.001, "weight of the gradient penalty (the report's 0.001)",
-                      "WGAN-GP only", NONNEGX, variants=("wgan_gp",)),
-    "seeds": Flag(1, "train models of seeds --seed ... --seed+E-1 together, each in a folder "
-                  "inside --out; ensemble.csv: mean and standard error", ENSEMBLE, POS),
-    "vary": Flag(None, "NAME=V1,V2: one model per value of lr (WGAN-GP: or gp_weight; WGAN: or "
-                 "clip) for every seed", ENSEMBLE, parse=parse_vary),
+                      "WGAN-GP only", NUM0, variants=("wgan_gp",)),
+    "seeds": Flag(1, "train seeds --seed ... --seed+E-1 together, each in a folder in --out",
+                  ENSEMBLE, INT),
+    "vary": Flag(None, "NAME=V1,V2: a model per value of lr (or gp_weight, clip) and seed",
+                 ENSEMBLE, parse=parse_vary),
     "device": Flag("auto", "auto: CUDA when there is one", RUN, choices=("auto", "cpu", "cuda")),
     "no_compile": Flag(False, "run the step eagerly instead of through torch.compile", RUN),
-    "threads": Flag(1, "CPU threads training uses (0: torch's default); recording takes another "
-                    "core", RUN, NONNEG),
-    "frame_every": Flag(5, "draw a frame every K epochs and at the last (0: none)", RUN, NONNEG),
-    "eval_every": Flag(5, "exact W1 every K epochs, at frames and at the last", RUN, NONNEG),
-    "fit_factor": Flag(2.0, "a run has fitted from the first epoch after which its W1 stays "
-                       "within F × the noise floor", RUN, "a number of at least 1"),
+    "threads": Flag(1, "CPU threads that train (0: torch's default); recording has its own", RUN,
+                    INT0),
+    "frame_every": Flag(5, "draw a frame every K epochs and at the last (0: none)", RUN, INT0),
+    "eval_every": Flag(5, "exact W1 every K epochs, at frames and at the last", RUN, INT0),
+    "fit_factor": Flag(2.0, "fitted: W1 stays within F × the noise floor from then on", RUN,
+                       "a number of at least 1"),
     "out": Flag({v: f"runs/{v}" for v in VARIANTS}, "run folder", RUN),
 }
 
@@ -150,23 +127,19 @@ def fail(message: str):
 
 def build_parser(variant: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python variants/{variant}.py",
-                                     description=f"Train {TITLES[variant]} on 2-D points.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.error, groups = fail, {}
-    for name, flag in FLAGS.items():
-        if variant not in flag.variants:
-            continue
+    for name, flag in [(n, f) for n, f in FLAGS.items() if variant in f.variants]:
         group = groups.setdefault(flag.group, parser.add_argument_group(flag.group))
         value = default(name, variant)
-        options = {"default": value, "help": flag.help}
         if value is False:
-            options["action"] = "store_true"
+            options = {"action": "store_true"}
         elif isinstance(value, list):
-            options.update(nargs=len(value), type=type(value[0]))
+            options = {"nargs": len(value), "type": type(value[0])}
         else:
-            options.update(choices=flag.choices, type=flag.parse or (flag.choices is None
-                                                                      and type(value)) or None)
-        group.add_argument("--" + name.replace("_", "-"), **options)
+            kind = flag.parse or (type(value) if flag.choices is None else None)
+            options = {"choices": flag.choices, "type": kind}
+        group.add_argument("--" + name.replace("_", "-"), default=value, help=flag.help, **options)
     return parser
 
 def check_config(cfg: dict) -> None:
@@ -174,7 +147,8 @@ def check_config(cfg: dict) -> None:
     for name, flag in FLAGS.items():
         value, dashed = cfg.get(name), "--" + name.replace("_", "-")
         if flag.must and name in cfg and not MUST[flag.must](value):
-            raise UserError(f"{dashed} must be {flag.must} (got {value})")
+            must = flag.must.replace("two in", "two numbers in")
+            raise UserError(f"{dashed} must be {must} (got {value})")
         if cfg["optimizer"] not in flag.optimizers and value != default(name, cfg["variant"]):
             raise UserError(f"{dashed} is for --optimizer {' or '.join(flag.optimizers)}, "
                             f"not {cfg['optimizer']}")
@@ -194,7 +168,8 @@ def parse_config(variant: str, argv: list[str] | None = None) -> dict:
     cfg = {**vars(build_parser(variant).parse_args(argv)), "variant": variant}
     variable = [name for name in VARIABLE if name in cfg]
     if cfg["vary"] and cfg["vary"][0] not in variable:
-        raise UserError(f"--vary {cfg['vary'][0]}: {TITLES[variant]} can vary {', '.join(variable)}")
+        raise UserError(f"--vary {cfg['vary'][0]}: {TITLES[variant]} can vary "
+                        f"{', '.join(variable)}")
     for member in [cfg, *member_configs(cfg)]:  # every member's values checked as flags are
         check_config(member)
     return cfg
@@ -202,7 +177,7 @@ def parse_config(variant: str, argv: list[str] | None = None) -> dict:
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: no CUDA device is available to this PyTorch")
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    return torch.device(name if name != "auto" else "cuda" if torch.cuda.is_available() else "cpu")
 
 # ---- Data. One seeded generator per purpose, like splitting a JAX key: drawing more numbers for
 # one purpose (frames, say) never shifts those of another (the batches). ----------------------
@@ -222,29 +197,9 @@ def load_data(cfg: dict) -> tuple[np.ndarray, dict | None, str]:
     path = find_data(cfg["data"])
     return load_points(path, cfg["key"]), None, f"{path}:{cfg['key']}"
 
-MAX_TEST_SIZE = 4096  # the exact W1 is O(n³): minutes per evaluation beyond this
-
-def split_points(points: np.ndarray, train_size: int, test_size: int, seed: int,
-                 source: str = "data") -> tuple[np.ndarray, np.ndarray]:
-    """Seeded shuffle, then `train_size` rows train and the next `test_size` (0: the rest) test.
-    The file's rows are in cluster order: unshuffled, the test set would be one cluster."""
-    n = len(points)
-    if train_size >= n:
-        raise UserError(f"{source} has {n} rows, not more than --train-size {train_size}: none "
-                        "would be left to test on")
-    test_size = test_size or n - train_size
-    if train_size + test_size > n:
-        raise UserError(f"{source} has {n} rows, fewer than --train-size {train_size} + "
-                        f"--test-size {test_size}")
-    if not NEIGHBOURS < test_size <= MAX_TEST_SIZE:
-        raise UserError(f"a test set of {test_size} points: the distances need {NEIGHBOURS + 1} "
-                        f"to {MAX_TEST_SIZE} (give --test-size {MAX_TEST_SIZE} or less, or leave "
-                        "more rows after --train-size)")
-    if test_size > train_size:  # the noise floor compares it with training samples of its size
-        raise UserError(f"--test-size {test_size} is larger than --train-size {train_size}; "
-                        "give a --test-size up to the training size")
-    order = torch.randperm(n, generator=make_rng(seed, "split")).numpy()
-    return points[order[:train_size]], points[order[train_size:train_size + test_size]]
+def split_data(cfg: dict, points: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
+    return split_points(points, cfg["train_size"], cfg["test_size"],
+                        make_rng(cfg["data_seed"], "split"), source, fewest=measures.NEIGHBOURS + 1)
 
 # ---- Models: the report's MLPs, noise_dim -> 256 -> 64 -> 2 and 2 -> 256 -> 64 -> 1 -----------
 
@@ -455,8 +410,7 @@ def make_train_step(cfg: dict) -> Callable:
         if cfg["order"] == "d-first":
             d, d_opt, aux = update_critic(d0, state["d_opt"], g0, batch, hyper)
             g, g_opt, loss = update_generator(g0, state["g_opt"], d, batch["z_gen"])
-        else:  # the critic learns from the updated generator, or (simultaneous, the report's
-            # code) from the generator as it was before its step
+        else:  # g-first: the critic sees the updated G; simultaneous (the report's code): G as was
             g, g_opt, loss = update_generator(g0, state["g_opt"], d0, batch["z_gen"])
             seen = g if cfg["order"] == "g-first" else g0
             d, d_opt, aux = update_critic(d0, state["d_opt"], seen, batch, hyper)
@@ -464,16 +418,16 @@ def make_train_step(cfg: dict) -> Callable:
             {"g_loss": loss, **aux}
     return train_step
 
-# ---- Ensembles: several models (seeds, or values of a hyper-parameter) in one step, vmapped over
-# stacked states. Each member draws its batches from its own seed, so it follows the trajectory
-# it would follow alone. ---------------------------------------------------------------------
+# ---- Ensembles: models (seeds, or values of a hyper-parameter) vmapped over stacked states;
+# each draws its batches from its own seed, so it follows the trajectory it would follow alone.
 
 def member_name(member: dict, cfg: dict) -> str:
     name = f"seed{member['seed']}"
     return f"{name}_{cfg['vary'][0]}{member[cfg['vary'][0]]:g}" if cfg["vary"] else name
 
 def tree_map_nested(f: Callable, tree):
-    return {k: tree_map_nested(f, v) for k, v in tree.items()} if isinstance(tree, dict) else f(tree)
+    return {k: tree_map_nested(f, v) for k, v in tree.items()} if isinstance(tree, dict) \
+        else f(tree)
 
 def tree_stack(trees: list, dim: int = 0):
     if isinstance(trees[0], dict):
@@ -590,107 +544,71 @@ def train_epochs(run: dict, send: Callable) -> None:
 
 # ---- Outputs: the recorder, which turns each epoch's snapshot into the run folder's files -----
 
-RUN_FILES = ("config.json", "metrics.csv", "summary.json", "ensemble.csv", "generator.pt",
-             "critic.pt", "curves.png")
-
-def is_run_dir(path: Path) -> bool:
-    """Does this folder hold a lab5 run (a config.json that names a variant)?"""
-    try:
-        return "variant" in json.loads((path / "config.json").read_text())
-    except (OSError, ValueError, TypeError):
-        return False
-
-def prepare_run_dir(out: str | Path) -> Path:
-    """Create the run folder, or clear one that an earlier lab5 run left (its files, frames and
-    member folders, nothing else), so that old frames do not end up in a new GIF. A folder that
-    holds anything but a lab5 run is refused rather than written into."""
-    if not str(out).strip():
-        raise UserError("--out is empty; give the folder for the run")
-    run = Path(out)
-    if run.exists() and not run.is_dir():
-        raise UserError(f"--out {run} is a file; give a folder for the run")
-    empty = lambda p: p.name == "frames" and p.is_dir() and not any(p.iterdir())  # noqa: E731
-    if run.exists() and any(not empty(p) for p in run.iterdir()) and not is_run_dir(run):
-        raise UserError(f"--out {run} holds files that are not a lab5 run; give a new or empty "
-                        "folder")
-    try:
-        (run / "frames").mkdir(parents=True, exist_ok=True)
-        for old in [*run.glob("frames/epoch_*.png"), *(run / name for name in RUN_FILES)]:
-            old.unlink(missing_ok=True)
-        for member in [d for d in run.iterdir() if d.is_dir() and is_run_dir(d)]:
-            shutil.rmtree(member)
-    except OSError as e:
-        raise UserError(f"cannot write the run folder {run}: {e.strerror}") from None
-    return run
-
 def save_params(path: Path, params: dict) -> None:
     """torch.save a dict that nn.Sequential.load_state_dict accepts."""
     tensors = {k: torch.as_tensor(v).detach().cpu().clone() for k, v in params.items()}
-    atomic_write(path, lambda tmp: torch.save(tensors, tmp))
+    records.atomic_write(path, lambda tmp: torch.save(tensors, tmp))
 
 def metric_columns(variant: str, modes: bool = False) -> list[str]:
-    return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []),
-            "energy", "precision", "recall", *(MODE_COLUMNS if modes else []), "w1", "seconds"]
+    return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []), "energy",
+            "precision", "recall", *(measures.MODE_COLUMNS if modes else []), "w1", "seconds"]
 
 def open_recorder(run: dict) -> dict:
     """What the recorder keeps between epochs: the test set's description, the noise floor, the
     fixed noise each member is scored on, the frame writer, the open tables."""
     cfg, test, variant = run["cfg"], run["test"], run["cfg"]["variant"]
     columns = metric_columns(variant, run["modes"] is not None)
-    eval_z = lambda m: torch.randn(len(test), cfg["noise_dim"], generator=make_rng(m, "eval"))  # noqa: E731
-    members = [{"folder": folder, "table": open_table(folder / "metrics.csv", columns),
-                "z": eval_z(m["seed"]), "history": [], "final": None}
+    noise = lambda seed: torch.randn(len(test), cfg["noise_dim"], generator=make_rng(seed, "eval"))  # noqa: E731
+    members = [{"folder": folder, "table": records.open_table(folder / "metrics.csv", columns),
+                "z": noise(m["seed"]), "history": [], "final": None}
                for m, folder in zip(run["members"], run["member_dirs"])]
     tables = [member["table"] for member in members]
     if run["folder"] not in run["member_dirs"]:  # an ensemble's own folder: means over members
         stats = [f"{c}_{s}" for c in columns[1:-1] for s in ("mean", "se")]
-        tables.append(open_table(run["folder"] / "ensemble.csv", ["epoch", "members", *stats]))
-    floor = noise_floor(run["train"], test, make_rng(cfg["data_seed"], "floor"), modes=run["modes"])
-    return {"run": run, "floor": floor, "test": describe_test_set(test), "members": members,
-            "columns": columns, "tables": tables, "final": None, "epochs_done": 0,
+        tables.append(records.open_table(run["folder"] / "ensemble.csv",
+                                         ["epoch", "members", *stats]))
+    floor = measures.noise_floor(run["train"], test, make_rng(cfg["data_seed"], "floor"),
+                                 modes=run["modes"])
+    return {"run": run, "floor": floor,
+            "test": measures.describe_test_set(test), "members": members, "columns": columns,
+            "tables": tables, "final": None, "epochs_done": 0,
             "grid": torch.as_tensor(landscape_grid(run["window"]), dtype=torch.float32),
             "draw": make_frame_writer(run["window"], test, TITLES[variant], variant == "gan"),
             "train_s": 0.0, "warm_up_s": 0.0, "record_s": 0.0}
 
-def draw_frame(rec: dict, member: dict, epoch: int, d_params: dict, fake, row: dict) -> None:
-    """The critic's landscape (D(x) for GAN, the critic's value otherwise) beneath the points."""
-    with torch.no_grad():
-        score = critic(d_params, rec["grid"])
-    values = (torch.sigmoid(score) if rec["run"]["cfg"]["variant"] == "gan" else score).numpy()
-    path = member["folder"] / "frames" / f"epoch_{epoch:04d}.png"
-    atomic_write(path, lambda tmp: rec["draw"](tmp, epoch, fake, values, row, rec["floor"]))
+def is_due(every: int, epoch: int, last: int) -> bool:
+    return epoch == last or (every > 0 and epoch % every == 0)
 
 def record_member(rec: dict, member: dict, message: dict, i: int) -> dict:
-    """One member's epoch: its distances, frame, parameters and metrics row."""
+    """One member's epoch: its distances, its frame (the critic's landscape, D(x) for GAN, under
+    the points), its parameters and its metrics row."""
     run, cfg, epoch = rec["run"], rec["run"]["cfg"], message["epoch"]
     g, d = (tree_map(torch.from_numpy, tree_index(message[k], i)) for k in ("g", "d"))
     frame_due = cfg["frame_every"] > 0 and is_due(cfg["frame_every"], epoch, cfg["epochs"])
+    exact = frame_due or is_due(cfg["eval_every"], epoch, cfg["epochs"])
     with torch.no_grad():
         fake = generator(g, member["z"]).double().numpy()
-    exact = frame_due or is_due(cfg["eval_every"], epoch, cfg["epochs"])
+        score = critic(d, rec["grid"]) if frame_due else None
     row = {"epoch": epoch, **{k: float(v[i]) for k, v in message["losses"].items()},
-           **sample_metrics(fake, rec["test"]),
-           **(mode_metrics(fake, **run["modes"]) if run["modes"] else {}),
-           "w1": wasserstein1(fake, run["test"]) if exact else None,
+           **measures.sample_metrics(fake, rec["test"]),
+           **(measures.mode_metrics(fake, **run["modes"]) if run["modes"] else {}),
+           "w1": measures.wasserstein1(fake, run["test"]) if exact else None,
            "seconds": round(message["seconds"], 4)}
-    if exact:
-        member["history"].append((epoch, row["w1"]))
     if frame_due:
-        draw_frame(rec, member, epoch, d, fake, row)
+        values = (torch.sigmoid(score) if cfg["variant"] == "gan" else score).numpy()
+        records.atomic_write(member["folder"] / "frames" / f"epoch_{epoch:04d}.png", lambda tmp:
+                             rec["draw"](tmp, epoch, fake, values, row, rec["floor"]))
     save_params(member["folder"] / "generator.pt", g)
     save_params(member["folder"] / "critic.pt", d)
     member["table"][1].writerow(row)
-    member["final"] = row
+    member["final"], member["history"] = row, member["history"] + [(epoch, row["w1"])] * exact
     return row
-
-def is_due(every: int, epoch: int, last: int) -> bool:
-    return epoch == last or (every > 0 and epoch % every == 0)
 
 def record_epoch(rec: dict, message: dict) -> list[str]:
     """Every member's epoch and the ensemble's means; returns the console lines to show."""
     epoch, floor = message["epoch"], rec["floor"]
     rows = [record_member(rec, member, message, i) for i, member in enumerate(rec["members"])]
-    rec["final"] = ensemble_row(epoch, rows, rec["columns"][1:-1])
+    rec["final"] = measures.ensemble_row(epoch, rows, rec["columns"][1:-1])
     if len(rec["tables"]) > len(rec["members"]):
         rec["tables"][-1][1].writerow(rec["final"])
     rec["epochs_done"], rec["train_s"] = epoch, rec["train_s"] + message["seconds"]
@@ -708,13 +626,13 @@ def write_summaries(rec: dict, status: str, diverged: list[str] | None) -> None:
               **{k: round(rec[k], 3) for k in ("warm_up_s", "train_s", "record_s")},
               "wall_s": round(time.time() - run["started"], 2), "diverged_members": diverged}
     threshold = run["cfg"]["fit_factor"] * rec["floor"]["w1"]
-    fits = [epochs_to_fit(member["history"], threshold) for member in rec["members"]]
+    fits = [measures.epochs_to_fit(member["history"], threshold) for member in rec["members"]]
     for member, fit in zip(rec["members"], fits):
-        write_json(member["folder"] / "summary.json",
-                   {**shared, "final": member["final"], "epochs_to_fit": fit})
+        records.write_json(member["folder"] / "summary.json",
+                           {**shared, "final": member["final"], "epochs_to_fit": fit})
     if run["folder"] not in run["member_dirs"]:
-        write_json(run["folder"] / "summary.json",
-                   {**shared, "final": rec["final"], "epochs_to_fit": fits})
+        records.write_json(run["folder"] / "summary.json",
+                           {**shared, "final": rec["final"], "epochs_to_fit": fits})
 
 def handle(rec: dict, message: dict) -> list[str]:
     """One message from training: an epoch's snapshot, the compile time, or the end ("status"),
@@ -728,14 +646,10 @@ def handle(rec: dict, message: dict) -> list[str]:
         file.close()
     return lines
 
-class Recorder(NamedTuple):
-    send: Callable[[dict], list[str]]  # a message in; the console lines ready so far out
-    finish: Callable[[dict], list[str]]  # the last message; returns once all is written
-
-def record_in_process(run: dict) -> Recorder:
-    """The recorder in the training process, for comparison with the worker."""
-    rec = open_recorder(run)
-    return Recorder(partial(handle, rec), partial(handle, rec))
+def record_in_worker(run: dict) -> records.Worker:
+    """The recorder in a process of its own (plots.records.start_worker): training goes on
+    while the last epoch is recorded, and waits when the recorder falls QUEUE_SIZE behind."""
+    return records.start_worker(partial(recorder_worker, run))
 
 def recorder_worker(run: dict, inbox, outbox) -> None:
     torch.set_num_threads(1)  # the other core trains
@@ -744,69 +658,6 @@ def recorder_worker(run: dict, inbox, outbox) -> None:
         outbox.put(handle(rec, message))
     outbox.put(handle(rec, message))
 
-class RecorderStopped(RuntimeError):
-    """The recording process died (a bug, or a full disk); its own error is printed above."""
-
-@contextmanager
-def interrupts_held():
-    """A Ctrl-C while an epoch is handed over takes effect once it is, so that the files of a
-    run folder always come from the same epoch."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
-
-QUEUE_EPOCHS = 8  # snapshots waiting for the recorder before training waits for it
-
-def record_in_worker(run: dict) -> Recorder:
-    """The recorder in a process of its own, forked where the platform can (so it starts at once,
-    with everything imported), fed through a bounded queue: a slow recorder holds training back
-    rather than letting snapshots pile up. It starts with Ctrl-C ignored: an interrupt is the
-    trainer's to handle, and the recorder finishes what it was given."""
-    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    inbox, outbox = context.Queue(QUEUE_EPOCHS), context.Queue()
-    worker = context.Process(target=recorder_worker, args=(run, inbox, outbox))
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    worker.start()
-    if main:
-        signal.signal(signal.SIGINT, previous)
-
-    def send(message: dict) -> list[str]:
-        while not put(message):
-            if not worker.is_alive():
-                inbox.cancel_join_thread()  # nobody will read what is still buffered
-                raise RecorderStopped(f"exit code {worker.exitcode}")
-        lines = []
-        while not outbox.empty():
-            lines += outbox.get()
-        return lines
-
-    def put(message: dict) -> bool:
-        try:
-            inbox.put(message, timeout=0.5)
-            return True
-        except queue.Full:
-            return False
-
-    def finish(message: dict) -> list[str]:
-        lines = send(message) if worker.is_alive() else []
-        while worker.is_alive() or not outbox.empty():
-            with suppress(queue.Empty):
-                lines += outbox.get(timeout=0.2)
-        worker.join()
-        if worker.exitcode:
-            raise RecorderStopped(f"exit code {worker.exitcode}")
-        return lines
-    return Recorder(send, finish)
-
 # ---- A run: config -> data -> recorder -> training loop -> summary ---------------------------
 
 def write_configs(run: dict) -> None:
@@ -814,64 +665,47 @@ def write_configs(run: dict) -> None:
     its sha256, the device, the library versions."""
     cfg = run["cfg"]
     data = None if cfg["data"] in TOY_DATA else find_data(cfg["data"])
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "numpy": np.__version__}
     setting = {"data": str(data or cfg["data"]), "steps_per_epoch": run["steps"],
                "data_sha256": data and hashlib.sha256(data.read_bytes()).hexdigest(),
-               "device": str(run["device"]), "versions": {"python": platform.python_version(),
-                                                          "torch": torch.__version__,
-                                                          "numpy": np.__version__}}
-    if run["folder"] not in run["member_dirs"]:
-        write_json(run["folder"] / "config.json", {**cfg, **setting, "members": run["names"]})
-    for member, folder, name in zip(run["members"], run["member_dirs"], run["names"]):
-        write_json(folder / "config.json", {**member, **setting, "members": [name],
-                                            "out": str(folder)})
+               "device": str(run["device"]), "versions": versions}
+    folders = [(run["folder"], cfg, run["names"])] * (run["folder"] not in run["member_dirs"])
+    for folder, member, names in folders + list(zip(run["member_dirs"], run["members"],
+                                                    [[name] for name in run["names"]])):
+        records.write_json(folder / "config.json",
+                           {**member, **setting, "members": names, "out": str(folder)})
 
 def prepare_run(cfg: dict) -> dict:
     """Everything both processes need to know of a run, worked out once."""
     device = resolve_device(cfg["device"])
     points, modes, source = load_data(cfg)
-    train, test = split_points(points, cfg["train_size"], cfg["test_size"], cfg["data_seed"],
-                               source)
+    train, test = split_data(cfg, points, source)
     members = member_configs(cfg)
     names = [member_name(m, cfg) for m in members]
-    folder = prepare_run_dir(cfg["out"])
+    folder = records.prepare_run_dir(cfg["out"])
     run = {"cfg": cfg, "device": device, "source": source, "train": train, "test": test,
            "train_t": torch.as_tensor(train, dtype=torch.float32), "modes": modes,
            "members": members, "names": names, "folder": folder, "started": time.time(),
            "member_dirs": [folder] if len(members) == 1 else
-           [prepare_run_dir(folder / name) for name in names],
+           [records.prepare_run_dir(folder / name) for name in names],
            "steps": cfg["train_size"] // (cfg["batch_size"] * cfg["n_critic"]),
            "cuda_graphs": not cfg["no_compile"] and device.type == "cuda",
            "window": plot_window(np.vstack([train, test]))}
     write_configs(run)
     return run
 
-def announce(run: dict) -> None:
-    cfg = run["cfg"]
-    print(start_message(variant=cfg["variant"], models=len(run["members"]),
-                        compiled=not cfg["no_compile"], device=run["device"],
-                        threads=cfg["threads"] or torch.get_num_threads(), steps=run["steps"],
-                        train=len(run["train"]), test=len(run["test"]), source=run["source"],
-                        folder=run["folder"]), flush=True)
-
-@contextmanager
-def torch_threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n or before)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-def train(cfg: dict, record: Callable[[dict], Recorder] = record_in_worker) -> dict:
+def train(cfg: dict, record: Callable[[dict], records.Worker] = record_in_worker) -> dict:
     """Train the model, or the ensemble, that cfg describes and write the run folder; returns
     its summary. An interrupted or diverged run keeps everything up to its last good epoch."""
     run = prepare_run(cfg)
-    announce(run)
+    print(start_message(run["cfg"], len(run["members"]), run["device"], run["steps"],
+                        len(run["train"]), len(run["test"]), run["source"], run["folder"]))
     bar, recorder = progress_bar(cfg["epochs"], cfg["variant"]), record(run)
     status, diverged = "failed", None  # "failed" stays only if a bug stops the run
 
     def send(message: dict) -> None:
-        with interrupts_held():
+        with records.interrupts_held():
             lines = recorder.send(message)
         for line in lines:
             say(bar, line)
@@ -881,8 +715,8 @@ def train(cfg: dict, record: Callable[[dict], Recorder] = record_in_worker) -> d
             bar.set_postfix_str(f"{run['steps'] / message['seconds']:,.0f} steps/s", False)
             bar.update()
     try:
-        with torch_threads(cfg["threads"]):
-            train_epochs(run, send)
+        torch.set_num_threads(cfg["threads"] or torch.get_num_threads())
+        train_epochs(run, send)
         status = "completed"
     except Diverged as e:
         status, diverged = "diverged", e.args[0]
@@ -890,7 +724,7 @@ def train(cfg: dict, record: Callable[[dict], Recorder] = record_in_worker) -> d
         status = "interrupted"
     finally:
         bar.close()
-        with interrupts_held():
+        with records.interrupts_held():
             for line in recorder.finish({"status": status, "diverged_members": diverged}):
                 say(bar, line)
     summary = json.loads((run["folder"] / "summary.json").read_text())

@@ -36,7 +36,8 @@ def make_points(seed: int = 0) -> dict[str, np.ndarray]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(Path(__file__).with_name("points.mat")), help="MAT file to write")
+    p.add_argument("--out", default=str(Path(__file__).with_name("points.mat")),
+                   help="MAT file to write")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample")
     args = p.parse_args()
     scipy.io.savemat(args.out, make_points(args.seed))

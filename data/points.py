@@ -83,3 +83,29 @@ def load_points(path: str | Path, key: str) -> np.ndarray:
         raise UserError(f"{where} holds {len(x)} copies of a single point; there is no "
                         "distribution to learn")
     return x.astype(np.float64)
+
+
+MAX_TEST_SIZE = 4096  # the exact W1 is O(n³): minutes per evaluation beyond this
+
+
+def split_points(points: np.ndarray, train_size: int, test_size: int, rng: torch.Generator,
+                 source: str = "data", fewest: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded shuffle, then `train_size` rows train and the next `test_size` (0: the rest) test.
+    The file's rows are in cluster order: unshuffled, the test set would be one cluster."""
+    n = len(points)
+    if train_size >= n:
+        raise UserError(f"{source} has {n} rows, not more than --train-size {train_size}: none "
+                        "would be left to test on")
+    test_size = test_size or n - train_size
+    if train_size + test_size > n:
+        raise UserError(f"{source} has {n} rows, fewer than --train-size {train_size} + "
+                        f"--test-size {test_size}")
+    if not fewest <= test_size <= MAX_TEST_SIZE:
+        raise UserError(f"a test set of {test_size} points: the distances need {fewest} to "
+                        f"{MAX_TEST_SIZE} (give --test-size {MAX_TEST_SIZE} or less, or leave "
+                        "more rows after --train-size)")
+    if test_size > train_size:  # the noise floor compares it with training samples of its size
+        raise UserError(f"--test-size {test_size} is larger than --train-size {train_size}; "
+                        "give a --test-size up to the training size")
+    order = torch.randperm(n, generator=rng).numpy()
+    return points[order[:train_size]], points[order[train_size:train_size + test_size]]

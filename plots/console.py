@@ -48,13 +48,15 @@ def short(path) -> str:
     return min(str(path), os.path.relpath(path), key=len)
 
 
-def start_message(variant, models, compiled, device, threads, steps, train, test, source,
+def start_message(cfg: dict, models: int, device, steps: int, train: int, test: int, source,
                   folder) -> str:
     plural = lambda n, what: f"{n} {what}{'s' * (n != 1)}"  # noqa: E731
-    return (f"lab5 {variant}: {plural(models, 'model')} in one vmapped step, "
-            f"{'compiled' if compiled else 'eager'}, {device} ({plural(threads, 'thread')}), "
-            f"{steps} steps per epoch\ndata: {train} train / {test} test points from "
-            f"{short(source)}\nrun folder: {short(folder)}/ (written by a second process)")
+    how = "eager" if cfg["no_compile"] else "compiled"
+    threads = plural(cfg["threads"], "thread") if cfg["threads"] else "torch's threads"
+    return (f"lab5 {cfg['variant']}: {plural(models, 'model')} in one vmapped step, {how}, "
+            f"{device} ({threads}), {steps} steps per epoch\ndata: {train} train / {test} test "
+            f"points from {short(source)}\nrun folder: {short(folder)}/ (written by a second "
+            "process)")
 
 
 def end_message(summary: dict, folder) -> str:

@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+import torch
 from scipy.spatial.distance import cdist
 
 import lab5
-from data.points import UserError, load_points
+from data.points import UserError, load_points, split_points
 from plots import measures
 from data.make_points import CLUSTERS, POINTS_PER_CLUSTER, make_points
 
@@ -106,27 +107,31 @@ def test_a_sparse_matrix_is_read_as_points(tmp_path):
     assert load_points(path, "xx").tolist() == [[0, 1], [2, 0], [3, 4]]
 
 
+def rng(seed):
+    return torch.Generator().manual_seed(seed)
+
+
 def test_split_is_seeded_disjoint_and_exact():
     points = np.arange(200.0).reshape(100, 2)
-    train, test = lab5.split_points(points, 70, 0, seed=3)
-    again, _ = lab5.split_points(points, 70, 0, seed=3)
-    other, _ = lab5.split_points(points, 70, 0, seed=4)
+    train, test = split_points(points, 70, 0, rng(3))
+    again, _ = split_points(points, 70, 0, rng(3))
+    other, _ = split_points(points, 70, 0, rng(4))
     assert train.shape == (70, 2) and test.shape == (30, 2)
     assert np.array_equal(train, again) and not np.array_equal(train, other)
     assert sorted(np.vstack([train, test])[:, 0]) == list(points[:, 0])  # every row once
-    assert lab5.split_points(points, 70, 10, seed=3)[1].shape == (10, 2)
+    assert split_points(points, 70, 10, rng(3))[1].shape == (10, 2)
 
 
 @pytest.mark.parametrize("train,test", [(100, 0), (90, 20), (50, 51)])
 def test_a_split_that_does_not_fit_is_an_error(train, test):
     with pytest.raises(UserError, match="f.mat:xx has 100 rows"):
-        lab5.split_points(np.zeros((100, 2)), train, test, seed=0, source="f.mat:xx")
+        split_points(np.zeros((100, 2)), train, test, rng(0), source="f.mat:xx")
 
 
 def test_a_test_set_larger_than_the_training_set_is_an_error():
     """The noise floor needs a training sample as large as the test set."""
     with pytest.raises(UserError, match="--test-size 60 is larger than --train-size 40"):
-        lab5.split_points(np.zeros((100, 2)), 40, 60, seed=0)
+        split_points(np.zeros((100, 2)), 40, 60, rng(0))
 
 
 @pytest.mark.parametrize("name", ["ring8", "grid25", "swissroll"])

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ import torch
 from PIL import Image
 
 import lab5
+from plots import records
 
 SMALL = ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--epochs", "3",
          "--frame-every", "1", "--no-compile"]
@@ -34,9 +36,15 @@ def same_params(a, b):
     return all(torch.equal(a[name][k], b[name][k]) for name in a for k in a[name])
 
 
+def in_process(run):
+    """The recorder in the training process, one message after the other."""
+    handle = partial(lab5.handle, lab5.open_recorder(run))
+    return records.Worker(handle, handle)
+
+
 def test_the_worker_writes_what_an_in_process_recorder_writes(tmp_path):
     runs = {}
-    for name, record in (("worker", lab5.record_in_worker), ("inline", lab5.record_in_process)):
+    for name, record in (("worker", lab5.record_in_worker), ("inline", in_process)):
         cfg = lab5.parse_config("wgan_gp", [*SMALL, "--seeds", "2", "--out", str(tmp_path / name)])
         assert lab5.train(cfg, record)["status"] == "completed"
         runs[name] = tmp_path / name
@@ -59,24 +67,24 @@ def test_the_worker_writes_what_an_in_process_recorder_writes(tmp_path):
 
 def test_a_slow_recorder_holds_training_back(monkeypatch):
     """The queue to the recorder is bounded: with a recorder that takes 0.1 s a message, sending
-    QUEUE_EPOCHS + 10 messages must wait for about 10 of them to be recorded."""
+    QUEUE_SIZE + 10 messages must wait for about 10 of them to be recorded."""
     monkeypatch.setattr(lab5, "open_recorder", lambda run: {})
     monkeypatch.setattr(lab5, "handle", lambda rec, message: time.sleep(0.1) or [message["n"]])
     recorder = lab5.record_in_worker({})
     started = time.perf_counter()
-    lines = [line for n in range(lab5.QUEUE_EPOCHS + 10) for line in recorder.send({"n": n})]
+    lines = [line for n in range(records.QUEUE_SIZE + 10) for line in recorder.send({"n": n})]
     waited = time.perf_counter() - started
     lines += recorder.finish({"n": "end", "status": "completed"})
     assert waited > 0.1 * 8  # ten messages had to be recorded before the last one went in
-    assert lines == [*range(lab5.QUEUE_EPOCHS + 10), "end"]  # every reply, in order
+    assert lines == [*range(records.QUEUE_SIZE + 10), "end"]  # every reply, in order
 
 
 def test_a_recorder_that_dies_stops_the_run(monkeypatch):
     monkeypatch.setattr(lab5, "open_recorder", lambda run: {})
     monkeypatch.setattr(lab5, "handle", lambda rec, message: os._exit(7))
     recorder = lab5.record_in_worker({})
-    with pytest.raises(lab5.RecorderStopped, match="exit code 7"):
-        for _ in range(lab5.QUEUE_EPOCHS + 5):
+    with pytest.raises(records.WorkerStopped, match="exit code 7"):
+        for _ in range(records.QUEUE_SIZE + 5):
             recorder.send({})
 
 

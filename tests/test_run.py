@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import lab5
+from plots import records
 
 SMALL = ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--epochs", "3",
          "--frame-every", "2", "--no-compile"]
@@ -141,7 +142,7 @@ def test_an_interrupt_while_an_epoch_is_handed_over_waits_for_the_hand_over():
     import signal
     done = []
     with pytest.raises(KeyboardInterrupt):
-        with lab5.interrupts_held():
+        with records.interrupts_held():
             signal.raise_signal(signal.SIGINT)
             done.append("the rest of the block")
     assert done == ["the rest of the block"]
