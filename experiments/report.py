@@ -1,8 +1,12 @@
-"""The lab report's experiments, and the ones that explain them, as commands with tables and figures.
+"""\
+The lab report's experiments, and the ones that explain them, as commands with tables and figures.
 
-    python experiments/report.py variants     # GAN vs WGAN vs WGAN-GP: lab5's defaults and the report's loop
-    python experiments/report.py optimizers   # GAN with SGD vs RMSprop, 2000 epochs (200 read off the same runs)
-    python experiments/report.py wgan_gp      # which setting decides whether WGAN-GP fits, and how fast
+    python experiments/report.py variants     # GAN vs WGAN vs WGAN-GP: lab5's defaults and the
+                                              # report's loop
+    python experiments/report.py optimizers   # GAN with SGD vs RMSprop, 2000 epochs (200 read off
+                                              # the same runs)
+    python experiments/report.py wgan_gp      # which setting decides whether WGAN-GP fits, and
+                                              # how fast
     python experiments/report.py toys         # the three variants on PacGAN's 2D-ring and 2D-grid
     python experiments/report.py all
 
@@ -37,7 +41,8 @@ from plots.measures import MODE_COLUMNS, mean_and_se  # noqa: E402
 
 # The report's loop, literally: its code's simultaneous update, one critic step per generator
 # step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init).
-REPORT_LOOP = ["--order", "simultaneous", "--n-critic", "1", "--batch-size", "64", "--init", "torch"]
+REPORT_LOOP = ["--order", "simultaneous", "--n-critic", "1", "--batch-size", "64",
+               "--init", "torch"]
 FRAME_EPOCHS = (10, 30, 70, 200)
 # A seed whose final W1 is this many times the noise floor has lost part of the distribution: on
 # points.mat the seeds that fit end within 3×, the ones that collapse onto part of it at 10×-25×.
@@ -49,7 +54,8 @@ EXPERIMENTS = {
         "epochs": 200,
         "configs": [
             ("GAN", "gan", []), ("WGAN", "wgan", []), ("WGAN-GP", "wgan_gp", []),
-            ("GAN, report's loop", "gan", REPORT_LOOP), ("WGAN, report's loop", "wgan", REPORT_LOOP),
+            ("GAN, report's loop", "gan", REPORT_LOOP),
+            ("WGAN, report's loop", "wgan", REPORT_LOOP),
             ("WGAN-GP, report's loop", "wgan_gp", REPORT_LOOP),
         ],
         "frames": ["GAN", "WGAN", "WGAN-GP"],
@@ -74,16 +80,20 @@ EXPERIMENTS = {
             ("He init", "wgan_gp", [*REPORT_LOOP, "--init", "kaiming"]),
             ("batch 32", "wgan_gp", [*REPORT_LOOP, "--batch-size", "32"]),
             ("noise dim 2", "wgan_gp", [*REPORT_LOOP, "--noise-dim", "2"]),
-            ("g-first + penalty 10", "wgan_gp", [*REPORT_LOOP, "--order", "g-first", "--gp-weight", "10"]),
+            ("g-first + penalty 10", "wgan_gp",
+             [*REPORT_LOOP, "--order", "g-first", "--gp-weight", "10"]),
             ("lab5's defaults", "wgan_gp", []),
         ],
         "frames": ["report's loop (penalty 0.001)", "penalty 10", "lab5's defaults"],
     },
     "toys": {
-        "title": "The three variants on PacGAN's 2D-ring (8 modes) and 2D-grid (25 modes), 200 epochs",
+        "title": "The three variants on PacGAN's 2D-ring (8 modes) and 2D-grid (25 modes), "
+                 "200 epochs",
         "epochs": 200,
         "configs": [(f"{name}, {toy}", variant, ["--data", toy])
-                    for toy in ("ring8", "grid25") for name, variant in (("GAN", "gan"), ("WGAN", "wgan"), ("WGAN-GP", "wgan_gp"))],
+                    for toy in ("ring8", "grid25")
+                    for name, variant in (("GAN", "gan"), ("WGAN", "wgan"),
+                                          ("WGAN-GP", "wgan_gp"))],
         "frames": ["GAN, ring8", "WGAN-GP, ring8", "GAN, grid25", "WGAN-GP, grid25"],
     },
 }
@@ -93,14 +103,15 @@ def slug(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
 
 
-def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: int, data: str | None, out: Path,
-               force: bool, train: bool = True) -> dict:
+def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: int,
+               data: str | None, out: Path, force: bool, train: bool = True) -> dict:
     """Train one configuration's ensemble, unless a finished run of the same command is there
     (experiment.json records the command and how it ended once the run has finished). A run in
     which a member diverged ends there and is reported as such, not retried."""
     frame_every = min(spec.get("frame_epochs", FRAME_EPOCHS))
-    argv = [*flags, *(["--data", data] if data and "--data" not in flags else []), "--epochs", str(epochs),
-            "--seeds", str(seeds), "--eval-every", "5" if epochs <= 200 else "50",
+    argv = [*flags, *(["--data", data] if data and "--data" not in flags else []),
+            "--epochs", str(epochs), "--seeds", str(seeds),
+            "--eval-every", "5" if epochs <= 200 else "50",
             "--frame-every", str(frame_every), "--out", str(out)]
     record = {"variant": variant, "argv": argv}
     done = out / "experiment.json"
@@ -109,7 +120,8 @@ def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: i
         print(f"{out}: finished, not trained again", flush=True)
         return {"path": str(out), "status": "completed", **saved}
     if not train:
-        raise lab5.UserError(f"{out} holds no finished run of this configuration (run without --no-train)")
+        raise lab5.UserError(f"{out} holds no finished run of this configuration "
+                             "(run without --no-train)")
     summary = lab5.train(lab5.parse_config(variant, argv))
     if summary["status"] not in ("completed", "diverged"):
         raise lab5.UserError(f"{out} ended {summary['status']}")
@@ -121,7 +133,8 @@ def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: i
 
 def read_rows(path: Path) -> list[dict]:
     with open(path) as f:
-        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
+                for row in csv.DictReader(f)]
 
 
 def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
@@ -134,7 +147,8 @@ def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
         w1 = {int(r["epoch"]): r["w1"] / floor["w1"] for r in rows if r["w1"] is not None}
         final = summary["final"]
         out.append({"final": final["w1"] / floor["w1"], **{f"at{e}": w1.get(e) for e in at_epochs},
-                    "fit": summary["epochs_to_fit"], "first": min((e for e, v in w1.items() if v <= factor), default=None),
+                    "fit": summary["epochs_to_fit"],
+                    "first": min((e for e, v in w1.items() if v <= factor), default=None),
                     "precision": final["precision"], "recall": final["recall"],
                     **{k: final[k] for k in MODE_COLUMNS if k in final},
                     "w1_by_epoch": w1, "floor": floor})
@@ -149,33 +163,41 @@ def mean_se(values, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 
-def table(results: dict[str, list[dict]], epochs: int, diverged: dict[str, str] | None = None) -> list[str]:
+def table(results: dict[str, list[dict]], epochs: int,
+          diverged: dict[str, str] | None = None) -> list[str]:
     """One row per configuration; a configuration in which a member diverged says so instead
     of reporting numbers from the epoch before (which would flatter it)."""
     modes = any("modes" in r for rs in results.values() for r in rs)
-    head = ["configuration", "seeds", "final W1 / floor", "median", f"collapsed (> {COLLAPSED:g}×)", *(["at epoch 30", "at epoch 70"] if epochs == 200 else
-                                                             ["at epoch 200"]),
-            "first within 2× (seeds)", "epochs to fit (fitted)", "precision", "recall", *(["modes", "high quality", "reverse KL"] if modes else [])]
+    head = ["configuration", "seeds", "final W1 / floor", "median", f"collapsed (> {COLLAPSED:g}×)",
+            *(["at epoch 30", "at epoch 70"] if epochs == 200 else ["at epoch 200"]),
+            "first within 2× (seeds)", "epochs to fit (fitted)", "precision", "recall",
+            *(["modes", "high quality", "reverse KL"] if modes else [])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, rs in results.items():
         if label in (diverged or {}):
-            lines.append("| " + " | ".join([label, str(len(rs)), diverged[label], *["—"] * (len(head) - 3)]) + " |")
+            lines.append("| " + " | ".join([label, str(len(rs)), diverged[label],
+                                            *["—"] * (len(head) - 3)]) + " |")
             continue
         fitted = [r["fit"] for r in rs if r["fit"] is not None]
         first = [r["first"] for r in rs if r["first"] is not None]
-        at = [[r["w1_by_epoch"].get(e) for r in rs] for e in ((30, 70) if epochs == 200 else (200,))]
-        cells = [label, str(len(rs)), mean_se(r["final"] for r in rs), f"{np.median([r['final'] for r in rs]):.2f}",
+        at = [[r["w1_by_epoch"].get(e) for r in rs]
+              for e in ((30, 70) if epochs == 200 else (200,))]
+        cells = [label, str(len(rs)), mean_se(r["final"] for r in rs),
+                 f"{np.median([r['final'] for r in rs]):.2f}",
                  str(sum(r["final"] > COLLAPSED for r in rs)), *(mean_se(a) for a in at),
-                 f"{mean_se(first, 0)} ({len(first)}/{len(rs)})", f"{mean_se(fitted, 0)} ({len(fitted)}/{len(rs)})", mean_se(r["precision"] for r in rs),
-                 mean_se(r["recall"] for r in rs)]
+                 f"{mean_se(first, 0)} ({len(first)}/{len(rs)})",
+                 f"{mean_se(fitted, 0)} ({len(fitted)}/{len(rs)})",
+                 mean_se(r["precision"] for r in rs), mean_se(r["recall"] for r in rs)]
         if modes:
-            cells += [mean_se(r.get("modes") for r in rs), mean_se(100 * r["hq"] for r in rs if "hq" in r) + " %",
+            cells += [mean_se(r.get("modes") for r in rs),
+                      mean_se(100 * r["hq"] for r in rs if "hq" in r) + " %",
                       mean_se(r.get("reverse_kl") for r in rs)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
-def band_figure(results: dict[str, list[dict]], title: str, path: Path, log_x: bool = False) -> None:
+def band_figure(results: dict[str, list[dict]], title: str, path: Path,
+                log_x: bool = False) -> None:
     fig = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -222,27 +244,32 @@ def run_experiment(name: str, args) -> None:
     if args.only and len(configs) != len(args.only):
         raise lab5.UserError(f"--only names configurations that {name} does not have; it has: "
                              + ", ".join(slug(c[0]) for c in spec["configs"]))
-    records = {label: run_config(variant, flags, spec, epochs, args.seeds, args.data, runs_root / slug(label), args.force,
-                                  not args.no_train)
+    records = {label: run_config(variant, flags, spec, epochs, args.seeds, args.data,
+                                 runs_root / slug(label), args.force, not args.no_train)
                for label, variant, flags in configs}
     runs = {label: Path(record["path"]) for label, record in records.items()}
     results = {label: member_results(run) for label, run in runs.items()}
-    diverged = {label: f"diverged in epoch {r['epochs_done'] + 1} ({', '.join(r['diverged_members'] or [])})"
+    diverged = {label: f"diverged in epoch {r['epochs_done'] + 1} "
+                       f"({', '.join(r['diverged_members'] or [])})"
                 for label, r in records.items() if r["status"] == "diverged"}
     band_figure(results, spec["title"], results_dir / f"{name}_w1.png", log_x=epochs > 200)
     frame_epochs = [e for e in spec.get("frame_epochs", FRAME_EPOCHS) if e <= epochs] or [epochs]
-    shown = [label for label in spec["frames"] if label in runs] or list(runs)  # --only may leave out the usual ones
+    # --only may leave out the usual ones
+    shown = [label for label in spec["frames"] if label in runs] or list(runs)
     frame_grid(runs, shown, frame_epochs, results_dir / f"{name}_frames.png")
     floor = results[configs[0][0]][0]["floor"]
     command = f"python experiments/report.py {name} --seeds {args.seeds}" + \
-        (f" --data {args.data} --label {args.label}" if args.data else "") + (f" --epochs {epochs}" if args.epochs else "") + \
+        (f" --data {args.data} --label {args.label}" if args.data else "") + \
+        (f" --epochs {epochs}" if args.epochs else "") + \
         (f" --only {','.join(args.only)}" if args.only else "")
     lines = [f"## {spec['title']}", "", f"`{command}`", "",
-             f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± {floor['w1_sd']:.4f}; "
-             f"precision {floor['precision']:.3f}, recall {floor['recall']:.3f}. Mean ± standard error over "
-             f"{args.seeds} seeds; \"first within 2×\": the first epoch at which W1 is within 2× the "
-             "floor; \"epochs to fit\": the first from which it stays there to the end; both over the seeds that got "
-             "there. \"Collapsed\": seeds that end beyond 5× the floor.", "", *table(results, epochs, diverged), "",
+             f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± "
+             f"{floor['w1_sd']:.4f}; precision {floor['precision']:.3f}, recall "
+             f"{floor['recall']:.3f}. Mean ± standard error over {args.seeds} seeds; \"first "
+             "within 2×\": the first epoch at which W1 is within 2× the floor; \"epochs to fit\": "
+             "the first from which it stays there to the end; both over the seeds that got there. "
+             "\"Collapsed\": seeds that end beyond 5× the floor.", "",
+             *table(results, epochs, diverged), "",
              f"![W1 per epoch]({name}_w1.png)", "", f"![frames]({name}_frames.png)", ""]
     (results_dir / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines), flush=True)
@@ -253,15 +280,21 @@ def main() -> int:
     p.error = lab5.fail
     p.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "all"])
     p.add_argument("--seeds", type=int, default=8, help="models per configuration")
-    p.add_argument("--data", default=None, help="a MAT file or built-in data set instead of data/points.mat")
-    p.add_argument("--label", default="shipped", help="names the data in results/ and runs/ (e.g. original)")
+    p.add_argument("--data", default=None,
+                   help="a MAT file or built-in data set instead of data/points.mat")
+    p.add_argument("--label", default="shipped",
+                   help="names the data in results/ and runs/ (e.g. original)")
     p.add_argument("--results", default="results", help="where the tables and figures go")
-    p.add_argument("--force", action="store_true", help="train again even where a complete run exists")
+    p.add_argument("--force", action="store_true",
+                   help="train again even where a complete run exists")
     p.add_argument("--no-train", action="store_true",
-                   help="only write the tables and figures, from finished runs (safe while others train)")
-    p.add_argument("--epochs", type=int, default=None, help="override every experiment's epochs (quick checks)")
+                   help="only write the tables and figures, from finished runs "
+                   "(safe while others train)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="override every experiment's epochs (quick checks)")
     p.add_argument("--only", type=lambda text: text.split(","), default=None, metavar="SLUG,SLUG",
-                   help="run these configurations only, named as their run folders are (e.g. penalty_10)")
+                   help="run these configurations only, named as their run folders are "
+                   "(e.g. penalty_10)")
     try:
         args = p.parse_args()
         for name in EXPERIMENTS if "all" in args.experiments else args.experiments:

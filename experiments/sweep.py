@@ -43,16 +43,18 @@ def train_one(job: tuple[str, list[str], int, str]) -> dict:
     import torch
     torch.set_num_threads(1)
     name = "_".join([variant, *(f.lstrip("-") for f in flags), f"seed{seed}"])
-    cfg = lab5.parse_config(variant, [*flags, "--seed", str(seed), "--frame-every", "0", "--eval-every", "10",
-                                      "--out", str(Path(root) / name)])
+    cfg = lab5.parse_config(variant, [*flags, "--seed", str(seed), "--frame-every", "0",
+                                      "--eval-every", "10", "--out", str(Path(root) / name)])
     with contextlib.redirect_stdout(io.StringIO()):
         summary = lab5.train(cfg)
     with open(Path(cfg["out"]) / "metrics.csv") as f:
         w1 = [(int(r["epoch"]), float(r["w1"])) for r in csv.DictReader(f) if r["w1"]]
     floor = summary["noise_floor"]["w1"]
-    final = summary["final"]["w1"] if summary["status"] == "completed" else None  # a diverged run has no final W1
-    return {"variant": variant, "flags": " ".join(flags), "seed": seed, "status": summary["status"],
-            "final_w1": final, "floor": floor, "ratio": final / floor if final is not None else None,
+    # a diverged run has no final W1
+    final = summary["final"]["w1"] if summary["status"] == "completed" else None
+    return {"variant": variant, "flags": " ".join(flags), "seed": seed,
+            "status": summary["status"], "final_w1": final, "floor": floor,
+            "ratio": final / floor if final is not None else None,
             "w1_by_epoch": w1, "train_s": summary["train_s"]}
 
 
@@ -61,13 +63,14 @@ def table(results: list[dict]) -> str:
     for r in results:
         by_flags.setdefault(r["flags"], []).append(r)
     def ratios(rs: list[dict]) -> list[float]:  # a diverged run counts as infinitely far
-        return [math.inf if r["ratio"] is None else r["ratio"] for r in sorted(rs, key=lambda r: r["seed"])]
+        return [math.inf if r["ratio"] is None else r["ratio"]
+                for r in sorted(rs, key=lambda r: r["seed"])]
 
     lines = [f"{'flags':48s} seeds  median  worst   final W1 / floor per seed (inf: diverged)"]
     for flags, rs in sorted(by_flags.items(), key=lambda kv: np.median(ratios(kv[1]))):
         rr = ratios(rs)
-        lines.append(f"{flags or '(defaults)':48s} {len(rs):5d}  {np.median(rr):6.2f}  {max(rr):5.2f}   "
-                     + " ".join(f"{x:.2f}" for x in rr))
+        lines.append(f"{flags or '(defaults)':48s} {len(rs):5d}  {np.median(rr):6.2f}  "
+                     f"{max(rr):5.2f}   " + " ".join(f"{x:.2f}" for x in rr))
     return "\n".join(lines)
 
 
@@ -88,7 +91,8 @@ def sweep() -> int:
                    "it for the product of several flags")
     p.add_argument("--seeds", type=int, default=4, help="seeds 0..N-1 for every point of the grid")
     p.add_argument("--workers", type=int, default=2, help="processes training at once")
-    p.add_argument("--results", type=Path, default=None, help="JSONL file (default: runs/sweeps/<variant>.jsonl)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="JSONL file (default: runs/sweeps/<variant>.jsonl)")
     args = p.parse_args()
     results_file = args.results or Path("runs/sweeps") / f"{args.variant}.jsonl"
     results_file.parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +108,8 @@ def sweep() -> int:
         for r in pool.imap_unordered(train_one, jobs):
             out.write(json.dumps(r) + "\n")
             out.flush()
-            outcome = f"W1 {r['final_w1']:.4f} = {r['ratio']:.2f}× floor" if r["ratio"] is not None else r["status"]
+            outcome = (f"W1 {r['final_w1']:.4f} = {r['ratio']:.2f}× floor" if r["ratio"] is not None
+                       else r["status"])
             print(f"{r['flags'] or '(defaults)'} seed {r['seed']}: {outcome}", flush=True)
             done.append(r)
     wanted = {" ".join(f) for f in grid_flags(args.grid)}

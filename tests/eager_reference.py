@@ -27,9 +27,9 @@ def optimizer(cfg: dict, parameters) -> torch.optim.Optimizer:
         return torch.optim.SGD(parameters, lr=cfg["lr"], momentum=cfg["momentum"],
                                nesterov=cfg["nesterov"], weight_decay=cfg["weight_decay"])
     if cfg["optimizer"] == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=cfg["lr"], alpha=cfg["rms_alpha"], eps=cfg["opt_eps"],
-                                   momentum=cfg["momentum"], centered=cfg["centered"],
-                                   weight_decay=cfg["weight_decay"])
+        return torch.optim.RMSprop(parameters, lr=cfg["lr"], alpha=cfg["rms_alpha"],
+                                   eps=cfg["opt_eps"], momentum=cfg["momentum"],
+                                   centered=cfg["centered"], weight_decay=cfg["weight_decay"])
     return torch.optim.Adam(parameters, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["opt_eps"],
                             weight_decay=cfg["weight_decay"])
 
@@ -37,7 +37,8 @@ def optimizer(cfg: dict, parameters) -> torch.optim.Optimizer:
 def make_reference(cfg: dict, g_params: dict, d_params: dict) -> dict:
     G = sequential(g_params)
     D = sequential(d_params, sigmoid=cfg["variant"] == "gan")
-    return {"cfg": cfg, "G": G, "D": D, "opt_g": optimizer(cfg, G.parameters()), "opt_d": optimizer(cfg, D.parameters())}
+    return {"cfg": cfg, "G": G, "D": D, "opt_g": optimizer(cfg, G.parameters()),
+            "opt_d": optimizer(cfg, D.parameters())}
 
 
 def gradient_penalty(D: nn.Module, real, fake, eps):
@@ -92,7 +93,8 @@ def reference_step(ref: dict, batch: dict) -> dict:
             return [ref["G"](batch["z_critic"][k]) for k in range(n_critic)]
 
     def critic_steps(fakes):
-        ms = [critic_step(ref, batch["real"][k], fakes[k], batch["eps"][k]) for k in range(n_critic)]
+        ms = [critic_step(ref, batch["real"][k], fakes[k], batch["eps"][k])
+              for k in range(n_critic)]
         return {key: sum(m[key] for m in ms) / n_critic for key in ms[0]}
 
     order = ref["cfg"]["order"]

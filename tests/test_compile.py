@@ -13,8 +13,10 @@ CASES = {
     "gan-rmsprop": ("gan", []),
     "wgan-rmsprop": ("wgan", ["--clip", "0.05", "--order", "simultaneous"]),
     "wgan_gp-rmsprop": ("wgan_gp", ["--gp-weight", "0.5", "--order", "d-first"]),
-    "gan-sgd": ("gan", ["--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--weight-decay", "0.01"]),
-    "gan-adam": ("gan", ["--optimizer", "adam", "--weight-decay", "0.01", "--gan-loss", "nonsaturating"]),
+    "gan-sgd": ("gan", ["--optimizer", "sgd", "--momentum", "0.9", "--nesterov",
+                        "--weight-decay", "0.01"]),
+    "gan-adam": ("gan", ["--optimizer", "adam", "--weight-decay", "0.01",
+                         "--gan-loss", "nonsaturating"]),
     "gan-rmsprop-options": ("gan", ["--momentum", "0.5", "--centered", "--weight-decay", "0.01"]),
 }
 
@@ -35,15 +37,18 @@ def assert_same_trajectory(eager, compiled, state, batches: dict, steps: int) ->
 @pytest.mark.parametrize("case", CASES)
 def test_compiled_step_matches_eager(case):
     variant, flags = CASES[case]
-    cfg = lab5.parse_config(variant, ["--n-critic", "2", "--batch-size", "32", "--lr", "0.01", *flags])
+    cfg = lab5.parse_config(variant, ["--n-critic", "2", "--batch-size", "32", "--lr", "0.01",
+                                      *flags])
     state = lab5.init_state(cfg, lab5.make_rng(0, "init"), "cpu", torch.float64)
     rng = torch.Generator().manual_seed(0)
     batches = lab5.epoch_batches(torch.rand(1000, 2, generator=rng), cfg, 4, rng, "cpu")
     batches = {k: v.double() for k, v in batches.items()}
-    a = assert_same_trajectory(lab5.make_train_step(cfg), lab5.compile_step(lab5.make_train_step(cfg)),
+    a = assert_same_trajectory(lab5.make_train_step(cfg),
+                               lab5.compile_step(lab5.make_train_step(cfg)),
                                state, batches, steps=4)
     # not a comparison of two untouched states (a Wasserstein critic's last bias has zero gradient)
-    assert all(not torch.equal(a[n][k], state[n][k]) for n in ("g", "d") for k in state[n] if k.endswith("weight"))
+    assert all(not torch.equal(a[n][k], state[n][k])
+               for n in ("g", "d") for k in state[n] if k.endswith("weight"))
 
 
 def test_no_recompiles_across_epochs_and_a_new_learning_rate(monkeypatch):
@@ -67,8 +72,9 @@ def test_a_normal_run_compiles_its_step_once(tmp_path, monkeypatch):
     monkeypatch.setattr(lab5, "fast_calls", lambda step: step)
     torch._dynamo.utils.counters.clear()
     with torch._dynamo.config.patch(error_on_recompile=True):
-        code = lab5.main("wgan", ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--epochs", "3",
-                                  "--frame-every", "2", "--seeds", "2", "--out", str(tmp_path / "run")])
+        code = lab5.main("wgan", ["--train-size", "640", "--test-size", "200", "--batch-size", "32",
+                                  "--epochs", "3", "--frame-every", "2", "--seeds", "2",
+                                  "--out", str(tmp_path / "run")])
     assert code == 0
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
@@ -77,7 +83,8 @@ def test_the_cuda_graph_loop_gives_the_same_numbers():
     """run_epoch's CUDA-graph path (copying out what outlives a replay), run here on the CPU."""
     cfg = lab5.parse_config("wgan_gp", ["--batch-size", "32", "--n-critic", "1"])
     state = lab5.init_state(cfg, lab5.make_rng(0, "init"), "cpu")
-    batches = lab5.epoch_batches(torch.rand(400, 2), cfg, 5, torch.Generator().manual_seed(0), "cpu")
+    batches = lab5.epoch_batches(torch.rand(400, 2), cfg, 5, torch.Generator().manual_seed(0),
+                                 "cpu")
     step = lab5.make_train_step(cfg)
     plain = lab5.run_epoch(step, state, batches, 5, cuda_graphs=False)
     graphed = lab5.run_epoch(step, state, batches, 5, cuda_graphs=True)

@@ -10,13 +10,14 @@ import torch
 from scipy.spatial.distance import cdist
 
 import lab5
+from data.make_points import CLUSTERS, POINTS_PER_CLUSTER, make_points
 from data.points import UserError, load_points, split_points
 from plots import measures
-from data.make_points import CLUSTERS, POINTS_PER_CLUSTER, make_points
 
 SHIPPED = lab5.ROOT / "data" / "points.mat"
 ORIGINAL = lab5.ROOT.parent / "shared" / "data" / "points.mat"
-needs_original = pytest.mark.skipif(not ORIGINAL.exists(), reason="the course's original points.mat is not beside the repository")
+needs_original = pytest.mark.skipif(
+    not ORIGINAL.exists(), reason="the course's original points.mat is not beside the repository")
 
 
 def test_shipped_file_is_what_the_script_makes():
@@ -26,7 +27,8 @@ def test_shipped_file_is_what_the_script_makes():
         assert shipped[name].dtype == np.float64, name
         np.testing.assert_allclose(shipped[name], array, rtol=0, atol=1e-12, err_msg=name)
     assert shipped["xx"].shape == (8192, 2)
-    np.testing.assert_array_equal(shipped["xx"], 0.04 * np.vstack([shipped[c] for c in "abcd"]) + 0.5)
+    np.testing.assert_array_equal(shipped["xx"],
+                                  0.04 * np.vstack([shipped[c] for c in "abcd"]) + 0.5)
 
 
 def cluster_z_scores(sample: np.ndarray, mean, cov) -> np.ndarray:
@@ -70,7 +72,8 @@ def test_load_points_returns_float64_rows(tmp_path):
     path = tmp_path / "p.mat"
     scipy.io.savemat(path, {"pts": np.arange(10, dtype=np.int32).reshape(5, 2)})
     points = load_points(path, "pts")
-    assert points.dtype == np.float64 and points.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert (points.dtype == np.float64
+            and points.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]])
 
 
 def text_file(path: Path) -> Path:
@@ -87,11 +90,13 @@ def write(tmp_path: Path, **arrays) -> Path:
 @pytest.mark.parametrize("make,key,expected", [
     (lambda t: t / "nowhere.mat", "xx", "data file not found"),
     (lambda t: text_file(t / "x.mat"), "xx", "is not a MATLAB .mat file"),
-    (lambda t: write(t, yy=np.zeros((9, 2)), zz=np.zeros(1)), "xx", "has no variable 'xx'; it has: yy, zz"),
+    (lambda t: write(t, yy=np.zeros((9, 2)), zz=np.zeros(1)), "xx",
+     "has no variable 'xx'; it has: yy, zz"),
     (lambda t: write(t, xx=np.zeros((9, 3))), "xx", "has shape 9×3; expected N×2"),
     (lambda t: write(t, xx=np.zeros(9)), "xx", "has shape 1×9; expected N×2"),
     (lambda t: write(t, xx=np.array(["ab", "cd"])), "xx", "is not a numeric array"),
-    (lambda t: write(t, xx=np.array([[0, 1], [np.nan, 2], [3, np.inf]])), "xx", "has 2 rows with NaN or Inf (first: row 2)"),
+    (lambda t: write(t, xx=np.array([[0, 1], [np.nan, 2], [3, np.inf]])), "xx",
+     "has 2 rows with NaN or Inf (first: row 2)"),
     (lambda t: write(t, xx=np.ones((50, 2))), "xx", "holds 50 copies of a single point"),
 ], ids=["missing", "not-mat", "no-key", "three-columns", "vector", "strings", "nan", "one-point"])
 def test_bad_input_is_a_one_line_error(tmp_path, make, key, expected):
@@ -103,7 +108,8 @@ def test_bad_input_is_a_one_line_error(tmp_path, make, key, expected):
 
 def test_a_sparse_matrix_is_read_as_points(tmp_path):
     import scipy.sparse
-    path = write(tmp_path, xx=scipy.sparse.csc_matrix(np.array([[0.0, 1.0], [2.0, 0.0], [3.0, 4.0]])))
+    path = write(tmp_path,
+                 xx=scipy.sparse.csc_matrix(np.array([[0.0, 1.0], [2.0, 0.0], [3.0, 4.0]])))
     assert load_points(path, "xx").tolist() == [[0, 1], [2, 0], [3, 4]]
 
 
@@ -149,4 +155,5 @@ def test_toy_data_is_seeded(name):
         d = cdist(points, modes["means"])
         assert d.min(axis=1).max() < 6 * modes["std"]
         counts = np.bincount(d.argmin(axis=1), minlength=len(modes["means"]))
-        assert np.abs(counts - len(points) / len(counts)).max() < 5 * np.sqrt(len(points) / len(counts))
+        assert (np.abs(counts - len(points) / len(counts)).max()
+                < 5 * np.sqrt(len(points) / len(counts)))

@@ -30,7 +30,8 @@ def central_differences(f, params: dict, h: float = 1e-6) -> dict:
 def assert_matches_fd(analytic: dict, f, params: dict):
     numeric = central_differences(f, params)
     for k in params:
-        torch.testing.assert_close(analytic[k], numeric[k], rtol=1e-6, atol=1e-8, msg=f"gradient of {k}")
+        torch.testing.assert_close(analytic[k], numeric[k], rtol=1e-6, atol=1e-8,
+                                   msg=f"gradient of {k}")
 
 
 @pytest.fixture
@@ -87,8 +88,11 @@ def test_penalty_is_zero_for_a_unit_slope_critic():
     """A linear critic with ‖w‖ = 1 has ‖∇ₓ D‖ = 1 everywhere: the penalty must vanish; with
     ‖w‖ = 3 it must be (3 − 1)² = 4."""
     w = torch.tensor([[0.6, 0.8]], **F64)
-    eye = {"0.weight": torch.eye(2, **F64), "0.bias": torch.full((2,), 10.0, **F64),  # ReLU stays linear: x + 10 > 0
-           "2.weight": torch.eye(2, **F64), "2.bias": torch.zeros(2, **F64), "4.bias": torch.zeros(1, **F64)}
+    eye = {"0.weight": torch.eye(2, **F64),
+           "0.bias": torch.full((2,), 10.0, **F64),  # ReLU stays linear: x + 10 > 0
+           "2.weight": torch.eye(2, **F64), "2.bias": torch.zeros(2, **F64),
+           "4.bias": torch.zeros(1, **F64)}
     x, y, eps = torch.rand(32, 2, **F64), torch.rand(32, 2, **F64), torch.rand(32, 1, **F64)
     assert lab5.gradient_penalty({**eye, "4.weight": w}, x, y, eps).abs() < 1e-12
-    torch.testing.assert_close(lab5.gradient_penalty({**eye, "4.weight": 3 * w}, x, y, eps), torch.tensor(4.0, **F64))
+    torch.testing.assert_close(lab5.gradient_penalty({**eye, "4.weight": 3 * w}, x, y, eps),
+                               torch.tensor(4.0, **F64))

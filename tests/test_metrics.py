@@ -28,12 +28,14 @@ def test_w1_of_a_translated_set_is_the_shift():
 def test_w1_on_a_line_matches_scipys_1d_distance():
     x, y = rng.normal(size=300), rng.normal(1, 2, size=300)
     embed = lambda t: np.stack([t, np.full_like(t, 0.7)], axis=1)  # noqa: E731
-    assert measures.wasserstein1(embed(x), embed(y)) == pytest.approx(scipy.stats.wasserstein_distance(x, y), rel=1e-10)
+    assert measures.wasserstein1(embed(x), embed(y)) == pytest.approx(
+        scipy.stats.wasserstein_distance(x, y), rel=1e-10)
 
 
 def test_w1_is_the_best_of_all_matchings():
     x, y = rng.normal(size=(7, 2)), rng.normal(size=(7, 2))
-    brute = min(np.linalg.norm(x - y[list(p)], axis=1).mean() for p in itertools.permutations(range(7)))
+    brute = min(np.linalg.norm(x - y[list(p)], axis=1).mean()
+                for p in itertools.permutations(range(7)))
     assert measures.wasserstein1(x, y) == pytest.approx(brute, rel=1e-12)
 
 
@@ -41,13 +43,15 @@ def test_energy_distance_known_answers():
     x = rng.normal(size=(100, 2))
     assert abs(measures.energy_distance(x, x)) < 1e-12
     # two single points d apart: 2d - 0 - 0
-    assert measures.energy_distance(np.zeros((1, 2)), np.array([[3.0, 4.0]])) == pytest.approx(10.0)
+    assert (measures.energy_distance(np.zeros((1, 2)), np.array([[3.0, 4.0]]))
+            == pytest.approx(10.0))
 
 
 def test_energy_from_distances_is_the_energy_distance():
     x, y = rng.normal(size=(80, 2)), rng.normal(size=(90, 2))
     spread = np.mean([np.linalg.norm(a - b) for a in y for b in y])
-    assert measures.energy_from(cdist(x, y), cdist(x, x), spread) == pytest.approx(measures.energy_distance(x, y), rel=1e-12)
+    assert measures.energy_from(cdist(x, y), cdist(x, x), spread) == pytest.approx(
+        measures.energy_distance(x, y), rel=1e-12)
 
 
 def brute_precision_recall(x, y, k):
@@ -55,7 +59,8 @@ def brute_precision_recall(x, y, k):
     def radius(points, i):
         return sorted(np.linalg.norm(points - points[i], axis=1))[k]  # [0] is the point itself
     ry, rx = [radius(y, j) for j in range(len(y))], [radius(x, i) for i in range(len(x))]
-    precision = np.mean([any(np.linalg.norm(xi - y[j]) <= ry[j] for j in range(len(y))) for xi in x])
+    precision = np.mean([any(np.linalg.norm(xi - y[j]) <= ry[j] for j in range(len(y)))
+                         for xi in x])
     recall = np.mean([any(np.linalg.norm(yj - x[i]) <= rx[i] for i in range(len(x))) for yj in y])
     return precision, recall
 
@@ -71,7 +76,8 @@ def test_precision_recall_known_answers():
     assert measures.precision_recall(y.copy(), y) == (1.0, 1.0)
     assert measures.precision_recall(y + 100, y) == (0.0, 0.0)
     collapsed = np.repeat(y[:1], 200, axis=0) + rng.normal(scale=1e-6, size=(200, 2))
-    precision, recall = measures.precision_recall(collapsed, y)  # every sample realistic, little data covered
+    # every sample realistic, little data covered
+    precision, recall = measures.precision_recall(collapsed, y)
     assert precision == 1.0 and recall < 0.05
 
 
@@ -89,7 +95,8 @@ def test_mode_metrics_known_answers():
     on_three = np.repeat(MEANS[:3], 10, axis=0) + 0.005  # well inside 3σ = 0.03
     got = measures.mode_metrics(on_three, MEANS, 0.01)
     assert got["modes"] == 3 and got["hq"] == 1.0
-    assert got["reverse_kl"] == pytest.approx(scipy.stats.entropy([1 / 3] * 3 + [0] * 5, [1 / 8] * 8))
+    assert got["reverse_kl"] == pytest.approx(
+        scipy.stats.entropy([1 / 3] * 3 + [0] * 5, [1 / 8] * 8))
     assert got["reverse_kl"] == pytest.approx(np.log(8 / 3))
     far = measures.mode_metrics(MEANS * 3, MEANS, 0.01)
     assert far["modes"] == 0 and far["hq"] == 0 and np.isnan(far["reverse_kl"])
@@ -114,14 +121,17 @@ def test_energy_distance_on_a_line_matches_scipy():
     """scipy's 1-D energy distance is the square root of the same quantity."""
     x, y = rng.normal(size=200), rng.normal(0.5, 1.5, size=300)
     embed = lambda t: np.stack([t, np.zeros_like(t)], axis=1)  # noqa: E731
-    assert measures.energy_distance(embed(x), embed(y)) == pytest.approx(scipy.stats.energy_distance(x, y) ** 2, rel=1e-9)
+    assert measures.energy_distance(embed(x), embed(y)) == pytest.approx(
+        scipy.stats.energy_distance(x, y) ** 2, rel=1e-9)
 
 
 def test_noise_floor_draws_training_samples_of_the_test_sets_size(monkeypatch):
     shapes = []
     real = measures.wasserstein1
-    monkeypatch.setattr(measures, "wasserstein1", lambda x, y: shapes.append((x.shape, y.shape)) or real(x, y))
-    measures.noise_floor(rng.normal(size=(500, 2)), rng.normal(size=(120, 2)), torch.Generator().manual_seed(0), draws=3)
+    monkeypatch.setattr(measures, "wasserstein1",
+                        lambda x, y: shapes.append((x.shape, y.shape)) or real(x, y))
+    measures.noise_floor(rng.normal(size=(500, 2)), rng.normal(size=(120, 2)),
+                         torch.Generator().manual_seed(0), draws=3)
     assert shapes == [((120, 2), (120, 2))] * 3
 
 

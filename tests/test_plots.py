@@ -15,8 +15,9 @@ from plots.frames import make_frame_writer, plot_window
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     for variant in ("gan", "wgan_gp"):
-        assert lab5.main(variant, ["--train-size", "512", "--test-size", "128", "--batch-size", "64", "--epochs", "4",
-                                   "--frame-every", "1", "--no-compile", "--out", str(root / variant)]) == 0
+        assert lab5.main(variant, ["--train-size", "512", "--test-size", "128",
+                                   "--batch-size", "64", "--epochs", "4", "--frame-every", "1",
+                                   "--no-compile", "--out", str(root / variant)]) == 0
     return root
 
 
@@ -93,7 +94,8 @@ def test_a_run_with_one_frame_gets_a_one_frame_gif_and_the_others_are_still_made
     after = shutil.copytree(runs / "wgan_gp", tmp_path / "c_after")
     assert make_gifs.main(["--root", str(tmp_path)]) == 0
     assert Image.open(tmp_path / "a_one.gif").n_frames == 1
-    assert "warning: skipping" in capsys.readouterr().err and not (tmp_path / "b_broken.gif").exists()
+    assert ("warning: skipping" in capsys.readouterr().err
+            and not (tmp_path / "b_broken.gif").exists())
     assert Image.open(tmp_path / "c_after.gif").n_frames == 5 and (after / "curves.png").exists()
     assert not list(tmp_path.glob("*.tmp"))
 

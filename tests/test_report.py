@@ -25,33 +25,36 @@ def fake_member(folder, w1_by_epoch, floor=0.02, fit=None, precision=0.9, recall
 
 def test_member_results_and_table(tmp_path):
     fake_member(tmp_path / "run" / "seed0", {30: 0.06, 70: 0.04, 200: 0.02}, fit=70)
-    fake_member(tmp_path / "run" / "seed1", {30: 0.04, 70: 0.08, 200: 0.06}, fit=None, precision=0.5)
+    fake_member(tmp_path / "run" / "seed1", {30: 0.04, 70: 0.08, 200: 0.06}, fit=None,
+                precision=0.5)
     results = member_results(tmp_path / "run")
     assert [r["final"] for r in results] == pytest.approx([1.0, 3.0])
     assert [r["at30"] for r in results] == pytest.approx([3.0, 2.0])
     assert [r["first"] for r in results] == [70, 30]
     lines = table({"a config": results}, epochs=200)
     cells = [c.strip() for c in lines[2].strip("|").split("|")]
-    assert cells[:3] == ["a config", "2", "2.00 ± 1.00"]          # final W1 / floor: mean ± s.e.
-    assert cells[3:5] == ["2.00", "0"]                            # median; none beyond 5× the floor
-    assert cells[5:7] == ["2.50 ± 0.50", "3.00 ± 1.00"]           # at epochs 30 and 70
-    assert cells[7] == "50 ± 20 (2/2)"                            # first within 2×: epochs 30 and 70
-    assert cells[8] == "70 ± 0 (1/2)"                             # one seed fitted, at epoch 70
+    assert cells[:3] == ["a config", "2", "2.00 ± 1.00"]        # final W1 / floor: mean ± s.e.
+    assert cells[3:5] == ["2.00", "0"]                          # median; none beyond 5× the floor
+    assert cells[5:7] == ["2.50 ± 0.50", "3.00 ± 1.00"]         # at epochs 30 and 70
+    assert cells[7] == "50 ± 20 (2/2)"                          # first within 2×: epochs 30 and 70
+    assert cells[8] == "70 ± 0 (1/2)"                           # one seed fitted, at epoch 70
     assert cells[9] == "0.70 ± 0.20"
 
 
 def test_every_experiment_names_frames_it_trains():
     for spec in EXPERIMENTS.values():
         labels = [label for label, _, _ in spec["configs"]]
-        assert set(spec["frames"]) <= set(labels) and len({slug(label) for label in labels}) == len(labels)
+        assert (set(spec["frames"]) <= set(labels)
+                and len({slug(label) for label in labels}) == len(labels))
 
 
 def test_collapsed_seeds_are_counted(tmp_path):
     fake_member(tmp_path / "run" / "seed0", {200: 0.02})
     fake_member(tmp_path / "run" / "seed1", {200: 0.03})
-    fake_member(tmp_path / "run" / "seed2", {200: 0.40})          # 20× the floor
-    cells = [c.strip() for c in table({"c": member_results(tmp_path / "run")}, epochs=200)[2].strip("|").split("|")]
-    assert cells[2:5] == ["7.50 ± 6.25", "1.50", "1"]             # (1 + 1.5 + 20) / 3; sd 10.83 / √3
+    fake_member(tmp_path / "run" / "seed2", {200: 0.40})        # 20× the floor
+    lines = table({"c": member_results(tmp_path / "run")}, epochs=200)
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[2:5] == ["7.50 ± 6.25", "1.50", "1"]           # (1 + 1.5 + 20) / 3; sd 10.83 / √3
 
 
 def test_a_diverged_configuration_reports_no_numbers(tmp_path):

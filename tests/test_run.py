@@ -30,7 +30,8 @@ def rows(out):
 
 def report_sequential(sizes, sigmoid=False):
     """The report's nn.Sequential, written out here rather than taken from lab5."""
-    layers = [nn.Linear(sizes[0], 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, sizes[1])]
+    layers = [nn.Linear(sizes[0], 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(),
+              nn.Linear(64, sizes[1])]
     return nn.Sequential(*layers, *([nn.Sigmoid()] if sigmoid else []))
 
 
@@ -46,7 +47,8 @@ def test_run_folder_holds_everything(tmp_path, variant):
     assert list(table[0]) == lab5.metric_columns(variant)
     assert all(math.isfinite(float(r["g_loss"])) and float(r["energy"]) > 0 for r in table[1:])
     assert table[2]["w1"] and table[3]["w1"] and not table[1]["w1"]  # at frames and the last epoch
-    assert sorted(p.name for p in (out / "frames").iterdir()) == ["epoch_0000.png", "epoch_0002.png", "epoch_0003.png"]
+    assert (sorted(p.name for p in (out / "frames").iterdir())
+            == ["epoch_0000.png", "epoch_0002.png", "epoch_0003.png"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_done"] == 3
     assert summary["final"]["w1"] == pytest.approx(float(table[3]["w1"]))
@@ -59,7 +61,8 @@ def test_run_folder_holds_everything(tmp_path, variant):
     with torch.no_grad():
         torch.testing.assert_close(G(z), lab5.generator(g_params, z))
         score = lab5.critic(d_params, x)
-        torch.testing.assert_close(D(x).squeeze(1), torch.sigmoid(score) if variant == "gan" else score)
+        torch.testing.assert_close(D(x).squeeze(1),
+                                   torch.sigmoid(score) if variant == "gan" else score)
 
 
 def test_a_toy_mixture_run_scores_the_modes(tmp_path):
@@ -74,11 +77,13 @@ def test_a_toy_mixture_run_scores_the_modes(tmp_path):
 
 
 def test_epochs_to_fit_is_in_the_summary(tmp_path):
-    code, out = train(tmp_path, "wgan", "--fit-factor", "1000")  # so loose that epoch 0 already fits
+    # so loose that epoch 0 already fits
+    code, out = train(tmp_path, "wgan", "--fit-factor", "1000")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs_to_fit"] == 0
     code, out = train(tmp_path, "wgan", "--fit-factor", "1", name="strict")
-    assert json.loads((out / "summary.json").read_text())["epochs_to_fit"] is None  # 3 epochs never fit
+    # 3 epochs never fit
+    assert json.loads((out / "summary.json").read_text())["epochs_to_fit"] is None
 
 
 def test_same_seed_same_numbers(tmp_path):
@@ -112,8 +117,11 @@ def stop_in_epoch(monkeypatch, epoch, how):
     monkeypatch.setattr(lab5, "run_epoch", run_epoch)
 
 
-@pytest.mark.parametrize("how,code,status", [("interrupt", 130, "interrupted"), ("nan-params", 3, "diverged"),
-                                             ("inf-loss", 3, "diverged")])
+@pytest.mark.parametrize("how,code,status", [
+    ("interrupt", 130, "interrupted"),
+    ("nan-params", 3, "diverged"),
+    ("inf-loss", 3, "diverged"),
+])
 def test_a_stopped_run_keeps_its_last_good_epoch(tmp_path, monkeypatch, how, code, status, capsys):
     _, reference = train(tmp_path, "wgan", "--epochs", "2", name="two-epochs")
     stop_in_epoch(monkeypatch, 3, how)
@@ -150,7 +158,8 @@ def test_an_interrupt_while_an_epoch_is_handed_over_waits_for_the_hand_over():
 
 @pytest.mark.parametrize("setup,message", [
     (lambda d: (d / "notes.txt").write_text("mine"), "holds files that are not a lab5 run"),
-    (lambda d: (d / "config.json").write_text('{"mine": 1}'), "holds files that are not a lab5 run"),
+    (lambda d: (d / "config.json").write_text('{"mine": 1}'),
+     "holds files that are not a lab5 run"),
 ])
 def test_a_folder_that_is_not_a_run_is_never_written_into(tmp_path, capsys, setup, message):
     folder = tmp_path / "precious"
@@ -170,17 +179,20 @@ def test_empty_out_is_an_error(capsys):
 def test_rerun_replaces_the_old_frames(tmp_path):
     train(tmp_path, "gan", "--frame-every", "1", name="r")
     train(tmp_path, "gan", "--epochs", "2", name="r")
-    assert sorted(p.name for p in (tmp_path / "r" / "frames").iterdir()) == ["epoch_0000.png", "epoch_0002.png"]
+    assert (sorted(p.name for p in (tmp_path / "r" / "frames").iterdir())
+            == ["epoch_0000.png", "epoch_0002.png"])
 
 
 @pytest.mark.parametrize("flags,message", [
     (["--lr", "-1"], "--lr must be a positive number"),
     (["--batch-size", "0"], "--batch-size must be a positive integer"),
     (["--epochs", "-2"], "--epochs must be a positive integer"),
-    (["--batch-size", "5000", "--n-critic", "2"], "needs more training points than --train-size 7000"),
+    (["--batch-size", "5000", "--n-critic", "2"],
+     "needs more training points than --train-size 7000"),
     (["--nesterov"], "--nesterov is for --optimizer sgd, not rmsprop"),
     (["--optimizer", "sgd", "--nesterov"], "--nesterov must be used with --momentum > 0"),
-    (["--optimizer", "adam", "--momentum", "0.9"], "--momentum is for --optimizer sgd or rmsprop, not adam"),
+    (["--optimizer", "adam", "--momentum", "0.9"],
+     "--momentum is for --optimizer sgd or rmsprop, not adam"),
     (["--optimizer", "sgd", "--centered"], "--centered is for --optimizer rmsprop, not sgd"),
     (["--betas", "0.5", "0.9"], "--betas is for --optimizer adam, not rmsprop"),
     (["--test-size", "5000", "--train-size", "3000"], "give --test-size 4096 or less"),
@@ -192,7 +204,8 @@ def test_rerun_replaces_the_old_frames(tmp_path):
     (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
     (["--bogus"], "unrecognized arguments: --bogus"),
     (["--train-size", "8192"], "points.mat:xx has 8192 rows, not more than --train-size 8192"),
-    (["--test-size", "1193"], "points.mat:xx has 8192 rows, fewer than --train-size 7000 + --test-size 1193"),
+    (["--test-size", "1193"],
+     "points.mat:xx has 8192 rows, fewer than --train-size 7000 + --test-size 1193"),
     (["--key", "yy"], "has no variable 'yy'; it has: a, b, c, d, xx"),
 ])
 def test_bad_flags_exit_2_with_one_line(flags, message, capsys, tmp_path):
@@ -205,20 +218,26 @@ def test_bad_flags_exit_2_with_one_line(flags, message, capsys, tmp_path):
 def test_scripts_run_from_anywhere(tmp_path):
     """The variant scripts as users run them: from another folder, the shipped data found."""
     script = lab5.ROOT / "variants" / "gan.py"
-    done = subprocess.run([sys.executable, script, *SMALL, "--epochs", "1", "--out", "out"], cwd=tmp_path,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, script, *SMALL, "--epochs", "1", "--out", "out"],
+                          cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "generator.pt").exists() and "done in" in done.stdout
-    bad = subprocess.run([sys.executable, script, "--data", "missing.mat"], cwd=tmp_path, capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, script, "--data", "missing.mat"], cwd=tmp_path,
+                         capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr == "error: data file not found: missing.mat\n"
 
 
-@pytest.mark.parametrize("variant,specific", [("gan", ["--gan-loss"]), ("wgan", ["--clip"]), ("wgan_gp", ["--gp-weight"])])
+@pytest.mark.parametrize("variant,specific", [
+    ("gan", ["--gan-loss"]),
+    ("wgan", ["--clip"]),
+    ("wgan_gp", ["--gp-weight"]),
+])
 def test_help_documents_every_common_flag(variant, specific, capsys):
     with pytest.raises(SystemExit) as done:
         lab5.main(variant, ["--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
-    for flag in ["--data", "--key", "--train-size", "--epochs", "--batch-size", "--lr", "--optimizer", "--noise-dim",
-                 "--seed", "--device", "--no-compile", "--frame-every", "--out", "--order", "--n-critic", *specific]:
+    for flag in ["--data", "--key", "--train-size", "--epochs", "--batch-size", "--lr",
+                 "--optimizer", "--noise-dim", "--seed", "--device", "--no-compile",
+                 "--frame-every", "--out", "--order", "--n-critic", *specific]:
         assert flag in text

@@ -18,7 +18,8 @@ def random_batch(cfg, steps, seed, dtype):
 
 
 def run_both(variant, flags, steps=3, dtype=torch.float64):
-    cfg = lab5.parse_config(variant, ["--n-critic", "1", "--init", "torch", *VARIANT_FLAGS[variant], *flags])
+    cfg = lab5.parse_config(variant, ["--n-critic", "1", "--init", "torch", *VARIANT_FLAGS[variant],
+                                      *flags])
     state = lab5.init_state(cfg, lab5.make_rng(1, "init"), "cpu", dtype)
     ref = make_reference(cfg, state["g"], state["d"])
     step = lab5.make_train_step(cfg)
@@ -26,7 +27,8 @@ def run_both(variant, flags, steps=3, dtype=torch.float64):
         state, metrics = step(state, batch)
         ref_metrics = reference_step(ref, batch)
         for k in ref_metrics:
-            torch.testing.assert_close(metrics[k], ref_metrics[k].to(dtype), rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(metrics[k], ref_metrics[k].to(dtype),
+                                       rtol=1e-10, atol=1e-12)
     return state, ref
 
 
@@ -35,8 +37,10 @@ def run_both(variant, flags, steps=3, dtype=torch.float64):
     ["--batch-size", "32"],
     ["--batch-size", "16", "--n-critic", "3", "--order", "d-first"],
     ["--batch-size", "16", "--n-critic", "2", "--order", "simultaneous"],
-    ["--batch-size", "16", "--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--weight-decay", "0.01", "--lr", "0.05"],
-    ["--batch-size", "16", "--n-critic", "2", "--optimizer", "adam", "--betas", "0.5", "0.9", "--lr", "0.01"],
+    ["--batch-size", "16", "--optimizer", "sgd", "--momentum", "0.9", "--nesterov",
+     "--weight-decay", "0.01", "--lr", "0.05"],
+    ["--batch-size", "16", "--n-critic", "2", "--optimizer", "adam", "--betas", "0.5", "0.9",
+     "--lr", "0.01"],
     ["--batch-size", "16", "--momentum", "0.5", "--centered", "--rms-alpha", "0.9", "--lr", "0.01"],
 ], ids=["g-first", "d-first-n3", "simultaneous-n2", "sgd-nesterov", "adam-n2", "rmsprop-centered"])
 def test_step_matches_eager_reference(variant, flags):
@@ -48,13 +52,17 @@ def test_step_matches_eager_reference(variant, flags):
 
 
 def test_nonsaturating_gan_step_matches_eager_reference():
-    state, ref = run_both("gan", ["--batch-size", "16", "--gan-loss", "nonsaturating", "--lr", "0.01"])
+    state, ref = run_both("gan", ["--batch-size", "16", "--gan-loss", "nonsaturating",
+                                  "--lr", "0.01"])
     for k, v in state["g"].items():
         torch.testing.assert_close(v, dict(ref["G"].state_dict())[k], rtol=1e-10, atol=1e-12)
 
 
 def test_the_orders_differ():
     """The three orders are three different algorithms, not one under three names."""
-    finals = [run_both("wgan_gp", ["--batch-size", "16", "--order", order, "--lr", "0.01"])[0]["g"]["4.weight"]
+    finals = [run_both("wgan_gp", ["--batch-size", "16", "--order", order,
+                                   "--lr", "0.01"])[0]["g"]["4.weight"]
               for order in ("g-first", "d-first", "simultaneous")]
-    assert not any(torch.allclose(a, b) for a, b in [(finals[0], finals[1]), (finals[0], finals[2]), (finals[1], finals[2])])
+    assert not any(torch.allclose(a, b)
+                   for a, b in [(finals[0], finals[1]), (finals[0], finals[2]),
+                                (finals[1], finals[2])])
