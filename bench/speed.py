@@ -1,26 +1,29 @@
-"""How fast is lab5's training step? Steps per second against an eager reference, in one process.
+"""How fast is lab5? Every number is a ratio against a reference timed in the same invocation,
+in alternating repetitions: the machines are shared and noisy, absolute times drift.
 
-For each variant and batch size it times the report's loop (one critic update per generator
-update, RMSprop, g-first) three ways:
+    python bench/speed.py                  # every section below (about 25 minutes on 2 cores)
+    python bench/speed.py step runs        # some of them
 
-  compiled   lab5's step through torch.compile, as the variant scripts run it
-  uncompiled lab5's step run eagerly (--no-compile)
-  reference  tests/eager_reference.py: nn.Sequential + torch.optim + .backward(), the penalty
-             through autograd.grad(create_graph=True) -- the way the report wrote it
-
-in alternating repetitions, and reports the median of each and the ratios to the reference: the
-machines are shared and noisy, so only numbers measured side by side are compared. It also
-measures the compile warm-up with a cold and a warm inductor cache (each in a fresh process),
-seed ensembles (E models in one vmapped compiled step against one model), and the floor that
-the machine's matrix-multiply rate puts under a step.
-
-    python bench/speed.py                                  # everything (about 10 minutes on 2 cores)
-    python bench/speed.py --variants wgan_gp --batch-sizes 64 --skip-warm-up --skip-ensembles
+Sections:
+  step       steps/s of the report's loop (one critic update per generator update, RMSprop,
+             g-first) at batch 64 and 256: lab5's compiled step as a run calls it, the same step
+             uncompiled, and tests/eager_reference.py (nn.Sequential, torch.optim, .backward())
+             at 1 and at 2 threads; the ratio is against the faster reference
+  compile    seconds to the end of the first compiled step, in a fresh process, with an empty and
+             with a filled inductor cache
+  ensembles  model-steps/s of E seeds in one vmapped compiled step against one model
+  runs       whole runs, as processes: `variants/wgan_gp.py --n-critic 1 --batch-size 64` (frames
+             and every metric on) with a filled and an empty inductor cache, against
+             bench/eager_run.py doing the same 200 epochs with no frames or metrics
+  defaults   each variant's default run: wall time against compile warm-up + training (how much
+             of the recording is hidden behind training)
+  floor      the machine's matrix-multiply rate, and the step's FLOPs at batch 64
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -31,6 +34,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.func import vmap
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
@@ -39,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
 from tests.eager_reference import make_reference, reference_step  # noqa: E402
 
-REPORT_LOOP = ["--n-critic", "1", "--order", "g-first", "--init", "torch", "--optimizer", "rmsprop"]
+REPORT_LOOP = ["--n-critic", "1", "--order", "g-first", "--init", "torch"]
 
 
 def sync(device: torch.device) -> None:
@@ -48,35 +52,50 @@ def sync(device: torch.device) -> None:
 
 
 def setup(variant: str, batch_size: int, device: torch.device, seeds: int = 1):
-    """The config, a fresh training state and one epoch of batches, as a run would have them."""
-    cfg = lab5.parse_config(variant, [*REPORT_LOOP, "--batch-size", str(batch_size), "--seeds", str(seeds)])
+    """The config, a fresh stacked training state and one epoch of batches, as a run has them."""
+    cfg = lab5.parse_config(variant, [*REPORT_LOOP, "--batch-size", str(batch_size),
+                                      "--seeds", str(seeds)])
     members = lab5.member_configs(cfg)
     state = lab5.init_members(members, device)
     steps = cfg["train_size"] // batch_size
     train = torch.rand(cfg["train_size"], 2, generator=torch.Generator().manual_seed(0))
-    batches = lab5.members_batches(train, members, steps, [lab5.make_rng(m["seed"], "train") for m in members], device)
+    rngs = [lab5.make_rng(m["seed"], "train") for m in members]
+    batches = lab5.members_batches(train, members, steps, rngs, device)
     return cfg, state, [{k: v[i] for k, v in batches.items()} for i in range(steps)]
+
+
+def threads(n: int, run):
+    """run, at n torch threads."""
+    def timed() -> float:
+        before = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            return run()
+        finally:
+            torch.set_num_threads(before)
+    return timed
 
 
 def lab5_runner(step, state, batches, device):
     def run() -> float:
-        s, t0 = state, time.perf_counter()
-        for b in batches:
-            s, metrics = step(s, b)
-        next(iter(metrics.values())).sum().item()  # waits for the device, once
-        return time.perf_counter() - t0
+        s, started = state, time.perf_counter()
+        for batch in batches:
+            s, metrics = step(s, batch)
+        sync(device)
+        return time.perf_counter() - started
     return run
 
 
 def reference_runner(cfg, state, batches, device):
-    ref = make_reference(cfg, state["g"], state["d"])  # keeps training across repetitions: same shapes, same work
+    model = make_reference(cfg, *(lab5.tree_index(state[k], 0) for k in ("g", "d")))
+    single = [lab5.tree_index(batch, 0) for batch in batches]  # it keeps training: same work
 
     def run() -> float:
-        t0 = time.perf_counter()
-        for b in batches:
-            metrics = reference_step(ref, b)
-        metrics["g_loss"].item()
-        return time.perf_counter() - t0
+        started = time.perf_counter()
+        for batch in single:
+            reference_step(model, batch)
+        sync(device)
+        return time.perf_counter() - started
     return run
 
 
@@ -89,54 +108,128 @@ def alternate(runners: dict, steps: int, reps: int) -> dict:
     return {name: steps / statistics.median(ts) for name, ts in times.items()}
 
 
-def step_speed(variant: str, batch_size: int, device, reps: int) -> dict:
-    cfg, state, batches = setup(variant, batch_size, device)
-    compiled = lab5.compile_step(lab5.make_train_step(cfg), device)
-    compiled(state, batches[0])  # compile outside the timing
-    runners = {"compiled": lab5_runner(compiled, state, batches, device),
-               "uncompiled": lab5_runner(lab5.make_train_step(cfg), state, batches, device),
-               "reference": reference_runner(cfg, state, batches, device)}
-    for run in runners.values():
-        run()  # first touches (allocator, caches) outside the timing
-    return alternate(runners, len(batches), reps)
+def compiled_step(cfg: dict, state: dict, batch: dict, device, n_threads: int):
+    """The step exactly as a run calls it: vmapped, compiled (at the thread count it will run
+    at, which dynamo guards), warmed up, guards skipped."""
+    step = lab5.compile_step(vmap(lab5.make_train_step(cfg)), device)
+    threads(n_threads, lambda: step(state, batch))()
+    return lab5.fast_calls(step)
 
 
-def ensemble_speed(variant: str, batch_size: int, seeds: int, device, reps: int) -> dict:
-    """Model-steps/s of one compiled model and of `seeds` models in one vmapped compiled step."""
-    runners, steps = {}, None
-    for e in (1, seeds):
-        cfg, state, batches = setup(variant, batch_size, device, seeds=e)
-        step = lab5.compile_step(vmap(lab5.make_train_step(cfg)), device)
-        step(state, batches[0])
-        runners[e] = lab5_runner(step, state, batches, device)
-        runners[e]()
-        steps = len(batches)
-    per_second = alternate(runners, steps, reps)
-    return {"single": per_second[1], "ensemble": per_second[seeds] * seeds}
-
-
-def warm_up_seconds(variant: str, batch_size: int, device: str, cache: str) -> float:
-    """Seconds to the end of the first compiled step, in a fresh process with `cache` as the
-    inductor's on-disk cache."""
-    code = ("import sys, time; t0 = time.perf_counter(); sys.argv = ['speed.py']; "
-            f"sys.path.insert(0, {str(ROOT / 'bench')!r}); import speed, torch; "
-            f"speed.first_step({variant!r}, {batch_size}, torch.device({device!r})); "
-            "print(time.perf_counter() - t0)")
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return float(done.stdout.split()[-1])
+def step_section(args, device) -> list[str]:
+    lines = ["| variant | batch | compiled | uncompiled | reference, 1 thread | reference, "
+             "2 threads | compiled / best reference |", "|---|---|---|---|---|---|---|"]
+    for variant in args.variants:
+        for batch_size in (64, 256):
+            cfg, state, batches = setup(variant, batch_size, device)
+            runners = {"compiled": compiled_step(cfg, state, batches[0], device, args.threads),
+                       "uncompiled": vmap(lab5.make_train_step(cfg))}
+            runners = {name: threads(args.threads, lab5_runner(step, state, batches, device))
+                       for name, step in runners.items()}
+            for n in (1, 2):
+                runners[f"reference{n}"] = threads(n, reference_runner(cfg, state, batches, device))
+            for run in runners.values():
+                run()  # first touches (allocator, caches) outside the timing
+            r = alternate(runners, len(batches), args.reps)
+            best = max(r["reference1"], r["reference2"])
+            lines.append(f"| {variant} | {batch_size} | {r['compiled']:,.0f} | "
+                         f"{r['uncompiled']:,.0f} | {r['reference1']:,.0f} | "
+                         f"{r['reference2']:,.0f} | **{r['compiled'] / best:.2f}×** |")
+    return lines
 
 
 def first_step(variant: str, batch_size: int, device) -> None:
     cfg, state, batches = setup(variant, batch_size, device)
-    _, metrics = lab5.compile_step(lab5.make_train_step(cfg), device)(state, batches[0])
-    metrics["g_loss"].item()
+    compiled_step(cfg, state, batches[0], device, 1)
+    sync(device)
+
+
+def warm_up_seconds(variant: str, device: str, cache: str) -> float:
+    """Seconds to the end of the first compiled step in a fresh process, imports included."""
+    code = ("import sys, time; t0 = time.perf_counter(); sys.argv = ['speed.py']; "
+            f"sys.path.insert(0, {str(ROOT / 'bench')!r}); import speed, torch; "
+            f"speed.first_step({variant!r}, 64, torch.device({device!r})); "
+            "print(time.perf_counter() - t0)")
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True)
+    return float(done.stdout.split()[-1])
+
+
+def compile_section(args, device) -> list[str]:
+    lines = ["| variant | empty cache | filled cache |", "|---|---|---|"]
+    for variant in args.variants:
+        with tempfile.TemporaryDirectory() as cache:
+            cold = warm_up_seconds(variant, device.type, cache)
+            warm = warm_up_seconds(variant, device.type, cache)
+        lines.append(f"| {variant} | {cold:.1f} s | {warm:.1f} s |")
+    return lines
+
+
+def ensemble_section(args, device) -> list[str]:
+    """Model-steps/s of each ensemble size against one model, in alternating repetitions."""
+    lines = ["| variant | " + " | ".join(f"{e} seeds" for e in args.seeds) + " |",
+             "|---|" + "---|" * len(args.seeds)]
+    for variant in args.variants:
+        runners, steps = {}, 0
+        for seeds in args.seeds:
+            cfg, state, batches = setup(variant, 64, device, seeds=seeds)
+            step = compiled_step(cfg, state, batches[0], device, args.threads)
+            runners[seeds] = threads(args.threads, lab5_runner(step, state, batches, device))
+            runners[seeds]()
+            steps = len(batches)
+        rate = alternate(runners, steps, args.reps)
+        one = rate[args.seeds[0]] * args.seeds[0]
+        cells = [f"{rate[e] * e:,.0f} ({rate[e] * e / one:.2f}×)" for e in args.seeds]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def process_seconds(command: list[str], env: dict | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, **(env or {})},
+                   cwd=ROOT)
+    return time.perf_counter() - started
+
+
+def runs_section(args, device) -> list[str]:
+    """Whole runs of the literal loop at batch 64, lab5 (warm and cold cache) and the eager
+    script, alternating; medians."""
+    flags = ["--n-critic", "1", "--batch-size", "64", "--epochs", str(args.epochs)]
+    with tempfile.TemporaryDirectory() as folder:
+        lab5_run = [sys.executable, "variants/wgan_gp.py", *flags, "--device", device.type,
+                    "--out", f"{folder}/run"]
+        eager = [sys.executable, "bench/eager_run.py", "wgan_gp", *flags]
+        process_seconds(lab5_run)  # fills the default inductor cache
+        times = {"warm": [], "cold": [], "eager": []}
+        for rep in range(args.run_reps):
+            times["warm"].append(process_seconds(lab5_run))
+            cold = {"TORCHINDUCTOR_CACHE_DIR": f"{folder}/cache{rep}"}
+            times["cold"].append(process_seconds(lab5_run, cold))
+            times["eager"].append(process_seconds(eager))
+    median = {name: statistics.median(ts) for name, ts in times.items()}
+    return ["| process | wall (median) | eager script / this |", "|---|---|---|",
+            *(f"| {name} | {median[name]:.1f} s | **{median['eager'] / median[name]:.2f}×** |"
+              for name in ("warm", "cold", "eager"))]
+
+
+def defaults_section(args, device) -> list[str]:
+    lines = ["| variant | wall | compile warm-up | training | recording (beside) | "
+             "wall / (warm-up + training) |", "|---|---|---|---|---|---|"]
+    for variant in args.variants:
+        with tempfile.TemporaryDirectory() as folder:
+            process_seconds([sys.executable, f"variants/{variant}.py", "--device", device.type,
+                             "--out", f"{folder}/run"])
+            s = json.loads(Path(folder, "run", "summary.json").read_text())
+        ratio = s["wall_s"] / (s["warm_up_s"] + s["train_s"])
+        lines.append(f"| {variant} | {s['wall_s']:.1f} s | {s['warm_up_s']:.1f} s | "
+                     f"{s['train_s']:.1f} s | {s['record_s']:.1f} s | **{ratio:.2f}** |")
+    return lines
 
 
 class CountFlops(TorchDispatchMode):
-    """Adds up the FLOPs of every operation that torch's flop counter knows (the matrix
-    multiplies), as they run. torch.utils.flop_counter.FlopCounterMode itself cannot follow the
-    penalty's torch.func.grad nested in another grad."""
+    """Adds up the FLOPs of every operation torch's flop counter knows (the matrix multiplies)
+    as they run; FlopCounterMode itself cannot follow the penalty's grad nested in a grad."""
 
     def __init__(self):
         super().__init__()
@@ -153,7 +246,7 @@ class CountFlops(TorchDispatchMode):
 def step_flops(variant: str, batch_size: int) -> int:
     cfg, state, batches = setup(variant, batch_size, torch.device("cpu"))
     with CountFlops() as counter:
-        lab5.make_train_step(cfg)(state, batches[0])
+        vmap(lab5.make_train_step(cfg))(state, batches[0])
     return counter.total
 
 
@@ -161,98 +254,66 @@ def matmul_rate(device, n: int = 2048, reps: int = 5) -> float:
     """FLOP/s of a large float32 matrix multiply: the most this machine does with the step's
     main operation."""
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
-    sync(device)
     times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+    for _ in range(reps + 1):
+        sync(device)
+        started = time.perf_counter()
         a @ b
         sync(device)
-        times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / statistics.median(times)
+        times.append(time.perf_counter() - started)
+    return 2 * n ** 3 / statistics.median(times[1:])
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
+def floor_section(args, device) -> list[str]:
+    rate = matmul_rate(device)
+    lines = [f"A 2048×2048 float32 matrix multiply: {rate / 1e9:.1f} GFLOP/s.", "",
+             "| variant | MFLOP per step (batch 64) | steps/s at that rate |", "|---|---|---|"]
+    for variant in args.variants:
+        flops = step_flops(variant, 64)
+        lines.append(f"| {variant} | {flops / 1e6:.1f} | {rate / flops:,.0f} |")
+    return lines
+
+
+SECTIONS = {"step": step_section, "compile": compile_section, "ensembles": ensemble_section,
+            "runs": runs_section, "defaults": defaults_section, "floor": floor_section}
 
 
 def machine(device) -> str:
-    what = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
-    return (f"{what}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        what = names[0] if names else platform.processor() or platform.machine()
+    return (f"{what}, {os.cpu_count()} cores, torch {torch.__version__}, "
             f"Python {platform.python_version()}")
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--variants", nargs="+", default=list(lab5.VARIANTS), choices=lab5.VARIANTS)
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=[64, 256])
-    p.add_argument("--reps", type=int, default=7, help="alternating repetitions; the median counts")
-    p.add_argument("--seeds", type=int, default=None, help="ensemble size (default: 8 on CPU, 64 on CUDA)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--skip-warm-up", action="store_true", help="skip the cold/warm compile measurement")
-    p.add_argument("--skip-ensembles", action="store_true", help="skip the ensemble measurement")
-    p.add_argument("--out", type=Path, default=None, help="markdown file for the tables (default: bench/results-<device>.md)")
-    args = p.parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", choices=list(SECTIONS), default=list(SECTIONS))
+    parser.add_argument("--variants", nargs="+", default=list(lab5.VARIANTS),
+                        choices=lab5.VARIANTS)
+    parser.add_argument("--reps", type=int, default=7, help="alternating repetitions (median)")
+    parser.add_argument("--run-reps", type=int, default=2, help="repetitions of whole runs")
+    parser.add_argument("--epochs", type=int, default=200, help="epochs of the whole runs")
+    parser.add_argument("--threads", type=int, default=1, help="threads of lab5's step (a run's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="ensemble sizes (default: 1 8 on CPU, 1 8 64 256 on CUDA)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="markdown file for the tables (default: bench/results-<device>.md)")
+    args = parser.parse_args()
     device = lab5.resolve_device(args.device)
-    seeds = args.seeds or (64 if device.type == "cuda" else 8)
+    args.seeds = args.seeds or ([1, 8, 64, 256] if device.type == "cuda" else [1, 8])
+    command = " ".join(["python bench/speed.py", *sys.argv[1:]])
+    lines = [f"# `{command}`", "", f"Machine: {machine(device)}.", ""]
+    for name in args.sections:
+        section = [f"## {name}", "", *SECTIONS[name](args, device), ""]
+        print("\n".join(section), flush=True)
+        lines += section
     out = args.out or ROOT / "bench" / f"results-{device.type}.md"
-    command = "python bench/speed.py " + " ".join(sys.argv[1:])
-    lines = [f"# `{command.strip()}`", "", f"Machine: {machine(device)}.", ""]
-
-    def emit(line: str = "") -> None:
-        print(line, flush=True)
-        lines.append(line)
-
-    emit(f"Steps per second of the report's loop (one critic update per generator update), median of "
-         f"{args.reps} alternating repetitions of one epoch each; ratios to the eager reference:")
-    emit()
-    emit("| variant | batch | compiled | uncompiled | reference | compiled / reference | uncompiled / reference |")
-    emit("|---|---|---|---|---|---|---|")
-    for variant in args.variants:
-        for batch_size in args.batch_sizes:
-            r = step_speed(variant, batch_size, device, args.reps)
-            emit(f"| {variant} | {batch_size} | {r['compiled']:.0f} | {r['uncompiled']:.0f} | {r['reference']:.0f} | "
-                 f"**{r['compiled'] / r['reference']:.2f}×** | {r['uncompiled'] / r['reference']:.2f}× |")
-
-    if not args.skip_warm_up:
-        emit()
-        emit("Compile warm-up (a fresh process to the end of its first step, batch 64), with an empty "
-             "and then a filled inductor cache:")
-        emit()
-        emit("| variant | cold cache | warm cache |")
-        emit("|---|---|---|")
-        for variant in args.variants:
-            with tempfile.TemporaryDirectory() as cache:
-                cold = warm_up_seconds(variant, 64, device.type, cache)
-                warm = warm_up_seconds(variant, 64, device.type, cache)
-            emit(f"| {variant} | {cold:.1f} s | {warm:.1f} s |")
-
-    if not args.skip_ensembles:
-        emit()
-        emit(f"Ensembles: model-steps per second of {seeds} seeds in one vmapped compiled step against one "
-             "compiled model (batch 64):")
-        emit()
-        emit("| variant | one model | ensemble | ratio |")
-        emit("|---|---|---|---|")
-        for variant in args.variants:
-            r = ensemble_speed(variant, 64, seeds, device, args.reps)
-            emit(f"| {variant} | {r['single']:.0f} | {r['ensemble']:.0f} | **{r['ensemble'] / r['single']:.2f}×** |")
-
-    emit()
-    rate = matmul_rate(device)
-    emit(f"The floor: a 2048×2048 float32 matrix multiply runs at {rate / 1e9:.1f} GFLOP/s here. One step at "
-         "batch 64 needs (its matrix multiplies, counted op by op on the uncompiled step):")
-    emit()
-    emit("| variant | MFLOP per step | floor (steps/s at that rate) |")
-    emit("|---|---|---|")
-    for variant in args.variants:
-        flops = step_flops(variant, 64)
-        emit(f"| {variant} | {flops / 1e6:.1f} | {rate / flops:.0f} |")
-    out.write_text("\n".join(lines) + "\n")
+    out.write_text("\n".join(lines))
     print(f"wrote {out}")
     return 0
 

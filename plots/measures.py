@@ -10,7 +10,8 @@ import math
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import cdist
+from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist, pdist
 from scipy.special import xlogy
 
 NEIGHBOURS = 3  # k of the k-NN precision and recall
@@ -63,12 +64,15 @@ def describe_test_set(test: np.ndarray, k: int = NEIGHBOURS) -> dict:
 
 
 def sample_metrics(fake: np.ndarray, test: dict) -> dict:
-    """The cheap distances, every epoch: energy distance, precision and recall to the test
-    set, from one pass over the pairwise distances."""
-    d_ft, d_ff = cdist(fake, test["points"]), cdist(fake, fake)
-    precision, recall = precision_recall_from(d_ft, knn_radii(d_ff, test["k"]), test["radii"])
-    return {"energy": energy_from(d_ft, d_ff, test["spread"]), "precision": precision,
-            "recall": recall}
+    """The cheap distances, every epoch: energy distance, precision and recall to the test set.
+    The generated set's own distances come as one triangle (pdist) and its k-NN radii from a
+    k-d tree, half the work of the full matrix: they run once per member and epoch."""
+    d_ft, n, k = cdist(fake, test["points"]), len(fake), test["k"]
+    own_mean = 2 * pdist(fake).sum() / n ** 2  # the zero diagonal included, as in cdist's mean
+    radii = cKDTree(fake).query(fake, k=k + 1)[0][:, k]  # [0] is each point itself
+    precision, recall = precision_recall_from(d_ft, radii, test["radii"])
+    return {"energy": float(2 * d_ft.mean() - own_mean - test["spread"]),
+            "precision": precision, "recall": recall}
 
 
 def mode_metrics(points: np.ndarray, means: np.ndarray, std: float) -> dict:
