@@ -440,23 +440,23 @@ def tree_index(tree, i: int):
 def init_members(members: list[dict], device, dtype=torch.float32) -> dict:
     return tree_stack([init_state(m, make_rng(m["seed"], "init"), device, dtype) for m in members])
 
-def epoch_batches(train: torch.Tensor, cfg: dict, steps: int, rng: torch.Generator,
+def epoch_batches(points: torch.Tensor, cfg: dict, steps: int, rng: torch.Generator,
                   device) -> dict:
     """One epoch of randomness, drawn at once outside the step: a reshuffle of the training
     points cut into `steps` groups of n_critic full batches, and all the noise. The points that
     fill no batch (7000 mod 64 = 24) sit this epoch out: fixed shapes never recompile."""
     size, n_critic, noise_dim = cfg["batch_size"], cfg["n_critic"], cfg["noise_dim"]
-    order = torch.randperm(len(train), generator=rng)[: steps * n_critic * size]
-    batches = {"real": train[order].reshape(steps, n_critic, size, 2),
+    order = torch.randperm(len(points), generator=rng)[: steps * n_critic * size]
+    batches = {"real": points[order].reshape(steps, n_critic, size, 2),
                "z_critic": torch.randn(steps, n_critic, size, noise_dim, generator=rng),
                "eps": torch.rand(steps, n_critic, size, 1, generator=rng),
                "z_gen": torch.randn(steps, size, noise_dim, generator=rng)}
     return {k: v.to(device) for k, v in batches.items()}
 
-def members_batches(train: torch.Tensor, members: list[dict], steps: int, rngs: list,
+def members_batches(points: torch.Tensor, members: list[dict], steps: int, rngs: list,
                     device) -> dict:
     """Every member's epoch of batches, stacked on dimension 1 (batches[k][step][member])."""
-    return tree_stack([epoch_batches(train, m, steps, rng, device)
+    return tree_stack([epoch_batches(points, m, steps, rng, device)
                        for m, rng in zip(members, rngs)], dim=1)
 
 # ---- The loop: training only; what is recorded of each epoch is sent away --------------------
@@ -646,17 +646,17 @@ def handle(rec: dict, message: dict) -> list[str]:
         file.close()
     return lines
 
-def record_in_worker(run: dict) -> records.Worker:
-    """The recorder in a process of its own (plots.records.start_worker): training goes on
-    while the last epoch is recorded, and waits when the recorder falls QUEUE_SIZE behind."""
-    return records.start_worker(partial(recorder_worker, run))
-
 def recorder_worker(run: dict, inbox, outbox) -> None:
     torch.set_num_threads(1)  # the other core trains
     rec = open_recorder(run)
     while "status" not in (message := inbox.get()):
         outbox.put(handle(rec, message))
     outbox.put(handle(rec, message))
+
+def record_in_worker(run: dict) -> records.Worker:
+    """The recorder in a process of its own (plots.records.start_worker): training goes on
+    while the last epoch is recorded, and waits when the recorder falls QUEUE_SIZE behind."""
+    return records.start_worker(partial(recorder_worker, run))
 
 # ---- A run: config -> data -> recorder -> training loop -> summary ---------------------------
 
@@ -680,18 +680,18 @@ def prepare_run(cfg: dict) -> dict:
     """Everything both processes need to know of a run, worked out once."""
     device = resolve_device(cfg["device"])
     points, modes, source = load_data(cfg)
-    train, test = split_data(cfg, points, source)
+    train_points, test = split_data(cfg, points, source)
     members = member_configs(cfg)
     names = [member_name(m, cfg) for m in members]
     folder = records.prepare_run_dir(cfg["out"])
-    run = {"cfg": cfg, "device": device, "source": source, "train": train, "test": test,
-           "train_t": torch.as_tensor(train, dtype=torch.float32), "modes": modes,
+    run = {"cfg": cfg, "device": device, "source": source, "train": train_points, "test": test,
+           "train_t": torch.as_tensor(train_points, dtype=torch.float32), "modes": modes,
            "members": members, "names": names, "folder": folder, "started": time.time(),
            "member_dirs": [folder] if len(members) == 1 else
            [records.prepare_run_dir(folder / name) for name in names],
            "steps": cfg["train_size"] // (cfg["batch_size"] * cfg["n_critic"]),
            "cuda_graphs": not cfg["no_compile"] and device.type == "cuda",
-           "window": plot_window(np.vstack([train, test]))}
+           "window": plot_window(np.vstack([train_points, test]))}
     write_configs(run)
     return run
 

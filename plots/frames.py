@@ -39,13 +39,9 @@ def frame_title(title: str, epoch: int, row: dict, floor: dict) -> str:
     return f"{title} · epoch {epoch} · W1 {row['w1']:.4f}{ratio}"
 
 
-def make_frame_writer(window, test_points: np.ndarray, title: str, probability: bool):
-    """A function that writes one frame: the critic's landscape as a heat-map over `window`
-    (values from `landscape_grid`), the test points and the generated points, with the epoch
-    and the distance in the title.
-
-    The figure is laid out and drawn once; each frame restores that drawing and redraws only
-    what changes (blitting), which is what keeps frames cheap enough to hide behind training."""
+def frame_figure(window, test_points: np.ndarray, probability: bool) -> dict:
+    """The frame's figure, laid out and drawn once without the parts that change (marked
+    animated), and the drawing saved to be restored under each frame (blitting)."""
     fig = Figure(figsize=(7.2, 4.4), dpi=90, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -64,7 +60,18 @@ def make_frame_writer(window, test_points: np.ndarray, title: str, probability: 
     fig.set_layout_engine("none")
     colorbar.ax.set_animated(not probability)  # a critic's scale, and so its ticks, change
     fig.canvas.draw()
-    background = fig.canvas.copy_from_bbox(fig.bbox)
+    return {"fig": fig, "ax": ax, "image": image, "test": test, "fake": fake,
+            "heading": heading, "colorbar": colorbar.ax,
+            "background": fig.canvas.copy_from_bbox(fig.bbox)}
+
+
+def make_frame_writer(window, test_points: np.ndarray, title: str, probability: bool):
+    """A function that writes one frame: the critic's landscape as a heat-map over `window`
+    (values from `landscape_grid`), the test points and the generated points, with the epoch
+    and the distance in the title. Only what changes is drawn for each frame, which is what
+    keeps frames cheap enough to hide behind training."""
+    parts = frame_figure(window, test_points, probability)
+    fig, ax, image = parts["fig"], parts["ax"], parts["image"]
 
     def write(path: Path, epoch: int, fake_points: np.ndarray, values: np.ndarray, row: dict,
               floor: dict) -> None:
@@ -72,13 +79,13 @@ def make_frame_writer(window, test_points: np.ndarray, title: str, probability: 
         image.set_data(values.reshape(side, side))
         if not probability:  # a critic's values drift freely over training: scale each frame
             image.set_clim(values.min(), values.max())
-        fake.set_offsets(fake_points)
-        heading.set_text(frame_title(title, epoch, row, floor))
-        fig.canvas.restore_region(background)
-        for artist in (image, test, fake, heading):
+        parts["fake"].set_offsets(fake_points)
+        parts["heading"].set_text(frame_title(title, epoch, row, floor))
+        fig.canvas.restore_region(parts["background"])
+        for artist in (image, parts["test"], parts["fake"], parts["heading"]):
             ax.draw_artist(artist)
         if not probability:
-            fig.draw_artist(colorbar.ax)
+            fig.draw_artist(parts["colorbar"])
         pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
         # Fast PNG compression: the frames are an intermediate for the GIF, not an archive.
         Image.fromarray(pixels).save(path, format="png", compress_level=1)

@@ -114,6 +114,18 @@ def interrupts_held():
         raise KeyboardInterrupt
 
 
+@contextmanager
+def interrupts_ignored():
+    """Ctrl-C ignored while a worker starts, which inherits that (and so ignores it too)."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        yield
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+
+
 QUEUE_SIZE = 8  # messages waiting for the worker before the sender waits for it
 
 
@@ -125,11 +137,8 @@ def start_worker(work: Callable) -> Worker:
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     inbox, outbox = context.Queue(QUEUE_SIZE), context.Queue()
     worker = context.Process(target=work, args=(inbox, outbox))
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    worker.start()
-    if main:
-        signal.signal(signal.SIGINT, previous)
+    with interrupts_ignored():
+        worker.start()
 
     def send(message: dict) -> list[str]:
         while not put(message):

@@ -1,5 +1,19 @@
+"""Shared fixtures. LAB5_DEVICE=cuda runs the step, compile and ensemble tests on the GPU
+(bench/cuda_check.sh does); without a CUDA device they are skipped, never failed."""
+
+import os
+
 import pytest
 import torch
+
+DEVICE = torch.device(os.environ.get("LAB5_DEVICE", "cpu"))
+
+
+@pytest.fixture
+def device() -> torch.device:
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        pytest.skip("LAB5_DEVICE=cuda, but this PyTorch sees no CUDA device")
+    return DEVICE
 
 
 @pytest.fixture(autouse=True)

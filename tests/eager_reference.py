@@ -17,7 +17,7 @@ def sequential(params: dict, sigmoid: bool = False) -> nn.Sequential:
     sizes = [params["0.weight"].shape[1]] + [params[f"{i}.weight"].shape[0] for i in (0, 2, 4)]
     layers = [nn.Linear(sizes[0], sizes[1]), nn.ReLU(), nn.Linear(sizes[1], sizes[2]), nn.ReLU(),
               nn.Linear(sizes[2], sizes[3])] + ([nn.Sigmoid()] if sigmoid else [])
-    module = nn.Sequential(*layers).to(params["0.weight"].dtype)
+    module = nn.Sequential(*layers).to(params["0.weight"].device, params["0.weight"].dtype)
     module.load_state_dict({k: v.clone() for k, v in params.items()})
     return module
 

@@ -28,6 +28,7 @@ def assert_same_trajectory(eager, compiled, state, batches: dict, steps: int) ->
     for i in range(steps):
         batch = {k: v[i] for k, v in batches.items()}
         a, metrics_a = eager(a, batch)
+        torch.compiler.cudagraph_mark_step_begin()  # on CUDA the step replays a CUDA graph
         b, metrics_b = compiled(b, batch)
         torch.testing.assert_close(metrics_b, metrics_a, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
@@ -35,38 +36,40 @@ def assert_same_trajectory(eager, compiled, state, batches: dict, steps: int) ->
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_compiled_step_matches_eager(case):
+def test_compiled_step_matches_eager(case, device):
     variant, flags = CASES[case]
     cfg = lab5.parse_config(variant, ["--n-critic", "2", "--batch-size", "32", "--lr", "0.01",
                                       *flags])
-    state = lab5.init_state(cfg, lab5.make_rng(0, "init"), "cpu", torch.float64)
+    state = lab5.init_state(cfg, lab5.make_rng(0, "init"), device, torch.float64)
     rng = torch.Generator().manual_seed(0)
-    batches = lab5.epoch_batches(torch.rand(1000, 2, generator=rng), cfg, 4, rng, "cpu")
+    batches = lab5.epoch_batches(torch.rand(1000, 2, generator=rng), cfg, 4, rng, device)
     batches = {k: v.double() for k, v in batches.items()}
     a = assert_same_trajectory(lab5.make_train_step(cfg),
-                               lab5.compile_step(lab5.make_train_step(cfg)),
+                               lab5.compile_step(lab5.make_train_step(cfg), device),
                                state, batches, steps=4)
     # not a comparison of two untouched states (a Wasserstein critic's last bias has zero gradient)
     assert all(not torch.equal(a[n][k], state[n][k])
                for n in ("g", "d") for k in state[n] if k.endswith("weight"))
 
 
-def test_no_recompiles_across_epochs_and_a_new_learning_rate(monkeypatch):
+def test_no_recompiles_across_epochs_and_a_new_learning_rate(device):
     cfg = lab5.parse_config("gan", ["--batch-size", "32", "--n-critic", "1"])
-    state = lab5.init_state(cfg, lab5.make_rng(0, "init"), "cpu")
-    step = lab5.compile_step(lab5.make_train_step(cfg))
+    state = lab5.init_state(cfg, lab5.make_rng(0, "init"), device)
+    step = lab5.compile_step(lab5.make_train_step(cfg), device)
     train = torch.rand(200, 2)
     rng = torch.Generator().manual_seed(0)
     torch._dynamo.utils.counters.clear()
     with torch._dynamo.config.patch(error_on_recompile=True):
         for epoch in range(3):
             if epoch == 2:
-                state = {**state, "g_opt": {**state["g_opt"], "lr": torch.tensor(3e-5)}}
-            state, _ = lab5.run_epoch(step, state, lab5.epoch_batches(train, cfg, 6, rng, "cpu"), 6)
+                lr = torch.tensor(3e-5, device=device)
+                state = {**state, "g_opt": {**state["g_opt"], "lr": lr}}
+            batches = lab5.epoch_batches(train, cfg, 6, rng, device)
+            state, _ = lab5.run_epoch(step, state, batches, 6, cuda_graphs=device.type == "cuda")
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
 
-def test_a_normal_run_compiles_its_step_once(tmp_path, monkeypatch):
+def test_a_normal_run_compiles_its_step_once(tmp_path, monkeypatch, device):
     """A whole compiled run, frames and distances included, with an ensemble of two: one graph,
     with the guards checked on every call (which is what makes skipping them safe)."""
     monkeypatch.setattr(lab5, "fast_calls", lambda step: step)
@@ -74,18 +77,23 @@ def test_a_normal_run_compiles_its_step_once(tmp_path, monkeypatch):
     with torch._dynamo.config.patch(error_on_recompile=True):
         code = lab5.main("wgan", ["--train-size", "640", "--test-size", "200", "--batch-size", "32",
                                   "--epochs", "3", "--frame-every", "2", "--seeds", "2",
-                                  "--out", str(tmp_path / "run")])
+                                  "--device", device.type, "--out", str(tmp_path / "run")])
     assert code == 0
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
 
-def test_the_cuda_graph_loop_gives_the_same_numbers():
-    """run_epoch's CUDA-graph path (copying out what outlives a replay), run here on the CPU."""
+def test_the_cuda_graph_loop_gives_the_same_numbers(device):
+    """run_epoch's CUDA-graph path (copying out what outlives a replay) against the plain loop
+    over the eager step: on the CPU the copies alone change nothing at all; on CUDA the step
+    is replayed as a CUDA graph and agrees to float64 rounding."""
     cfg = lab5.parse_config("wgan_gp", ["--batch-size", "32", "--n-critic", "1"])
-    state = lab5.init_state(cfg, lab5.make_rng(0, "init"), "cpu")
+    state = lab5.init_state(cfg, lab5.make_rng(0, "init"), device, torch.float64)
     batches = lab5.epoch_batches(torch.rand(400, 2), cfg, 5, torch.Generator().manual_seed(0),
-                                 "cpu")
+                                 device)
+    batches = {k: v.double() for k, v in batches.items()}
     step = lab5.make_train_step(cfg)
+    graphed_step = lab5.compile_step(step, device) if device.type == "cuda" else step
     plain = lab5.run_epoch(step, state, batches, 5, cuda_graphs=False)
-    graphed = lab5.run_epoch(step, state, batches, 5, cuda_graphs=True)
-    torch.testing.assert_close(graphed, plain, rtol=0, atol=0)
+    graphed = lab5.run_epoch(graphed_step, state, batches, 5, cuda_graphs=True)
+    tolerance = (0, 0) if device.type == "cpu" else (1e-9, 1e-12)
+    torch.testing.assert_close(graphed, plain, rtol=tolerance[0], atol=tolerance[1])

@@ -16,14 +16,14 @@ SMALL = ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--e
          "--frame-every", "0", "--eval-every", "1", "--no-compile"]
 
 
-def stacked_and_single(variant, flags, dtype=torch.float64, steps=3):
+def stacked_and_single(variant, flags, device, dtype=torch.float64, steps=3):
     cfg = lab5.parse_config(variant, ["--batch-size", "16", "--n-critic", "2", "--lr", "0.01",
                                       *flags])
     members = lab5.member_configs(cfg)
-    state = lab5.init_members(members, "cpu", dtype)
+    state = lab5.init_members(members, device, dtype)
     rngs = [lab5.make_rng(m["seed"], "train") for m in members]
     train = torch.rand(500, 2, generator=torch.Generator().manual_seed(0))
-    batches = lab5.members_batches(train, members, steps, rngs, "cpu")
+    batches = lab5.members_batches(train, members, steps, rngs, device)
     batches = {k: v.to(dtype) for k, v in batches.items()}
     return cfg, members, state, batches
 
@@ -33,11 +33,11 @@ def stacked_and_single(variant, flags, dtype=torch.float64, steps=3):
     ("wgan", ["--seeds", "2", "--vary", "clip=0.01,0.1"]),
     ("wgan_gp", ["--seeds", "2", "--vary", "lr=0.01,0.001"]),
 ])
-def test_each_member_of_a_vmapped_step_follows_its_own_run(variant, flags):
-    cfg, members, state, batches = stacked_and_single(variant, flags)
+def test_each_member_of_a_vmapped_step_follows_its_own_run(variant, flags, device):
+    cfg, members, state, batches = stacked_and_single(variant, flags, device)
     assert len(members) in (3, 4)
     ensemble_step = vmap(lab5.make_train_step(cfg))
-    singles = [lab5.init_state(m, lab5.make_rng(m["seed"], "init"), "cpu", torch.float64)
+    singles = [lab5.init_state(m, lab5.make_rng(m["seed"], "init"), device, torch.float64)
                for m in members]
     single_steps = [lab5.make_train_step(m) for m in members]
     for i in range(3):
@@ -53,11 +53,11 @@ def test_each_member_of_a_vmapped_step_follows_its_own_run(variant, flags):
     assert not torch.allclose(state["g"]["0.weight"][0], state["g"]["0.weight"][1])
 
 
-def test_the_compiled_vmapped_step_matches_the_eager_one():
+def test_the_compiled_vmapped_step_matches_the_eager_one(device):
     cfg, members, state, batches = stacked_and_single(
-        "wgan_gp", ["--seeds", "2", "--vary", "gp_weight=0.001,10"])
+        "wgan_gp", ["--seeds", "2", "--vary", "gp_weight=0.001,10"], device)
     assert_same_trajectory(vmap(lab5.make_train_step(cfg)),
-                           lab5.compile_step(vmap(lab5.make_train_step(cfg))),
+                           lab5.compile_step(vmap(lab5.make_train_step(cfg)), device),
                            state, batches, steps=3)
 
 

@@ -10,20 +10,20 @@ from tests.eager_reference import make_reference, reference_step
 VARIANT_FLAGS = {"gan": [], "wgan": ["--clip", "0.05"], "wgan_gp": ["--gp-weight", "0.5"]}
 
 
-def random_batch(cfg, steps, seed, dtype):
+def random_batch(cfg, steps, seed, dtype, device):
     rng = torch.Generator().manual_seed(seed)
     train = torch.rand(4096, 2, generator=rng, dtype=torch.float64) * 1.4 - 0.1
-    batches = lab5.epoch_batches(train.to(dtype), cfg, steps, rng, "cpu")
+    batches = lab5.epoch_batches(train.to(dtype), cfg, steps, rng, device)
     return [{k: v[i].to(dtype) for k, v in batches.items()} for i in range(steps)]
 
 
-def run_both(variant, flags, steps=3, dtype=torch.float64):
+def run_both(variant, flags, device, steps=3, dtype=torch.float64):
     cfg = lab5.parse_config(variant, ["--n-critic", "1", "--init", "torch", *VARIANT_FLAGS[variant],
                                       *flags])
-    state = lab5.init_state(cfg, lab5.make_rng(1, "init"), "cpu", dtype)
+    state = lab5.init_state(cfg, lab5.make_rng(1, "init"), device, dtype)
     ref = make_reference(cfg, state["g"], state["d"])
     step = lab5.make_train_step(cfg)
-    for batch in random_batch(cfg, steps, 7, dtype):
+    for batch in random_batch(cfg, steps, 7, dtype, device):
         state, metrics = step(state, batch)
         ref_metrics = reference_step(ref, batch)
         for k in ref_metrics:
@@ -43,25 +43,25 @@ def run_both(variant, flags, steps=3, dtype=torch.float64):
      "--lr", "0.01"],
     ["--batch-size", "16", "--momentum", "0.5", "--centered", "--rms-alpha", "0.9", "--lr", "0.01"],
 ], ids=["g-first", "d-first-n3", "simultaneous-n2", "sgd-nesterov", "adam-n2", "rmsprop-centered"])
-def test_step_matches_eager_reference(variant, flags):
-    state, ref = run_both(variant, flags)
+def test_step_matches_eager_reference(variant, flags, device):
+    state, ref = run_both(variant, flags, device)
     for name, module in (("g", ref["G"]), ("d", ref["D"])):
         ref_params = dict(module.state_dict())
         for k, v in state[name].items():
             torch.testing.assert_close(v, ref_params[k], rtol=1e-10, atol=1e-12)
 
 
-def test_nonsaturating_gan_step_matches_eager_reference():
+def test_nonsaturating_gan_step_matches_eager_reference(device):
     state, ref = run_both("gan", ["--batch-size", "16", "--gan-loss", "nonsaturating",
-                                  "--lr", "0.01"])
+                                  "--lr", "0.01"], device)
     for k, v in state["g"].items():
         torch.testing.assert_close(v, dict(ref["G"].state_dict())[k], rtol=1e-10, atol=1e-12)
 
 
-def test_the_orders_differ():
+def test_the_orders_differ(device):
     """The three orders are three different algorithms, not one under three names."""
     finals = [run_both("wgan_gp", ["--batch-size", "16", "--order", order,
-                                   "--lr", "0.01"])[0]["g"]["4.weight"]
+                                   "--lr", "0.01"], device)[0]["g"]["4.weight"]
               for order in ("g-first", "d-first", "simultaneous")]
     assert not any(torch.allclose(a, b)
                    for a, b in [(finals[0], finals[1]), (finals[0], finals[2]),
