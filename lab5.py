@@ -699,19 +699,20 @@ def train(cfg: dict, record: Callable[[dict], records.Worker] = record_in_worker
     """Train the model, or the ensemble, that cfg describes and write the run folder; returns
     its summary. An interrupted or diverged run keeps everything up to its last good epoch."""
     run = prepare_run(cfg)
-    print(start_message(run["cfg"], len(run["members"]), run["device"], run["steps"],
-                        len(run["train"]), len(run["test"]), run["source"], run["folder"]))
-    bar, recorder = progress_bar(cfg["epochs"], cfg["variant"]), record(run)
+    print(start_message(run), flush=True)
+    recorder, bar = record(run), None  # the bar starts with training, after compiling
     status, diverged = "failed", None  # "failed" stays only if a bug stops the run
 
     def send(message: dict) -> None:
+        nonlocal bar
         with records.interrupts_held():
             lines = recorder.send(message)
+        if "warm_up_s" in message:
+            lines.append(f"compiled in {message['warm_up_s']:.1f} s")
         for line in lines:
             say(bar, line)
-        if "warm_up_s" in message:
-            say(bar, f"compiled in {message['warm_up_s']:.1f} s")
         if message.get("epoch"):
+            bar = bar or progress_bar(cfg["epochs"], cfg["variant"])
             bar.set_postfix_str(f"{run['steps'] / message['seconds']:,.0f} steps/s", False)
             bar.update()
     try:
@@ -723,10 +724,11 @@ def train(cfg: dict, record: Callable[[dict], records.Worker] = record_in_worker
     except KeyboardInterrupt:
         status = "interrupted"
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         with records.interrupts_held():
             for line in recorder.finish({"status": status, "diverged_members": diverged}):
-                say(bar, line)
+                say(None, line)
     summary = json.loads((run["folder"] / "summary.json").read_text())
     if status != "failed":
         print(end_message(summary, run["folder"]), flush=True,

@@ -17,15 +17,15 @@ COLUMNS = 100
 
 def progress_bar(epochs: int, title: str) -> tqdm:
     """Epochs done, time left and steps per second; silent when stdout is not a terminal."""
-    width = min(COLUMNS, shutil.get_terminal_size((COLUMNS, 20)).columns)
+    width = min(COLUMNS, shutil.get_terminal_size((COLUMNS, 20)).columns or COLUMNS)
     return tqdm(total=epochs, desc=title, unit="epoch", ncols=width, file=sys.stdout,
                 disable=None, dynamic_ncols=False, leave=False, mininterval=0.5,
                 bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}{postfix}")
 
 
-def say(bar: tqdm, line: str) -> None:
-    """A line above the bar (or on its own when there is none)."""
-    bar.write(line[:COLUMNS], file=sys.stdout)
+def say(bar: tqdm | None, line: str) -> None:
+    """A line above the bar, or on its own where there is none (yet)."""
+    (bar or tqdm).write(line[:COLUMNS], file=sys.stdout)
 
 
 def times_floor(value: float, floor: float) -> str:
@@ -48,15 +48,16 @@ def short(path) -> str:
     return min(str(path), os.path.relpath(path), key=len)
 
 
-def start_message(cfg: dict, models: int, device, steps: int, train: int, test: int, source,
-                  folder) -> str:
+def start_message(run: dict) -> str:
+    """What a run is about to do, from the facts lab5 worked out for it."""
     plural = lambda n, what: f"{n} {what}{'s' * (n != 1)}"  # noqa: E731
+    cfg = run["cfg"]
     how = "eager" if cfg["no_compile"] else "compiled"
     threads = plural(cfg["threads"], "thread") if cfg["threads"] else "torch's threads"
-    return (f"lab5 {cfg['variant']}: {plural(models, 'model')} in one vmapped step, {how}, "
-            f"{device} ({threads}), {steps} steps per epoch\ndata: {train} train / {test} test "
-            f"points from {short(source)}\nrun folder: {short(folder)}/ (written by a second "
-            "process)")
+    return (f"lab5 {cfg['variant']}: {plural(len(run['members']), 'model')} in one vmapped step, "
+            f"{how}, {run['device']} ({threads}), {run['steps']} steps per epoch\n"
+            f"data: {len(run['train'])} train / {len(run['test'])} test points from "
+            f"{short(run['source'])}\nrun folder: {short(run['folder'])}/")
 
 
 def end_message(summary: dict, folder) -> str:

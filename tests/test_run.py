@@ -4,6 +4,8 @@ nn.Sequential, determinism, and what an interrupted or diverged run keeps."""
 import csv
 import json
 import math
+import re
+import shutil
 import subprocess
 import sys
 
@@ -241,3 +243,44 @@ def test_help_documents_every_common_flag(variant, specific, capsys):
                  "--optimizer", "--noise-dim", "--seed", "--device", "--no-compile",
                  "--frame-every", "--out", "--order", "--n-critic", *specific]:
         assert flag in text
+
+
+def run_on_a_terminal(argv: list[str], folder) -> str:
+    """What a command writes to a 100-column terminal (a pseudo-terminal), escapes removed."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    process = subprocess.Popen(argv, stdout=follower, stderr=follower, cwd=folder)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert process.wait() == 0
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", b"".join(chunks).decode())
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_only_the_lines(tmp_path):
+    """(Paths are printed as given, so the run is given short ones.)"""
+    shutil.copy(lab5.ROOT / "data" / "points.mat", tmp_path / "points.mat")
+    argv = [sys.executable, lab5.ROOT / "variants" / "wgan.py", *SMALL, "--epochs", "30",
+            "--frame-every", "10", "--data", "points.mat"]
+    shown = run_on_a_terminal([*argv, "--out", "tty"], tmp_path)
+    lines = [line for line in re.split(r"[\r\n]", shown) if line.strip()]
+    assert any(re.match(r"wgan +\d+/30 \|.*steps/s", line) for line in lines)  # the bar
+    assert [line for line in lines if len(line) > 100] == []
+    piped = subprocess.run([*argv, "--out", "pipe"], capture_output=True, text=True,
+                           cwd=tmp_path)
+    assert piped.returncode == 0 and "steps/s" not in piped.stdout and "\r" not in piped.stdout
+    assert [line.split()[1] for line in piped.stdout.splitlines()
+            if line.startswith("epoch")] == ["0/30", "1/30", *(f"{e}/30" for e in range(5, 31, 5))]
+    assert [line for line in piped.stdout.splitlines() if len(line) > 100] == []
