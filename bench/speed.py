@@ -1,7 +1,7 @@
 """How fast is lab5? Every number is a ratio against a reference timed in the same invocation,
 in alternating repetitions: the machines are shared and noisy, absolute times drift.
 
-    python bench/speed.py                  # every section below (about 25 minutes on 2 cores)
+    python bench/speed.py                  # every section below (about 35 minutes on 2 cores)
     python bench/speed.py step runs        # some of them
 
 Sections:
@@ -15,8 +15,9 @@ Sections:
   runs       whole runs, as processes: `variants/wgan_gp.py --n-critic 1 --batch-size 64` (frames
              and every metric on) with a filled and an empty inductor cache, against
              bench/eager_run.py doing the same 200 epochs with no frames or metrics
-  defaults   each variant's default run: wall time against compile warm-up + training (how much
-             of the recording is hidden behind training)
+  defaults   each variant's default run: final W1, and wall time against compile warm-up +
+             training (how much of the recording is hidden behind training)
+  threads    training time at 1 and 2 threads with the recorder beside it
   floor      the machine's matrix-multiply rate, and the step's FLOPs at batch 64
 """
 
@@ -213,17 +214,41 @@ def runs_section(args, device) -> list[str]:
               for name in ("warm", "cold", "eager"))]
 
 
+def summary_of(argv: list[str]) -> dict:
+    """The summary.json of a run of `variants/<argv[0]>.py argv[1:]`, as a process."""
+    with tempfile.TemporaryDirectory() as folder:
+        process_seconds([sys.executable, f"variants/{argv[0]}.py", *argv[1:], "--out", folder])
+        return json.loads(Path(folder, "summary.json").read_text())
+
+
 def defaults_section(args, device) -> list[str]:
-    lines = ["| variant | wall | compile warm-up | training | recording (beside) | "
-             "wall / (warm-up + training) |", "|---|---|---|---|---|---|"]
+    """Each variant's default run (a first one-epoch run fills the compile cache)."""
+    lines = ["| variant | final W1 / floor | wall | compile warm-up | training | recording "
+             "(beside) | wall / (warm-up + training) |", "|---|---|---|---|---|---|---|"]
     for variant in args.variants:
-        with tempfile.TemporaryDirectory() as folder:
-            process_seconds([sys.executable, f"variants/{variant}.py", "--device", device.type,
-                             "--out", f"{folder}/run"])
-            s = json.loads(Path(folder, "run", "summary.json").read_text())
+        summary_of([variant, "--device", device.type, "--epochs", "1"])
+        data = ["--data", *args.data] if args.data else []
+        s = summary_of([variant, "--device", device.type, *data])
         ratio = s["wall_s"] / (s["warm_up_s"] + s["train_s"])
-        lines.append(f"| {variant} | {s['wall_s']:.1f} s | {s['warm_up_s']:.1f} s | "
-                     f"{s['train_s']:.1f} s | {s['record_s']:.1f} s | **{ratio:.2f}** |")
+        lines.append(f"| {variant} | {s['final']['w1'] / s['noise_floor']['w1']:.2f} | "
+                     f"{s['wall_s']:.1f} s | {s['warm_up_s']:.1f} s | {s['train_s']:.1f} s | "
+                     f"{s['record_s']:.1f} s | **{ratio:.2f}** |")
+    return lines
+
+
+def threads_section(args, device) -> list[str]:
+    """Training seconds of the literal loop (60 epochs) at 1 and 2 threads, the recorder
+    beside it, for one model and for 8 seeds: which thread count trains fastest."""
+    lines = ["| models | 1 thread | 2 threads |", "|---|---|---|"]
+    for seeds in (1, 8):
+        argv = ["wgan_gp", "--n-critic", "1", "--batch-size", "64", "--epochs", "60",
+                "--seeds", str(seeds)]
+        seconds = {n: [] for n in (1, 2)}
+        for _ in range(args.run_reps):
+            for n in seconds:
+                seconds[n].append(summary_of([*argv, "--threads", str(n)])["train_s"])
+        lines.append(f"| {seeds} | " + " | ".join(f"{statistics.median(seconds[n]):.1f} s"
+                                                  for n in seconds) + " |")
     return lines
 
 
@@ -275,7 +300,8 @@ def floor_section(args, device) -> list[str]:
 
 
 SECTIONS = {"step": step_section, "compile": compile_section, "ensembles": ensemble_section,
-            "runs": runs_section, "defaults": defaults_section, "floor": floor_section}
+            "runs": runs_section, "defaults": defaults_section, "threads": threads_section,
+            "floor": floor_section}
 
 
 def machine(device) -> str:
@@ -301,6 +327,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="ensemble sizes (default: 1 8 on CPU, 1 8 64 256 on CUDA)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--data", nargs=1, default=[], metavar="PATH",
+                        help="the defaults section on this points file (e.g. the original)")
     parser.add_argument("--out", type=Path, default=None,
                         help="markdown file for the tables (default: bench/results-<device>.md)")
     args = parser.parse_args()
