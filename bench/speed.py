@@ -139,17 +139,21 @@ def step_section(args, device) -> list[str]:
     return lines
 
 
-def first_step(variant: str, batch_size: int, device) -> None:
+def first_step(variant: str, batch_size: int, device, vmapped: bool = True) -> None:
     cfg, state, batches = setup(variant, batch_size, device)
-    compiled_step(cfg, state, batches[0], device, 1)
+    if vmapped:
+        compiled_step(cfg, state, batches[0], device, 1)
+    else:  # the single-model step before ensembles of one: what the compile time is held to
+        single = lab5.compile_step(lab5.make_train_step(cfg), device)
+        single(lab5.tree_index(state, 0), lab5.tree_index(batches[0], 0))
     sync(device)
 
 
-def warm_up_seconds(variant: str, device: str, cache: str) -> float:
+def warm_up_seconds(variant: str, device: str, cache: str, vmapped: bool = True) -> float:
     """Seconds to the end of the first compiled step in a fresh process, imports included."""
     code = ("import sys, time; t0 = time.perf_counter(); sys.argv = ['speed.py']; "
             f"sys.path.insert(0, {str(ROOT / 'bench')!r}); import speed, torch; "
-            f"speed.first_step({variant!r}, 64, torch.device({device!r})); "
+            f"speed.first_step({variant!r}, 64, torch.device({device!r}), {vmapped}); "
             "print(time.perf_counter() - t0)")
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -158,12 +162,14 @@ def warm_up_seconds(variant: str, device: str, cache: str) -> float:
 
 
 def compile_section(args, device) -> list[str]:
-    lines = ["| variant | empty cache | filled cache |", "|---|---|---|"]
+    lines = ["| variant | empty cache | filled cache | the unvmapped step, empty cache |",
+             "|---|---|---|---|"]
     for variant in args.variants:
-        with tempfile.TemporaryDirectory() as cache:
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as single:
             cold = warm_up_seconds(variant, device.type, cache)
             warm = warm_up_seconds(variant, device.type, cache)
-        lines.append(f"| {variant} | {cold:.1f} s | {warm:.1f} s |")
+            unvmapped = warm_up_seconds(variant, device.type, single, vmapped=False)
+        lines.append(f"| {variant} | {cold:.1f} s | {warm:.1f} s | {unvmapped:.1f} s |")
     return lines
 
 
