@@ -26,8 +26,7 @@ from torch import nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
 from data.points import TOY_DATA, UserError, find_data, load_points, split_points, toy_points
-from plots import measures, records
-from plots.console import end_message, epoch_line, progress_bar, say, start_message
+from plots import console, measures, records
 from plots.frames import landscape_grid, make_frame_writer, plot_window
 
 ROOT = Path(__file__).resolve().parent
@@ -525,8 +524,6 @@ def train_epochs(run: dict, send: Callable) -> None:
     state, step = init_members(members, device), vmap(make_train_step(cfg))
     send(snapshot(0, state, {}, 0.0))
     if not cfg["no_compile"]:
-        print("compiling the training step: about 20 s the first time, a few seconds once "
-              "torch's cache holds it", flush=True)
         step = compile_step(step, device)
         send({"warm_up_s": warm_up(run, step, state)})
         step = fast_calls(step)
@@ -615,7 +612,8 @@ def record_epoch(rec: dict, message: dict) -> list[str]:
     lines = [f"noise floor (test set vs training samples of its size): W1 {floor['w1']:.4f} ± "
              f"{floor['w1_sd']:.4f}, energy {floor['energy']:.5f}"] if epoch == 0 else []
     if rec["final"]["w1_mean"] is not None or epoch == 1:
-        lines.append(epoch_line(epoch, rec["run"]["cfg"]["epochs"], rec["final"], floor["w1"]))
+        epochs = rec["run"]["cfg"]["epochs"]
+        lines.append(console.epoch_line(epoch, epochs, rec["final"], floor["w1"]))
     return lines
 
 def write_summaries(rec: dict, status: str, diverged: list[str] | None) -> None:
@@ -699,7 +697,7 @@ def train(cfg: dict, record: Callable[[dict], records.Worker] = record_in_worker
     """Train the model, or the ensemble, that cfg describes and write the run folder; returns
     its summary. An interrupted or diverged run keeps everything up to its last good epoch."""
     run = prepare_run(cfg)
-    print(start_message(run), flush=True)
+    print(console.start_message(run), flush=True)
     recorder, bar = record(run), None  # the bar starts with training, after compiling
     status, diverged = "failed", None  # "failed" stays only if a bug stops the run
 
@@ -710,13 +708,14 @@ def train(cfg: dict, record: Callable[[dict], records.Worker] = record_in_worker
         if "warm_up_s" in message:
             lines.append(f"compiled in {message['warm_up_s']:.1f} s")
         for line in lines:
-            say(bar, line)
+            console.say(bar, line)
         if message.get("epoch"):
-            bar = bar or progress_bar(cfg["epochs"], cfg["variant"])
+            bar = bar or console.progress_bar(cfg["epochs"], cfg["variant"])
             bar.set_postfix_str(f"{run['steps'] / message['seconds']:,.0f} steps/s", False)
             bar.update()
     try:
         torch.set_num_threads(cfg["threads"] or torch.get_num_threads())
+        print(console.compile_message(cfg["no_compile"]), flush=True)
         train_epochs(run, send)
         status = "completed"
     except Diverged as e:
@@ -728,10 +727,10 @@ def train(cfg: dict, record: Callable[[dict], records.Worker] = record_in_worker
             bar.close()
         with records.interrupts_held():
             for line in recorder.finish({"status": status, "diverged_members": diverged}):
-                say(None, line)
+                console.say(None, line)
     summary = json.loads((run["folder"] / "summary.json").read_text())
     if status != "failed":
-        print(end_message(summary, run["folder"]), flush=True,
+        print(console.end_message(summary, run["folder"]), flush=True,
               file=sys.stdout if status == "completed" else sys.stderr)
     return summary
 

@@ -323,7 +323,8 @@ def machine(device) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", choices=list(SECTIONS), default=list(SECTIONS))
+    parser.add_argument("sections", nargs="*", choices=list(SECTIONS),
+                        help="what to measure (default: every section)")
     parser.add_argument("--variants", nargs="+", default=list(lab5.VARIANTS),
                         choices=lab5.VARIANTS)
     parser.add_argument("--reps", type=int, default=7, help="alternating repetitions (median)")
@@ -342,7 +343,7 @@ def main() -> int:
     args.seeds = args.seeds or ([1, 8, 64, 256] if device.type == "cuda" else [1, 8])
     command = " ".join(["python bench/speed.py", *sys.argv[1:]])
     lines = [f"# `{command}`", "", f"Machine: {machine(device)}.", ""]
-    for name in args.sections:
+    for name in args.sections or SECTIONS:
         section = [f"## {name}", "", *SECTIONS[name](args, device), ""]
         print("\n".join(section), flush=True)
         lines += section

@@ -60,6 +60,13 @@ def start_message(run: dict) -> str:
             f"{short(run['source'])}\nrun folder: {short(run['folder'])}/")
 
 
+def compile_message(eager: bool) -> str:
+    if eager:
+        return "running the step eagerly (--no-compile): slower, and no compile to wait for"
+    return ("compiling the training step: about 20 s the first time, a few seconds once torch's "
+            "cache holds it")
+
+
 def end_message(summary: dict, folder) -> str:
     """What a run did: its times when it completed; otherwise what its folder keeps."""
     done, status = summary["epochs_done"], summary["status"]
