@@ -323,8 +323,8 @@ def machine(device) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", choices=list(SECTIONS),
-                        help="what to measure (default: every section)")
+    parser.add_argument("sections", nargs="*", metavar="SECTION",
+                        help=f"what to measure, of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--variants", nargs="+", default=list(lab5.VARIANTS),
                         choices=lab5.VARIANTS)
     parser.add_argument("--reps", type=int, default=7, help="alternating repetitions (median)")
@@ -339,6 +339,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="markdown file for the tables (default: bench/results-<device>.md)")
     args = parser.parse_args()
+    unknown = [name for name in args.sections if name not in SECTIONS]
+    if unknown:
+        parser.error(f"no section {', '.join(unknown)}; there are {', '.join(SECTIONS)}")
     device = lab5.resolve_device(args.device)
     args.seeds = args.seeds or ([1, 8, 64, 256] if device.type == "cuda" else [1, 8])
     command = " ".join(["python bench/speed.py", *sys.argv[1:]])

@@ -22,7 +22,6 @@ To repeat it all on another file: --data path/to/points.mat --label original.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
 from plots.measures import MODE_COLUMNS, mean_and_se  # noqa: E402
+from plots.records import read_table  # noqa: E402
 
 # The report's loop, literally: its code's simultaneous update, one critic step per generator
 # step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init).
@@ -131,11 +131,6 @@ def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: i
     return record
 
 
-def read_rows(path: Path) -> list[dict]:
-    with open(path) as f:
-        return [{k: float(v) if v not in ("", None) else None for k, v in row.items()}
-                for row in csv.DictReader(f)]
-
 
 def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
     """Per seed: the final metrics, W1 / floor at some epochs, and the epochs to fit."""
@@ -143,7 +138,7 @@ def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
     for member in sorted(p for p in run.iterdir() if p.is_dir() and (p / "summary.json").exists()):
         summary = json.loads((member / "summary.json").read_text())
         factor = json.loads((member / "config.json").read_text())["fit_factor"]
-        floor, rows = summary["noise_floor"], read_rows(member / "metrics.csv")
+        floor, rows = summary["noise_floor"], read_table(member / "metrics.csv")
         w1 = {int(r["epoch"]): r["w1"] / floor["w1"] for r in rows if r["w1"] is not None}
         final = summary["final"]
         out.append({"final": final["w1"] / floor["w1"], **{f"at{e}": w1.get(e) for e in at_epochs},

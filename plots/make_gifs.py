@@ -12,7 +12,6 @@ written GIF is left behind.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -23,14 +22,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from plots.frames import plot_curves  # noqa: E402
+from plots.records import atomic_write, read_table  # noqa: E402
 
 FRAME_MS, LAST_FRAME_MS = 150, 2000
-
-
-def read_metrics(run: Path) -> list[dict]:
-    """metrics.csv as rows of floats (None where a value was not computed that epoch)."""
-    with open(run / "metrics.csv", newline="") as f:
-        return [{k: float(v) if v else None for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def read_frames(run: Path) -> list[Image.Image]:
@@ -51,18 +45,15 @@ def make_gif(run: Path, scale: float = 1.0) -> Path | None:
     images = read_frames(run)
     if not images:
         return None
-    gif, tmp = run.with_name(run.name + ".gif"), run.with_name(run.name + ".gif.tmp")
+    gif = run.with_name(run.name + ".gif")
     if scale != 1.0:
         size = (round(images[0].width * scale), round(images[0].height * scale))
         images = [im.resize(size, Image.LANCZOS) for im in images]
     durations = [FRAME_MS] * (len(images) - 1) + [LAST_FRAME_MS]
-    try:
-        # Pillow takes a list of durations for several frames, a number for one
-        iio.imwrite(tmp, [np.asarray(im) for im in images], extension=".gif", loop=0,
-                    duration=durations if len(images) > 1 else LAST_FRAME_MS)
-        tmp.replace(gif)
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Pillow takes a list of durations for several frames, a number for one
+    atomic_write(gif, lambda tmp: iio.imwrite(
+        tmp, [np.asarray(im) for im in images], extension=".gif", loop=0,
+        duration=durations if len(images) > 1 else LAST_FRAME_MS))
     return gif
 
 
@@ -72,7 +63,7 @@ def make_curves(run: Path) -> Path | None:
     summary_file = run / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
     path = run / "curves.png"
-    plot_curves(read_metrics(run), summary.get("noise_floor"), run.name, path)
+    plot_curves(read_table(run / "metrics.csv"), summary.get("noise_floor"), run.name, path)
     return path
 
 
