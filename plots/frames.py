@@ -55,9 +55,15 @@ def frame_figure(window, test_points: np.ndarray, probability: bool) -> dict:
     ax.set(xlim=window[:2], ylim=window[2:], aspect="auto", xlabel="x", ylabel="y")
     label = "D(x): probability of real" if probability else "critic value"
     colorbar = fig.colorbar(image, ax=ax, shrink=0.85, label=label)
+    # A critic's scale, and so its tick labels, change every frame: the layout is worked out
+    # once with room for the widest, which keeps the label where it is.
+    colorbar.ax.yaxis.set_major_formatter("{x:.3g}" if not probability else "{x:.1f}")
+    widest = colorbar.ax.yaxis.get_major_formatter()
+    colorbar.ax.yaxis.set_major_formatter(lambda *_: "-8.88e+88")
     fig.legend(loc="outside lower center", ncols=2, markerscale=4, frameon=False)
     fig.canvas.draw()  # the constrained layout, worked out once
     fig.set_layout_engine("none")
+    colorbar.ax.yaxis.set_major_formatter(widest)
     colorbar.ax.set_animated(not probability)  # a critic's scale, and so its ticks, change
     fig.canvas.draw()
     return {"fig": fig, "ax": ax, "image": image, "test": test, "fake": fake,
@@ -84,8 +90,9 @@ def make_frame_writer(window, test_points: np.ndarray, title: str, probability: 
         fig.canvas.restore_region(parts["background"])
         for artist in (image, parts["test"], parts["fake"], parts["heading"]):
             ax.draw_artist(artist)
-        if not probability:
+        if not probability:  # the colour bar's axes, and its label, which they leave out
             fig.draw_artist(parts["colorbar"])
+            fig.draw_artist(parts["colorbar"].yaxis.label)
         pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
         # Fast PNG compression: the frames are an intermediate for the GIF, not an archive.
         Image.fromarray(pixels).save(path, format="png", compress_level=1)

@@ -8,7 +8,7 @@ from PIL import Image
 
 import lab5
 from plots import make_gifs
-from plots.frames import make_frame_writer, plot_window
+from plots.frames import frame_figure, make_frame_writer, plot_window
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,16 @@ def test_an_ensemble_folder_is_looked_into(tmp_path, capsys):
                               "--out", str(out)]) == 0
     assert make_gifs.main([str(out)]) == 0
     assert Image.open(out / "seed0.gif").n_frames == Image.open(out / "seed1.gif").n_frames == 3
+
+
+@pytest.mark.parametrize("low,high", [(0, 1), (-0.0123, 0.0456), (-150, 150), (-2e4, 3e5)])
+def test_the_colour_bar_label_stays_on_the_figure_at_any_scale(low, high):
+    """A critic's colour bar is redrawn every frame with tick labels as wide as its scale needs;
+    the layout keeps room for them, so its label is never pushed off the figure."""
+    parts = frame_figure((0.0, 1.0, 0.0, 1.0), np.random.default_rng(0).random((50, 2)), False)
+    parts["image"].set_clim(low, high)
+    parts["fig"].draw_artist(parts["colorbar"])  # as every frame does
+    renderer = parts["fig"].canvas.get_renderer()
+    label = parts["colorbar"].yaxis.label.get_window_extent(renderer)
+    ticks = [t.get_window_extent(renderer) for t in parts["colorbar"].get_yticklabels()]
+    assert label.x1 <= parts["fig"].bbox.x1 and all(t.x1 <= label.x0 for t in ticks if t.width)
