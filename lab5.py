@@ -466,9 +466,18 @@ def compile_step(step: Callable, device="cpu") -> Callable:
     than Python. Every step shares one code object, whose compiled versions dynamo counts, so a
     process that trains several models (tests, sweeps) starts each from an empty cache."""
     torch._dynamo.reset()
-    cuda = torch.device(device).type == "cuda"
-    options = {"triton.cudagraphs": True} if cuda else {"cpp_wrapper": True}
-    return torch.compile(step, fullgraph=True, dynamic=False, options=options)
+    if torch.device(device).type != "cuda":
+        return torch.compile(step, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
+    graphed = torch.compile(step, fullgraph=True, dynamic=False,
+                            options={"triton.cudagraphs": True})
+
+    def replay(state, batch):
+        # A replay's outputs live in memory that the next replay overwrites, and the next step
+        # takes this one's state: what a step returns is copied out of the graph's memory.
+        torch.compiler.cudagraph_mark_step_begin()
+        new_state, metrics = graphed(state, batch)
+        return tree_map_nested(torch.clone, new_state), tree_map(torch.clone, metrics)
+    return replay
 
 def fast_calls(step: Callable) -> Callable:
     """The compiled step's inputs never change shape, dtype or structure after its first call
@@ -479,19 +488,13 @@ def fast_calls(step: Callable) -> Callable:
             return step(state, batch)
     return call
 
-def run_epoch(step: Callable, state: dict, batches: dict, steps: int,
-              cuda_graphs: bool = False) -> tuple[dict, dict]:
+def run_epoch(step: Callable, state: dict, batches: dict, steps: int) -> tuple[dict, dict]:
     """`steps` steps; the losses come back once, as epoch means per member, so no step waits
-    for the device. A CUDA graph writes every replay's outputs to the same memory: what
-    outlives a replay (the kept losses; the state, once per epoch) is copied out of it."""
+    for the device."""
     history = []
     for i in range(steps):
-        if cuda_graphs:
-            torch.compiler.cudagraph_mark_step_begin()
         state, metrics = step(state, {k: v[i] for k, v in batches.items()})
-        history.append(tree_map(torch.clone, metrics) if cuda_graphs else metrics)
-    if cuda_graphs:
-        state = tree_map_nested(torch.clone, state)
+        history.append(metrics)
     return state, {k: torch.stack([m[k] for m in history]).mean(0).cpu() for k in history[0]}
 
 def healthy_members(losses: dict, state: dict) -> torch.Tensor:
@@ -513,8 +516,6 @@ def warm_up(run: dict, step: Callable, state: dict) -> float:
     started = time.perf_counter()
     rngs = [torch.Generator().manual_seed(0) for _ in run["members"]]
     batches = members_batches(run["train_t"], run["members"], 1, rngs, run["device"])
-    if run["device"].type == "cuda":
-        torch.compiler.cudagraph_mark_step_begin()
     step(state, {k: v[0] for k, v in batches.items()})
     return time.perf_counter() - started
 
@@ -531,7 +532,7 @@ def train_epochs(run: dict, send: Callable) -> None:
     for epoch in range(1, cfg["epochs"] + 1):
         started = time.perf_counter()
         batches = members_batches(run["train_t"], members, run["steps"], rngs, device)
-        new_state, losses = run_epoch(step, state, batches, run["steps"], run["cuda_graphs"])
+        new_state, losses = run_epoch(step, state, batches, run["steps"])
         seconds = time.perf_counter() - started
         healthy = healthy_members(losses, new_state)
         if not healthy.all():
@@ -688,7 +689,6 @@ def prepare_run(cfg: dict) -> dict:
            "member_dirs": [folder] if len(members) == 1 else
            [records.prepare_run_dir(folder / name) for name in names],
            "steps": cfg["train_size"] // (cfg["batch_size"] * cfg["n_critic"]),
-           "cuda_graphs": not cfg["no_compile"] and device.type == "cuda",
            "window": plot_window(np.vstack([train_points, test]))}
     write_configs(run)
     return run
