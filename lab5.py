@@ -9,10 +9,8 @@ randomness is drawn outside the step from seeded generators, like JAX keys."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
-import platform
 import sys
 import time
 from functools import partial
@@ -113,8 +111,13 @@ FLAGS = {
     "eval_every": Flag(5, "exact W1 every K epochs, at frames and at the last", RUN, INT0),
     "fit_factor": Flag(2.0, "fitted: W1 stays within F × the noise floor from then on", RUN,
                        "a number of at least 1"),
-    "out": Flag({v: f"runs/{v}" for v in VARIANTS}, "run folder", RUN),
+    "out": Flag({v: f"runs/{v}" for v in VARIANTS}, "run folder; one that holds a run is kept and "
+                "the run goes to the first free OUT2, OUT3, ...", RUN),
+    "overwrite": Flag(False, "write into --out even if it holds a run, deleting that run", RUN),
+    "resume": Flag(None, "continue the run in DIR from its checkpoint (--epochs extends it)", RUN,
+                   parse=str),
 }
+RESUMABLE = ("epochs", "frame_every", "eval_every", "fit_factor", "resume")  # change no number
 
 def default(name: str, variant: str):
     value = FLAGS[name].default
@@ -164,7 +167,13 @@ def member_configs(cfg: dict) -> list[dict]:
             for seed in range(cfg["seed"], cfg["seed"] + cfg["seeds"]) for value in values]
 
 def parse_config(variant: str, argv: list[str] | None = None) -> dict:
-    cfg = {**vars(build_parser(variant).parse_args(argv)), "variant": variant}
+    parser = build_parser(variant)
+    cfg = vars(parser.parse_args(argv))
+    if cfg["resume"] is not None:  # the flags that argv sets (None: not set) against the run's
+        parser.set_defaults(**dict.fromkeys(cfg))
+        given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+        cfg = {**cfg, **records.resumed_config(variant, given, RESUMABLE, FLAGS)}
+    cfg["variant"] = variant
     variable = [name for name in VARIABLE if name in cfg]
     if cfg["vary"] and cfg["vary"][0] not in variable:
         raise UserError(f"--vary {cfg['vary'][0]}: {TITLES[variant]} can vary "
@@ -505,11 +514,24 @@ def healthy_members(losses: dict, state: dict) -> torch.Tensor:
 class Diverged(Exception):
     """Some members' losses or parameters stopped being finite; args[0] names them."""
 
-def snapshot(epoch: int, state: dict, losses: dict, seconds: float) -> dict:
-    """What the recorder needs of an epoch, as NumPy copies (small, pickled by value)."""
-    parts = {"g": state["g"], "d": state["d"], "losses": losses}
-    return {"epoch": epoch, "seconds": seconds,
+def snapshot(epoch: int, state: dict, losses: dict, seconds: float, rngs: list) -> dict:
+    """What the recorder needs of an epoch, as NumPy copies (small, pickled by value): for the
+    checkpoint, the whole state and where every member's random stream stands."""
+    parts = {"state": state, "losses": losses}
+    rngs = np.stack([r.get_state().numpy() for r in rngs])
+    return {"epoch": epoch, "seconds": seconds, "rngs": rngs,
             **tree_map_nested(lambda t: t.detach().cpu().numpy().copy(), parts)}
+
+def start_point(run: dict) -> tuple[dict, list, dict]:
+    """The state and random streams that training starts from, and the epoch to record first:
+    the initialisation (epoch 0), or where the checkpoint of a resumed run left off."""
+    members, device, saved = run["members"], run["device"], run["checkpoint"]
+    if saved is None:
+        state, rngs = init_members(members, device), [make_rng(m["seed"], "train") for m in members]
+        return state, rngs, snapshot(0, state, {}, 0.0, rngs)
+    rngs = [torch.Generator().set_state(torch.from_numpy(r)) for r in saved["rngs"]]
+    state = tree_map_nested(lambda a: torch.from_numpy(a).to(device), saved["state"])
+    return state, rngs, {**saved, "resumed": True}
 
 def warm_up(run: dict, step: Callable, state: dict) -> float:
     """One step on throw-away noise, so that compiling is timed apart from training."""
@@ -522,14 +544,14 @@ def warm_up(run: dict, step: Callable, state: dict) -> float:
 def train_epochs(run: dict, send: Callable) -> None:
     """Initialise, compile (timed apart), then every epoch, each sent on once it is finite."""
     cfg, members, device = run["cfg"], run["members"], run["device"]
-    state, step = init_members(members, device), vmap(make_train_step(cfg))
-    send(snapshot(0, state, {}, 0.0))
+    state, rngs, first = start_point(run)
+    send(first)
+    step = vmap(make_train_step(cfg))
     if not cfg["no_compile"]:
         step = compile_step(step, device)
         send({"warm_up_s": warm_up(run, step, state)})
         step = fast_calls(step)
-    rngs = [make_rng(m["seed"], "train") for m in members]
-    for epoch in range(1, cfg["epochs"] + 1):
+    for epoch in range(first["epoch"] + 1, cfg["epochs"] + 1):
         started = time.perf_counter()
         batches = members_batches(run["train_t"], members, run["steps"], rngs, device)
         new_state, losses = run_epoch(step, state, batches, run["steps"])
@@ -538,33 +560,35 @@ def train_epochs(run: dict, send: Callable) -> None:
         if not healthy.all():
             raise Diverged([name for name, ok in zip(run["names"], healthy) if not ok])
         state = new_state
-        send(snapshot(epoch, state, losses, seconds))
+        send(snapshot(epoch, state, losses, seconds, rngs))
 
 # ---- Outputs: the recorder, which turns each epoch's snapshot into the run folder's files -----
-
-def save_params(path: Path, params: dict) -> None:
-    """torch.save a dict that nn.Sequential.load_state_dict accepts."""
-    tensors = {k: torch.as_tensor(v).detach().cpu().clone() for k, v in params.items()}
-    records.atomic_write(path, lambda tmp: torch.save(tensors, tmp))
 
 def metric_columns(variant: str, modes: bool = False) -> list[str]:
     return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []), "energy",
             "precision", "recall", *(measures.MODE_COLUMNS if modes else []), "w1", "seconds"]
+
+def open_member(folder: Path, columns: list[str], resumed: bool, seed: int, test, noise_dim: int):
+    """A member's table, the W1 history of its rows so far, and the fixed noise it is scored on."""
+    rows = records.read_table(folder / "metrics.csv") if resumed else []
+    return {"folder": folder, "table": records.open_table(folder / "metrics.csv", columns, resumed),
+            "z": torch.randn(len(test), noise_dim, generator=make_rng(seed, "eval")),
+            "history": [(int(r["epoch"]), r["w1"]) for r in rows if r["w1"] is not None],
+            "final": None}
 
 def open_recorder(run: dict) -> dict:
     """What the recorder keeps between epochs: the test set's description, the noise floor, the
     fixed noise each member is scored on, the frame writer, the open tables."""
     cfg, test, variant = run["cfg"], run["test"], run["cfg"]["variant"]
     columns = metric_columns(variant, run["modes"] is not None)
-    noise = lambda seed: torch.randn(len(test), cfg["noise_dim"], generator=make_rng(seed, "eval"))  # noqa: E731
-    members = [{"folder": folder, "table": records.open_table(folder / "metrics.csv", columns),
-                "z": noise(m["seed"]), "history": [], "final": None}
+    resumed = run["checkpoint"] is not None  # then the tables go on from their kept rows
+    members = [open_member(folder, columns, resumed, m["seed"], test, cfg["noise_dim"])
                for m, folder in zip(run["members"], run["member_dirs"])]
     tables = [member["table"] for member in members]
     if run["folder"] not in run["member_dirs"]:  # an ensemble's own folder: means over members
         stats = [f"{c}_{s}" for c in columns[1:-1] for s in ("mean", "se")]
         tables.append(records.open_table(run["folder"] / "ensemble.csv",
-                                         ["epoch", "members", *stats]))
+                                         ["epoch", "members", *stats], resumed))
     floor = measures.noise_floor(run["train"], test, make_rng(cfg["data_seed"], "floor"),
                                  modes=run["modes"])
     return {"run": run, "floor": floor,
@@ -581,7 +605,7 @@ def record_member(rec: dict, member: dict, message: dict, i: int) -> dict:
     """One member's epoch: its distances, its frame (the critic's landscape, D(x) for GAN, under
     the points), its parameters and its metrics row."""
     run, cfg, epoch = rec["run"], rec["run"]["cfg"], message["epoch"]
-    g, d = (tree_map(torch.from_numpy, tree_index(message[k], i)) for k in ("g", "d"))
+    g, d = (tree_map(torch.from_numpy, tree_index(message["state"][k], i)) for k in "gd")
     frame_due = cfg["frame_every"] > 0 and is_due(cfg["frame_every"], epoch, cfg["epochs"])
     exact = frame_due or is_due(cfg["eval_every"], epoch, cfg["epochs"])
     with torch.no_grad():
@@ -596,8 +620,8 @@ def record_member(rec: dict, member: dict, message: dict, i: int) -> dict:
         values = (torch.sigmoid(score) if cfg["variant"] == "gan" else score).numpy()
         records.atomic_write(member["folder"] / "frames" / f"epoch_{epoch:04d}.png", lambda tmp:
                              rec["draw"](tmp, epoch, fake, values, row, rec["floor"]))
-    save_params(member["folder"] / "generator.pt", g)
-    save_params(member["folder"] / "critic.pt", d)
+    records.save_params(member["folder"] / "generator.pt", g)
+    records.save_params(member["folder"] / "critic.pt", d)
     member["table"][1].writerow(row)
     member["final"], member["history"] = row, member["history"] + [(epoch, row["w1"])] * exact
     return row
@@ -641,6 +665,8 @@ def handle(rec: dict, message: dict) -> list[str]:
     lines = record_epoch(rec, message) if "epoch" in message else []
     rec["record_s"] += time.perf_counter() - started
     write_summaries(rec, message.get("status", "running"), message.get("diverged_members"))
+    if "epoch" in message:  # last: a checkpoint's epoch is fully recorded
+        records.save_checkpoint(rec["run"]["folder"], message)
     for file, _ in rec["tables"] if "status" in message else []:
         file.close()
     return lines
@@ -648,7 +674,7 @@ def handle(rec: dict, message: dict) -> list[str]:
 def recorder_worker(run: dict, inbox, outbox) -> None:
     torch.set_num_threads(1)  # the other core trains
     rec = open_recorder(run)
-    while "status" not in (message := inbox.get()):
+    while "status" not in (message := records.receive(inbox)):
         outbox.put(handle(rec, message))
     outbox.put(handle(rec, message))
 
@@ -659,22 +685,6 @@ def record_in_worker(run: dict) -> records.Worker:
 
 # ---- A run: config -> data -> recorder -> training loop -> summary ---------------------------
 
-def write_configs(run: dict) -> None:
-    """config.json, one shape for every member (and the ensemble): every flag, the data file and
-    its sha256, the device, the library versions."""
-    cfg = run["cfg"]
-    data = None if cfg["data"] in TOY_DATA else find_data(cfg["data"])
-    versions = {"python": platform.python_version(), "torch": torch.__version__,
-                "numpy": np.__version__}
-    setting = {"data": str(data or cfg["data"]), "steps_per_epoch": run["steps"],
-               "data_sha256": data and hashlib.sha256(data.read_bytes()).hexdigest(),
-               "device": str(run["device"]), "versions": versions}
-    folders = [(run["folder"], cfg, run["names"])] * (run["folder"] not in run["member_dirs"])
-    for folder, member, names in folders + list(zip(run["member_dirs"], run["members"],
-                                                    [[name] for name in run["names"]])):
-        records.write_json(folder / "config.json",
-                           {**member, **setting, "members": names, "out": str(folder)})
-
 def prepare_run(cfg: dict) -> dict:
     """Everything both processes need to know of a run, worked out once."""
     device = resolve_device(cfg["device"])
@@ -682,15 +692,14 @@ def prepare_run(cfg: dict) -> dict:
     train_points, test = split_data(cfg, points, source)
     members = member_configs(cfg)
     names = [member_name(m, cfg) for m in members]
-    folder = records.prepare_run_dir(cfg["out"])
+    folder, member_dirs, checkpoint = records.open_run_dirs(cfg, names)
     run = {"cfg": cfg, "device": device, "source": source, "train": train_points, "test": test,
            "train_t": torch.as_tensor(train_points, dtype=torch.float32), "modes": modes,
            "members": members, "names": names, "folder": folder, "started": time.time(),
-           "member_dirs": [folder] if len(members) == 1 else
-           [records.prepare_run_dir(folder / name) for name in names],
+           "member_dirs": member_dirs, "checkpoint": checkpoint,
            "steps": cfg["train_size"] // (cfg["batch_size"] * cfg["n_critic"]),
            "window": plot_window(np.vstack([train_points, test]))}
-    write_configs(run)
+    records.write_configs(run)
     return run
 
 def train(cfg: dict, record: Callable[[dict], records.Worker] = record_in_worker) -> dict:
@@ -704,15 +713,7 @@ def train(cfg: dict, record: Callable[[dict], records.Worker] = record_in_worker
     def send(message: dict) -> None:
         nonlocal bar
         with records.interrupts_held():
-            lines = recorder.send(message)
-        if "warm_up_s" in message:
-            lines.append(f"compiled in {message['warm_up_s']:.1f} s")
-        for line in lines:
-            console.say(bar, line)
-        if message.get("epoch"):
-            bar = bar or console.progress_bar(cfg["epochs"], cfg["variant"])
-            bar.set_postfix_str(f"{run['steps'] / message['seconds']:,.0f} steps/s", False)
-            bar.update()
+            bar = console.show(bar, recorder.send(message), message, cfg, run["steps"])
     try:
         torch.set_num_threads(cfg["threads"] or torch.get_num_threads())
         print(console.compile_message(cfg["no_compile"]), flush=True)

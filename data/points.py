@@ -6,6 +6,7 @@ else is a UserError whose message says, in one line, what is wrong and where.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -46,6 +47,10 @@ def find_data(path: str) -> Path:
     given = Path(path)
     missing = not given.exists() and not given.is_absolute() and (ROOT / given).exists()
     return ROOT / given if missing else given
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def read_mat(path: Path, key: str):

@@ -9,23 +9,39 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
 COLUMNS = 100
 
 
-def progress_bar(epochs: int, title: str) -> tqdm:
+def progress_bar(epochs: int, title: str, done: int = 0) -> tqdm:
     """Epochs done, time left and steps per second; silent when stdout is not a terminal."""
     width = min(COLUMNS, shutil.get_terminal_size((COLUMNS, 20)).columns or COLUMNS)
-    return tqdm(total=epochs, desc=title, unit="epoch", ncols=width, file=sys.stdout,
-                disable=None, dynamic_ncols=False, leave=False, mininterval=0.5,
+    return tqdm(total=epochs, initial=done, desc=title, unit="epoch", ncols=width,
+                file=sys.stdout, disable=None, dynamic_ncols=False, leave=False, mininterval=0.5,
                 bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}{postfix}")
 
 
 def say(bar: tqdm | None, line: str) -> None:
     """A line above the bar, or on its own where there is none (yet)."""
     (bar or tqdm).write(line[:COLUMNS], file=sys.stdout)
+
+
+def show(bar: tqdm | None, lines: list[str], message: dict, cfg: dict, steps: int):
+    """What a message from training shows: the recorder's lines, the compile time, and (from
+    first epoch trained: for a resumed run, the one after its checkpoint's) the bar, moved on
+    one epoch. Returns the bar."""
+    if "warm_up_s" in message:
+        lines = [*lines, f"compiled in {message['warm_up_s']:.1f} s"]
+    for line in lines:
+        say(bar, line)
+    if message.get("epoch") and not message.get("resumed"):
+        bar = bar or progress_bar(cfg["epochs"], cfg["variant"], message["epoch"] - 1)
+        bar.set_postfix_str(f"{steps / message['seconds']:,.0f} steps/s", False)
+        bar.update()
+    return bar
 
 
 def times_floor(value: float, floor: float) -> str:
@@ -57,7 +73,7 @@ def start_message(run: dict) -> str:
     return (f"lab5 {cfg['variant']}: {plural(len(run['members']), 'model')} in one vmapped step, "
             f"{how}, {run['device']} ({threads}), {run['steps']} steps per epoch\n"
             f"data: {len(run['train'])} train / {len(run['test'])} test points from "
-            f"{short(run['source'])}\nrun folder: {short(run['folder'])}/")
+            f"{short(run['source'])}\nrun folder: {Path(run['folder']).resolve()}/")
 
 
 def compile_message(eager: bool) -> str:
@@ -68,12 +84,14 @@ def compile_message(eager: bool) -> str:
 
 
 def end_message(summary: dict, folder) -> str:
-    """What a run did: its times when it completed; otherwise what its folder keeps."""
+    """What a run did: its times when it completed; otherwise what its folder keeps. The
+    folder's full path on a line of its own (a path is as long as it is)."""
     done, status = summary["epochs_done"], summary["status"]
+    where = f"\nrun folder: {Path(folder).resolve()}/"
     if status == "completed":
         return (f"done in {summary['wall_s']:.1f} s (compiling {summary['warm_up_s']:.1f} s, "
                 f"training {summary['train_s']:.1f} s; recording {summary['record_s']:.1f} s "
-                f"beside it): {short(folder)}/")
+                f"beside it){where}")
     which = f" ({', '.join(summary['diverged_members'])})" if status == "diverged" else ""
-    return (f"{status}{which} in epoch {done + 1}: {short(folder)}/ keeps epochs 0-{done} "
-            "(metrics, frames, last parameters)")
+    return (f"{status}{which} in epoch {done + 1}: the run folder keeps epochs 0-{done} "
+            f"(metrics, frames, parameters, checkpoint: --resume goes on){where}")

@@ -23,6 +23,7 @@ SPECIAL = {  # flags whose edges are not numbers of one kind
     "betas": [["0", "0.999999"], ["1", "0.5"], ["nan", "0.5"], ["-0.1", "0.5"]],
     "vary": [["lr=1e-4"], ["lr="], ["bogus=1"], ["lr=1e-4,1e30"], ["clip=0.1,0.2"]],
     "out": [[""]],
+    "resume": [["no-such-run"], [""]],
     "train_size": [["8191"], ["63"], ["1"], ["0"]],
     "test_size": [["3"], ["4"], ["0"], ["33"], ["-1"]],
     "noise_dim": [["1"], ["0"], ["500"]],

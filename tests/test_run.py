@@ -158,31 +158,41 @@ def test_an_interrupt_while_an_epoch_is_handed_over_waits_for_the_hand_over():
     assert done == ["the rest of the block"]
 
 
-@pytest.mark.parametrize("setup,message", [
-    (lambda d: (d / "notes.txt").write_text("mine"), "holds files that are not a lab5 run"),
-    (lambda d: (d / "config.json").write_text('{"mine": 1}'),
-     "holds files that are not a lab5 run"),
+@pytest.mark.parametrize("setup", [
+    lambda d: (d / "notes.txt").write_text("mine"),
+    lambda d: (d / "config.json").write_text('{"mine": 1}'),
 ])
-def test_a_folder_that_is_not_a_run_is_never_written_into(tmp_path, capsys, setup, message):
+def test_a_folder_that_is_not_a_run_is_never_written_into(tmp_path, capsys, setup):
+    """Not even with --overwrite, which deletes only a lab5 run; without it the run goes to
+    the first free numbered folder beside it."""
     folder = tmp_path / "precious"
     folder.mkdir()
     setup(folder)
     before = {p.name: p.read_text() for p in folder.iterdir()}
-    assert lab5.main("gan", [*SMALL, "--out", str(folder)]) == 2
-    assert message in capsys.readouterr().err
+    assert lab5.main("gan", [*SMALL, "--out", str(folder), "--overwrite"]) == 2
+    assert "holds files that are not a lab5 run" in capsys.readouterr().err
+    assert lab5.main("gan", [*SMALL, "--out", str(folder)]) == 0
+    assert f"run folder: {tmp_path / 'precious2'}/" in capsys.readouterr().out
     assert {p.name: p.read_text() for p in folder.iterdir()} == before
+
+
+def test_a_new_run_never_deletes_an_earlier_one(tmp_path, capsys):
+    """The same --out twice: the second run goes to OUT2 and the first keeps every file;
+    --overwrite replaces the run in OUT (old frames and all)."""
+    train(tmp_path, "gan", "--frame-every", "1", name="r")
+    first = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}
+    train(tmp_path, "gan", "--epochs", "2", name="r")
+    assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == first
+    assert (tmp_path / "r2" / "summary.json").exists()
+    train(tmp_path, "gan", "--epochs", "2", "--overwrite", name="r")
+    assert (sorted(p.name for p in (tmp_path / "r" / "frames").iterdir())
+            == ["epoch_0000.png", "epoch_0002.png"])
+    assert not (tmp_path / "r3").exists()
 
 
 def test_empty_out_is_an_error(capsys):
     assert lab5.main("gan", ["--out", ""]) == 2
     assert "--out is empty" in capsys.readouterr().err
-
-
-def test_rerun_replaces_the_old_frames(tmp_path):
-    train(tmp_path, "gan", "--frame-every", "1", name="r")
-    train(tmp_path, "gan", "--epochs", "2", name="r")
-    assert (sorted(p.name for p in (tmp_path / "r" / "frames").iterdir())
-            == ["epoch_0000.png", "epoch_0002.png"])
 
 
 @pytest.mark.parametrize("flags,message", [
@@ -270,14 +280,16 @@ def run_on_a_terminal(argv: list[str], folder) -> str:
 
 
 def test_a_terminal_gets_a_progress_bar_and_a_pipe_only_the_lines(tmp_path):
-    """(Paths are printed as given, so the run is given short ones.)"""
+    """Every line fits 100 columns but the run folder's full path, printed on its own."""
     shutil.copy(lab5.ROOT / "data" / "points.mat", tmp_path / "points.mat")
     argv = [sys.executable, lab5.ROOT / "variants" / "wgan.py", *SMALL, "--epochs", "30",
             "--frame-every", "10", "--data", "points.mat"]
     shown = run_on_a_terminal([*argv, "--out", "tty"], tmp_path)
     lines = [line for line in re.split(r"[\r\n]", shown) if line.strip()]
     assert any(re.match(r"wgan +\d+/30 \|.*steps/s", line) for line in lines)  # the bar
-    assert [line for line in lines if len(line) > 100] == []
+    long = [line for line in lines if len(line) > 100]
+    assert long == [line for line in long if line.startswith("run folder: /")]
+    assert "run folder: " + str(tmp_path / "tty") + "/" in lines
     piped = subprocess.run([*argv, "--out", "pipe"], capture_output=True, text=True,
                            cwd=tmp_path)
     assert piped.returncode == 0 and "steps/s" not in piped.stdout and "\r" not in piped.stdout

@@ -1,0 +1,201 @@
+"""Checkpoints and --resume: a run stopped at any moment, by Ctrl-C or SIGKILL, even in the
+middle of writing its checkpoint, and then resumed, ends with the same files as a run that was
+never stopped; so does a completed run extended to more epochs. A resume that would change the
+training, or whose checkpoint is missing or torn, is a one-line error that touches nothing."""
+
+import csv
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import lab5
+
+SMALL = ["--data", "ring8", "--train-size", "640", "--test-size", "200", "--batch-size", "32",
+         "--frame-every", "4", "--eval-every", "2", "--no-compile"]
+EPOCHS = 12
+
+
+def table_without_timing(path) -> list[list[str]]:
+    """A table's cells as written, less its timing column."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [i for i, name in enumerate(rows[0]) if name != "seconds"]
+    return [[row[i] for i in keep] for row in rows]
+
+
+def assert_same_files(a, b) -> None:
+    """Two run folders (and their members' folders) hold the same tables (but for timing),
+    byte-identical parameters and pixel-identical frames."""
+    members = [m for m in sorted(a.iterdir()) if (m / "config.json").exists()]
+    folders = [(a, b)] + [(m, b / m.name) for m in members]
+    for x, y in folders:
+        for table in ("metrics.csv", "ensemble.csv"):
+            assert (x / table).exists() == (y / table).exists(), table
+            if (x / table).exists():
+                assert table_without_timing(y / table) == table_without_timing(x / table), table
+        for name in ("generator.pt", "critic.pt"):
+            assert (x / name).exists() == (y / name).exists()
+            if (x / name).exists():
+                assert (y / name).read_bytes() == (x / name).read_bytes(), y / name
+        frames = sorted(p.name for p in (x / "frames").glob("*.png"))
+        assert frames == sorted(p.name for p in (y / "frames").glob("*.png")), y
+        for name in frames:
+            assert np.array_equal(np.asarray(Image.open(x / "frames" / name)),
+                                  np.asarray(Image.open(y / "frames" / name))), y / name
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The runs never stopped: one model and an ensemble of three, 12 epochs each."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    for name, extra in (("single", []), ("ensemble", ["--seeds", "3"])):
+        argv = [*SMALL, *extra, "--epochs", str(EPOCHS), "--out", str(root / name)]
+        assert lab5.main("wgan_gp", argv) == 0
+    return root
+
+
+def start(out, extra=(), code=None) -> subprocess.Popen:
+    """A real run in a process group of its own, so that a kill takes its recorder too."""
+    argv = [*SMALL, *extra, "--epochs", str(EPOCHS), "--out", str(out)]
+    code = code or "import sys, lab5; sys.exit(lab5.main('wgan_gp', sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", code, *argv], cwd=lab5.ROOT,
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def epochs_done(out) -> int:
+    try:
+        return json.loads((out / "summary.json").read_text())["epochs_done"]
+    except (OSError, ValueError):
+        return -1
+
+
+def kill_after(run: subprocess.Popen, out, epoch: int, seconds: float) -> None:
+    """SIGKILL the run's process group `seconds` after it has recorded `epoch` (-1: after its
+    folder appears)."""
+    deadline = time.time() + 120
+    while not (out / "config.json").exists() or epochs_done(out) < epoch:
+        assert time.time() < deadline and run.poll() is None, run.stderr.read()
+        time.sleep(0.01)
+    time.sleep(seconds)
+    assert run.poll() is None, "the run ended before it could be killed"
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=60)
+
+
+def test_extending_a_completed_run_equals_a_longer_run(tmp_path, uninterrupted):
+    out = tmp_path / "short"
+    assert lab5.main("wgan_gp", [*SMALL, "--epochs", "6", "--out", str(out)]) == 0
+    assert (out / "frames" / "epoch_0006.png").exists()  # its last epoch, not one of the 12's
+    assert lab5.main("wgan_gp", ["--resume", str(out), "--epochs", str(EPOCHS)]) == 0
+    assert_same_files(uninterrupted / "single", out)
+
+
+@pytest.mark.parametrize("epoch", [-1, 0, 3, 8, 12])
+def test_a_run_killed_at_any_moment_resumes_to_the_same_files(tmp_path, uninterrupted, epoch):
+    """SIGKILL at a random moment after the folder appears, or after epoch 0 (training not yet
+    begun), 3, 8 or the last (the run finishing) is recorded: in a step, a frame, a checkpoint."""
+    out = tmp_path / "killed"
+    kill_after(start(out), out, epoch, random.Random(epoch).uniform(0, 0.25))
+    assert lab5.main("wgan_gp", ["--resume", str(out)]) == 0
+    assert_same_files(uninterrupted / "single", out)
+
+
+def test_an_ensemble_killed_mid_run_resumes_every_member(tmp_path, uninterrupted):
+    out = tmp_path / "killed"
+    kill_after(start(out, ["--seeds", "3"]), out, 5, random.Random(5).uniform(0, 0.25))
+    assert lab5.main("wgan_gp", ["--resume", str(out)]) == 0
+    assert_same_files(uninterrupted / "ensemble", out)
+
+
+KILL_IN_CHECKPOINT = """
+import os, signal, sys, torch, lab5
+save = torch.save
+def torn_save(obj, path, *args, **kwargs):
+    if "checkpoint" in str(path) and obj["epoch"] == 5:  # half a file, then SIGKILL to all
+        buffer = __import__("io").BytesIO()
+        save(obj, buffer)
+        open(path, "wb").write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        os.killpg(0, signal.SIGKILL)
+    return save(obj, path, *args, **kwargs)
+torch.save = torn_save
+sys.exit(lab5.main("wgan_gp", sys.argv[1:]))
+"""
+
+
+def test_a_run_killed_while_writing_its_checkpoint_resumes(tmp_path, uninterrupted):
+    out = tmp_path / "torn"
+    run = start(out, code=KILL_IN_CHECKPOINT)
+    run.wait(timeout=120)
+    assert run.returncode == -signal.SIGKILL
+    assert lab5.main("wgan_gp", ["--resume", str(out)]) == 0
+    assert_same_files(uninterrupted / "single", out)
+
+
+@pytest.fixture
+def stopped(tmp_path):
+    """A run stopped after 4 of its 12 epochs, and a snapshot of its files' bytes."""
+    out = tmp_path / "stopped"
+    assert lab5.main("wgan_gp", [*SMALL, "--epochs", "4", "--out", str(out)]) == 0
+    (out / "config.json").write_text((out / "config.json").read_text()
+                                     .replace('"epochs": 4', f'"epochs": {EPOCHS}'))
+    return out
+
+
+def folder_bytes(out) -> dict:
+    return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--lr", "0.001"], "--lr 0.001 would change the training of {out}, trained with 0.0001"),
+    (["--seed", "3"], "--seed 3 would change the training of {out}, trained with 0"),
+    (["--no-compile", "--threads", "2"], "--threads 2 would change"),
+    (["--epochs", "3"], "has trained 4 epochs; --epochs N > 4 extends it"),
+])
+def test_a_resume_that_would_change_the_training_is_refused(stopped, capsys, argv, message):
+    before = folder_bytes(stopped)
+    assert lab5.main("wgan_gp", ["--resume", str(stopped), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message.format(out=stopped) in err
+    assert folder_bytes(stopped) == before
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda out: (out / "checkpoint.pt").unlink(), "checkpoint.pt is missing"),
+    (lambda out: (out / "checkpoint.pt").write_bytes(b"PK\x03\x04torn"), "is unreadable"),
+    (lambda out: (out / "checkpoint.pt").write_bytes(
+        (out / "checkpoint.pt").read_bytes()[:900]), "is unreadable"),
+    (lambda out: torch.save({"epoch": 2}, out / "checkpoint.pt"), "is unreadable"),
+    (lambda out: (out / "config.json").unlink(), "holds no lab5 run"),
+])
+def test_a_missing_or_torn_checkpoint_is_a_one_line_error(stopped, capsys, damage, message):
+    damage(stopped)
+    before = folder_bytes(stopped)
+    assert lab5.main("wgan_gp", ["--resume", str(stopped)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert "Traceback" not in err and folder_bytes(stopped) == before
+
+
+def test_another_variant_s_run_is_refused(stopped, capsys):
+    assert lab5.main("wgan", ["--resume", str(stopped)]) == 2
+    assert "python variants/wgan_gp.py" in capsys.readouterr().err
+
+
+def test_the_checkpoint_loads_without_lab5(stopped):
+    """Plain torch.load of plain tensors: the state, the random streams, the epoch."""
+    saved = torch.load(io.BytesIO((stopped / "checkpoint.pt").read_bytes()), weights_only=True)
+    assert saved["epoch"] == 4 and saved["rngs"].dtype == torch.uint8
+    assert torch.equal(saved["state"]["g"]["0.weight"][0],
+                       torch.load(stopped / "generator.pt")["0.weight"])
+    assert {"g", "d", "g_opt", "d_opt", "hyper"} <= saved["state"].keys()
