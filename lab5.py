@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
-from data.points import TOY_DATA, UserError, find_data, load_points, split_points, toy_points
+from data.points import TOY_DATA, UserError, load_points, size, split_points, toy_points
 from plots import console, measures, records
 from plots.frames import landscape_grid, make_frame_writer, plot_window
 
@@ -47,7 +47,9 @@ MUST = {"a positive integer": lambda v: v >= 1, "a non-negative integer": lambda
         "a positive number": lambda v: math.isfinite(v) and v > 0,
         "a non-negative number": lambda v: math.isfinite(v) and v >= 0,
         "a number of at least 1": lambda v: math.isfinite(v) and v >= 1,
-        "in [0, 1)": lambda v: 0 <= v < 1, "two in [0, 1)": lambda v: all(0 <= b < 1 for b in v)}
+        "in [0, 1)": lambda v: 0 <= v < 1, "two in [0, 1)": lambda v: all(0 <= b < 1 for b in v),
+        "a count or a fraction in (0, 1)": lambda v: isinstance(v, int) and v >= 1 or 0 < v < 1,
+        "0, a count or a fraction in (0, 1)": lambda v: isinstance(v, int) and v >= 0 or 0 < v < 1}
 VARIABLE = ("lr", "gp_weight", "clip")  # hyper-parameters that live in the state as tensors
 
 def parse_vary(text: str) -> tuple[str, list[float]]:
@@ -61,16 +63,22 @@ def parse_vary(text: str) -> tuple[str, list[float]]:
 
 INT, INT0 = "a positive integer", "a non-negative integer"
 NUM, NUM0, FRACTION = "a positive number", "a non-negative number", "in [0, 1)"
+SIZE, SIZE0 = "a count or a fraction in (0, 1)", "0, a count or a fraction in (0, 1)"
 DATA, LOOP, OPT, RUN = "data", "model and training", "optimiser (both networks)", "run"
 ENSEMBLE, RMS = "ensembles: several models in one vmapped step", ("rmsprop",)
 # The report fixes RMSprop, lr 1e-4 for both networks, 200 epochs, the generator-first order.
 # What it leaves open was chosen by final W1 over seeds (README, "Defaults"). The report's code,
 # literally: --order simultaneous --n-critic 1 --batch-size 64 --init torch.
 FLAGS = {
-    "data": Flag("data/points.mat", "MAT file of points, or toy: ring8, grid25, swissroll", DATA),
-    "key": Flag("xx", "variable in the MAT file holding an N×2 array of points", DATA),
-    "train_size": Flag(7000, "points used for training, after a seeded shuffle", DATA, INT),
-    "test_size": Flag(0, "held-out points for the distances (0: all the rest)", DATA, INT0),
+    "data": Flag("data/points.mat", "points: .mat, .npy, .npz, .csv, .tsv, .txt (README); or a toy "
+                 "distribution: ring8, grid25, swissroll", DATA),
+    "key": Flag(None, "the array in a .mat (default xx) or .npz (default: its only one)", DATA),
+    "delimiter": Flag(None, "of a text file's columns: , tab ; space (default: found)", DATA),
+    "train_size": Flag(7000 / 8192, "training points, after a seeded shuffle: a count, or a "
+                       "fraction of the file's (default: the report's 7000 of 8192)", DATA, SIZE,
+                       parse=size),
+    "test_size": Flag(0, "held-out points for the distances, as --train-size (0: the rest)",
+                      DATA, SIZE0, parse=size),
     "data_seed": Flag(0, "seed of the split, apart from --seed: seeds share one split", DATA, INT0),
     "epochs": Flag(200, "passes of the critic over the training points", LOOP, INT),
     "batch_size": Flag({"gan": 64, "wgan": 64, "wgan_gp": 32}, "points per critic update", LOOP,
@@ -156,9 +164,6 @@ def check_config(cfg: dict) -> None:
                             f"not {cfg['optimizer']}")
     if cfg["nesterov"] and not cfg["momentum"] > 0:
         raise UserError("--nesterov must be used with --momentum > 0")
-    if cfg["batch_size"] * cfg["n_critic"] > cfg["train_size"]:
-        raise UserError(f"--batch-size {cfg['batch_size']} × --n-critic {cfg['n_critic']} needs "
-                        f"more training points than --train-size {cfg['train_size']}")
 
 def member_configs(cfg: dict) -> list[dict]:
     """One config per model: seeds --seed … --seed + seeds − 1, each with every --vary value."""
@@ -202,12 +207,13 @@ def load_data(cfg: dict) -> tuple[np.ndarray, dict | None, str]:
         modes = TOY_DATA[cfg["data"]]
         modes = modes and {"means": np.array(modes["means"], float), "std": modes["std"]}
         return toy_points(cfg["data"], make_rng(cfg["data_seed"], "toy")), modes, cfg["data"]
-    path = find_data(cfg["data"])
-    return load_points(path, cfg["key"]), None, f"{path}:{cfg['key']}"
+    points, source = load_points(cfg["data"], cfg["key"], cfg["delimiter"])
+    return points, None, source
 
 def split_data(cfg: dict, points: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
     return split_points(points, cfg["train_size"], cfg["test_size"],
-                        make_rng(cfg["data_seed"], "split"), source, fewest=measures.NEIGHBOURS + 1)
+                        make_rng(cfg["data_seed"], "split"), source, fewest=measures.NEIGHBOURS + 1,
+                        batch=(cfg["batch_size"], cfg["n_critic"]))
 
 # ---- Models: the report's MLPs, noise_dim -> 256 -> 64 -> 2 and 2 -> 256 -> 64 -> 1 -----------
 
@@ -298,8 +304,10 @@ class Optimizer(NamedTuple):
     init: Callable  # (params, lr) -> state
     update: Callable  # (grads, state, params) -> (params, state)
 
-def tree_map(f: Callable, *trees: dict) -> dict:
-    return {k: f(*(t[k] for t in trees)) for k in trees[0]}
+def tree_map(f: Callable, *trees):  # over the leaves of (nested) dicts of the same keys
+    if isinstance(trees[0], dict):
+        return {k: tree_map(f, *(t[k] for t in trees)) for k in trees[0]}
+    return f(*trees)
 
 def lr_state(params: dict, lr) -> torch.Tensor:
     like = next(iter(params.values()))
@@ -433,17 +441,13 @@ def member_name(member: dict, cfg: dict) -> str:
     name = f"seed{member['seed']}"
     return f"{name}_{cfg['vary'][0]}{member[cfg['vary'][0]]:g}" if cfg["vary"] else name
 
-def tree_map_nested(f: Callable, tree):
-    return {k: tree_map_nested(f, v) for k, v in tree.items()} if isinstance(tree, dict) \
-        else f(tree)
-
 def tree_stack(trees: list, dim: int = 0):
     if isinstance(trees[0], dict):
         return {k: tree_stack([t[k] for t in trees], dim) for k in trees[0]}
     return torch.stack(trees, dim)
 
 def tree_index(tree, i: int):
-    return tree_map_nested(lambda x: x[i], tree)
+    return tree_map(lambda x: x[i], tree)
 
 def init_members(members: list[dict], device, dtype=torch.float32) -> dict:
     return tree_stack([init_state(m, make_rng(m["seed"], "init"), device, dtype) for m in members])
@@ -485,7 +489,7 @@ def compile_step(step: Callable, device="cpu") -> Callable:
         # takes this one's state: what a step returns is copied out of the graph's memory.
         torch.compiler.cudagraph_mark_step_begin()
         new_state, metrics = graphed(state, batch)
-        return tree_map_nested(torch.clone, new_state), tree_map(torch.clone, metrics)
+        return tree_map(torch.clone, new_state), tree_map(torch.clone, metrics)
     return replay
 
 def fast_calls(step: Callable) -> Callable:
@@ -520,7 +524,7 @@ def snapshot(epoch: int, state: dict, losses: dict, seconds: float, rngs: list) 
     parts = {"state": state, "losses": losses}
     rngs = np.stack([r.get_state().numpy() for r in rngs])
     return {"epoch": epoch, "seconds": seconds, "rngs": rngs,
-            **tree_map_nested(lambda t: t.detach().cpu().numpy().copy(), parts)}
+            **tree_map(lambda t: t.detach().cpu().numpy().copy(), parts)}
 
 def start_point(run: dict) -> tuple[dict, list, dict]:
     """The state and random streams that training starts from, and the epoch to record first:
@@ -530,7 +534,7 @@ def start_point(run: dict) -> tuple[dict, list, dict]:
         state, rngs = init_members(members, device), [make_rng(m["seed"], "train") for m in members]
         return state, rngs, snapshot(0, state, {}, 0.0, rngs)
     rngs = [torch.Generator().set_state(torch.from_numpy(r)) for r in saved["rngs"]]
-    state = tree_map_nested(lambda a: torch.from_numpy(a).to(device), saved["state"])
+    state = tree_map(lambda a: torch.from_numpy(a).to(device), saved["state"])
     return state, rngs, {**saved, "resumed": True}
 
 def warm_up(run: dict, step: Callable, state: dict) -> float:
@@ -568,22 +572,15 @@ def metric_columns(variant: str, modes: bool = False) -> list[str]:
     return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []), "energy",
             "precision", "recall", *(measures.MODE_COLUMNS if modes else []), "w1", "seconds"]
 
-def open_member(folder: Path, columns: list[str], resumed: bool, seed: int, test, noise_dim: int):
-    """A member's table, the W1 history of its rows so far, and the fixed noise it is scored on."""
-    rows = records.read_table(folder / "metrics.csv") if resumed else []
-    return {"folder": folder, "table": records.open_table(folder / "metrics.csv", columns, resumed),
-            "z": torch.randn(len(test), noise_dim, generator=make_rng(seed, "eval")),
-            "history": [(int(r["epoch"]), r["w1"]) for r in rows if r["w1"] is not None],
-            "final": None}
-
 def open_recorder(run: dict) -> dict:
     """What the recorder keeps between epochs: the test set's description, the noise floor, the
     fixed noise each member is scored on, the frame writer, the open tables."""
     cfg, test, variant = run["cfg"], run["test"], run["cfg"]["variant"]
     columns = metric_columns(variant, run["modes"] is not None)
     resumed = run["checkpoint"] is not None  # then the tables go on from their kept rows
-    members = [open_member(folder, columns, resumed, m["seed"], test, cfg["noise_dim"])
-               for m, folder in zip(run["members"], run["member_dirs"])]
+    members = [{"folder": folder, "final": None, **records.open_metrics(folder, columns, resumed),
+                "z": torch.randn(len(test), cfg["noise_dim"], generator=make_rng(seed, "eval"))}
+               for seed, folder in zip([m["seed"] for m in run["members"]], run["member_dirs"])]
     tables = [member["table"] for member in members]
     if run["folder"] not in run["member_dirs"]:  # an ensemble's own folder: means over members
         stats = [f"{c}_{s}" for c in columns[1:-1] for s in ("mean", "se")]
@@ -697,7 +694,7 @@ def prepare_run(cfg: dict) -> dict:
            "train_t": torch.as_tensor(train_points, dtype=torch.float32), "modes": modes,
            "members": members, "names": names, "folder": folder, "started": time.time(),
            "member_dirs": member_dirs, "checkpoint": checkpoint,
-           "steps": cfg["train_size"] // (cfg["batch_size"] * cfg["n_critic"]),
+           "steps": len(train_points) // (cfg["batch_size"] * cfg["n_critic"]),
            "window": plot_window(np.vstack([train_points, test]))}
     records.write_configs(run)
     return run

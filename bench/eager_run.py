@@ -28,7 +28,7 @@ def train_eagerly(cfg: dict) -> None:
     state = lab5.init_state(cfg, lab5.make_rng(cfg["seed"], "init"), "cpu")
     model = make_reference(cfg, state["g"], state["d"])
     rng, train = lab5.make_rng(cfg["seed"], "train"), torch.as_tensor(train, dtype=torch.float32)
-    steps = cfg["train_size"] // (cfg["batch_size"] * cfg["n_critic"])
+    steps = len(train) // (cfg["batch_size"] * cfg["n_critic"])
     for _ in range(cfg["epochs"]):
         batches = lab5.epoch_batches(train, cfg, steps, rng, "cpu")
         for i in range(steps):

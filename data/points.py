@@ -53,7 +53,8 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def read_mat(path: Path, key: str):
+def read_mat(path: Path, key: str | None) -> tuple[np.ndarray, str]:
+    key = key or "xx"  # the course file's
     try:
         mat = scipy.io.loadmat(path)
     except NotImplementedError:  # scipy's answer to MATLAB v7.3, which is HDF5
@@ -65,15 +66,93 @@ def read_mat(path: Path, key: str):
     if key not in names:
         raise UserError(f"{path} has no variable '{key}'; it has: {', '.join(names) or 'none'} "
                         "(choose with --key)")
-    return mat[key].toarray() if scipy.sparse.issparse(mat[key]) else mat[key]
+    x = mat[key].toarray() if scipy.sparse.issparse(mat[key]) else mat[key]
+    return x, f"{path}:{key}"
 
 
-def load_points(path: str | Path, key: str) -> np.ndarray:
-    """The N×2 float64 array stored under `key`, or a UserError that says what is wrong."""
+def read_npy(path: Path, key: str | None) -> tuple[np.ndarray, str]:
+    try:
+        return np.load(path, allow_pickle=False), str(path)
+    except Exception as e:  # noqa: BLE001 - not NumPy's format, or objects that need pickle
+        raise UserError(f"{path} is not a NumPy .npy file of numbers ({e})") from None
+
+
+def read_npz(path: Path, key: str | None) -> tuple[np.ndarray, str]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = sorted(archive.files)
+            key = key or (names[0] if len(names) == 1 else None)
+            if key not in names:
+                what = f"no array '{key}'" if key else f"{len(names)} arrays"
+                raise UserError(f"{path} has {what}; it has: {', '.join(names) or 'none'} "
+                                "(choose with --key)")
+            return archive[key], f"{path}:{key}"
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - not a zip of .npy files, or objects in it
+        raise UserError(f"{path} is not a NumPy .npz file of numbers ({e})") from None
+
+
+DELIMITERS = {".csv": ",", ".tsv": "\t", "tab": "\t", "\\t": "\t", "space": " "}
+
+
+def read_text(path: Path, key: str | None, delimiter: str | None = None) -> tuple[np.ndarray, str]:
+    """Two numeric columns, one point per line; '#' starts a comment; the first line may be a
+    header. The delimiter: given, else by the file's suffix, else the first of , tab ; found in
+    the first line of numbers, else spaces."""
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file; expected two columns of numbers") from None
+    lines = [(n, line.split("#", 1)[0].strip()) for n, line in enumerate(lines, 1)]
+    lines = [(n, line) for n, line in lines if line]
+    sep = DELIMITERS.get(delimiter, delimiter) or DELIMITERS.get(path.suffix.lower())
+    sep = sep or next((c for c in ",\t;" if any(c in line for _, line in lines[:2])), " ")
+    rows = []
+    for i, (n, line) in enumerate(lines):
+        cells = [c.strip() for c in (line.split() if sep == " " else line.split(sep))]
+        numbers = [number(c) for c in cells]
+        if None in numbers and i == 0:
+            continue  # a header
+        if None in numbers:
+            raise UserError(f"{path}, line {n}: '{cells[numbers.index(None)]}' is not a number;"
+                            " expected two numeric columns")
+        if len(cells) != 2 or not all(map(math.isfinite, numbers)):
+            what = f"has {len(cells)} columns" if len(cells) != 2 else "has NaN or Inf"
+            raise UserError(f"{path}, line {n} {what}; expected two finite numbers (x, y)")
+        rows.append(numbers)
+    return np.array(rows, dtype=np.float64).reshape(-1, 2), str(path)
+
+
+def number(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+READERS = {".mat": read_mat, ".npy": read_npy, ".npz": read_npz, ".csv": read_text,
+           ".tsv": read_text, ".txt": read_text}
+
+
+def data_format(path: Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in READERS:
+        raise UserError(f"{path}: cannot read '{suffix or 'no suffix'}' files; expected "
+                        f"{', '.join(READERS)}")
+    return suffix[1:]
+
+
+def load_points(path: str | Path, key: str | None = None,
+                delimiter: str | None = None) -> tuple[np.ndarray, str]:
+    """The N×2 float64 points of a .mat (variable `key`, default xx), .npy, .npz (array `key`,
+    default its only one) or text file, and where in it they are; or a UserError that says
+    what is wrong."""
     path = find_data(str(path))
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
-    x, where = read_mat(path, key), f"{path}:{key}"
+    read = READERS[f".{data_format(path)}"]
+    x, where = read(path, key, delimiter) if read is read_text else read(path, key)
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "iuf":
         raise UserError(f"{where} is not a numeric array (found {getattr(x, 'dtype', type(x))}); "
                         "expected N×2 points")
@@ -85,22 +164,35 @@ def load_points(path: str | Path, key: str) -> np.ndarray:
         raise UserError(f"{where} has {len(bad_rows)} rows with NaN or Inf (first: row "
                         f"{bad_rows[0] + 1}); expected finite points")
     if len(np.unique(x, axis=0)) < 2:
-        raise UserError(f"{where} holds {len(x)} copies of a single point; there is no "
-                        "distribution to learn")
-    return x.astype(np.float64)
+        raise UserError(f"{where} holds {len(x)} point{'s' * (len(x) != 1)} and fewer than two "
+                        "distinct ones; there is no distribution to learn")
+    return x.astype(np.float64), where
 
 
 MAX_TEST_SIZE = 4096  # the exact W1 is O(n³): minutes per evaluation beyond this
 
 
-def split_points(points: np.ndarray, train_size: int, test_size: int, rng: torch.Generator,
-                 source: str = "data", fewest: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded shuffle, then `train_size` rows train and the next `test_size` (0: the rest) test.
-    The file's rows are in cluster order: unshuffled, the test set would be one cluster."""
+def size(text: str) -> int | float:
+    """A --train-size or --test-size: '7000' points, or '0.85' of the file's."""
+    return int(text) if text.strip().lstrip("+-").isdigit() else float(text)
+
+
+def split_points(points: np.ndarray, train_size: int | float, test_size: int | float,
+                 rng: torch.Generator, source: str = "data", fewest: int = 4,
+                 batch: tuple[int, int] = (1, 1)) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded shuffle, then `train_size` rows train and the next `test_size` (0: the rest) test;
+    either a count or a fraction of the rows. The course file's rows are in cluster order:
+    unshuffled, the test set would be one cluster. A step takes `batch` = (batch size, critic
+    updates) batches of training points."""
     n = len(points)
+    train_size, test_size = (s if isinstance(s, int) else round(s * n)
+                             for s in (train_size, test_size))
     if train_size >= n:
         raise UserError(f"{source} has {n} rows, not more than --train-size {train_size}: none "
                         "would be left to test on")
+    if batch[0] * batch[1] > train_size:
+        raise UserError(f"--batch-size {batch[0]} × --n-critic {batch[1]} needs more training "
+                        f"points than --train-size {train_size}")
     test_size = test_size or n - train_size
     if train_size + test_size > n:
         raise UserError(f"{source} has {n} rows, fewer than --train-size {train_size} + "

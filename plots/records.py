@@ -24,7 +24,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
-from data.points import TOY_DATA, UserError, file_sha256, find_data
+from data.points import TOY_DATA, UserError, data_format, file_sha256, find_data
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -55,6 +55,13 @@ def open_table(path: Path, columns: list[str], append: bool = False):
     if not append:
         writer.writeheader()
     return file, writer
+
+
+def open_metrics(folder: Path, columns: list[str], resumed: bool) -> dict:
+    """A member's metrics table, and the W1 history (epoch, W1) of the rows it already has."""
+    rows = read_table(folder / "metrics.csv") if resumed else []
+    return {"table": open_table(folder / "metrics.csv", columns, resumed),
+            "history": [(int(r["epoch"]), r["w1"]) for r in rows if r["w1"] is not None]}
 
 
 def read_table(path: Path) -> list[dict]:
@@ -106,6 +113,7 @@ def write_configs(run: dict) -> None:
     versions = {"python": platform.python_version(), "torch": torch.__version__,
                 "numpy": np.__version__}
     setting = {"data": str(data or cfg["data"]), "steps_per_epoch": run["steps"],
+               "data_format": data and data_format(data),
                "data_sha256": data and file_sha256(data), "device": str(run["device"]),
                "versions": versions}
     folders = [(run["folder"], cfg, run["names"])] * (run["folder"] not in run["member_dirs"])

@@ -65,14 +65,14 @@ def test_shipped_points_are_no_farther_from_the_original_than_its_own_halves():
         order = rng.permutation(len(theirs))
         halves.append(measures.energy_distance(theirs[order[:4096]], theirs[order[4096:]]))
     assert measures.energy_distance(ours, theirs) <= np.mean(halves)
-    assert load_points(ORIGINAL, "xx").shape == (8192, 2)
+    assert load_points(ORIGINAL, "xx")[0].shape == (8192, 2)
 
 
 def test_load_points_returns_float64_rows(tmp_path):
     path = tmp_path / "p.mat"
     scipy.io.savemat(path, {"pts": np.arange(10, dtype=np.int32).reshape(5, 2)})
-    points = load_points(path, "pts")
-    assert (points.dtype == np.float64
+    points, where = load_points(path, "pts")
+    assert (points.dtype == np.float64 and where == f"{path}:pts"
             and points.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]])
 
 
@@ -97,7 +97,7 @@ def write(tmp_path: Path, **arrays) -> Path:
     (lambda t: write(t, xx=np.array(["ab", "cd"])), "xx", "is not a numeric array"),
     (lambda t: write(t, xx=np.array([[0, 1], [np.nan, 2], [3, np.inf]])), "xx",
      "has 2 rows with NaN or Inf (first: row 2)"),
-    (lambda t: write(t, xx=np.ones((50, 2))), "xx", "holds 50 copies of a single point"),
+    (lambda t: write(t, xx=np.ones((50, 2))), "xx", "holds 50 points and fewer than two distinct"),
 ], ids=["missing", "not-mat", "no-key", "three-columns", "vector", "strings", "nan", "one-point"])
 def test_bad_input_is_a_one_line_error(tmp_path, make, key, expected):
     path = make(tmp_path)
@@ -110,7 +110,7 @@ def test_a_sparse_matrix_is_read_as_points(tmp_path):
     import scipy.sparse
     path = write(tmp_path,
                  xx=scipy.sparse.csc_matrix(np.array([[0.0, 1.0], [2.0, 0.0], [3.0, 4.0]])))
-    assert load_points(path, "xx").tolist() == [[0, 1], [2, 0], [3, 4]]
+    assert load_points(path, "xx")[0].tolist() == [[0, 1], [2, 0], [3, 4]]
 
 
 def rng(seed):
