@@ -147,7 +147,7 @@ def build_parser(variant: str) -> argparse.ArgumentParser:
         elif isinstance(value, list):
             options = {"nargs": len(value), "type": type(value[0])}
         else:
-            kind = flag.parse or (type(value) if flag.choices is None else None)
+            kind = flag.parse or (None if flag.choices or value is None else type(value))
             options = {"choices": flag.choices, "type": kind}
         group.add_argument("--" + name.replace("_", "-"), default=value, help=flag.help, **options)
     return parser

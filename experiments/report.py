@@ -122,7 +122,7 @@ def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: i
     if not train:
         raise lab5.UserError(f"{out} holds no finished run of this configuration "
                              "(run without --no-train)")
-    summary = lab5.train(lab5.parse_config(variant, argv))
+    summary = lab5.train(lab5.parse_config(variant, [*argv, "--overwrite"]))  # an unfinished run
     if summary["status"] not in ("completed", "diverged"):
         raise lab5.UserError(f"{out} ended {summary['status']}")
     record.update(path=str(out), status=summary["status"], epochs_done=summary["epochs_done"],

@@ -44,7 +44,8 @@ def train_one(job: tuple[str, list[str], int, str]) -> dict:
     torch.set_num_threads(1)
     name = "_".join([variant, *(f.lstrip("-") for f in flags), f"seed{seed}"])
     cfg = lab5.parse_config(variant, [*flags, "--seed", str(seed), "--frame-every", "0",
-                                      "--eval-every", "10", "--out", str(Path(root) / name)])
+                                      "--eval-every", "10", "--out", str(Path(root) / name),
+                                      "--overwrite"])
     with contextlib.redirect_stdout(io.StringIO()):
         summary = lab5.train(cfg)
     with open(Path(cfg["out"]) / "metrics.csv") as f:

@@ -120,3 +120,15 @@ def test_the_colour_bar_label_stays_on_the_figure_at_any_scale(low, high):
     label = parts["colorbar"].yaxis.label.get_window_extent(renderer)
     ticks = [t.get_window_extent(renderer) for t in parts["colorbar"].get_yticklabels()]
     assert label.x1 <= parts["fig"].bbox.x1 and all(t.x1 <= label.x0 for t in ticks if t.width)
+
+
+def test_the_same_command_twice_keeps_both_runs_and_gifs(tmp_path, monkeypatch, capsys):
+    """python variants/gan.py && python plots/make_gifs.py, twice, in a fresh folder: two run
+    folders, two GIFs, nothing overwritten."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--train-size", "512", "--test-size", "128", "--batch-size", "64", "--epochs", "2",
+            "--frame-every", "1", "--no-compile"]
+    for _ in range(2):
+        assert lab5.main("gan", argv) == 0 and make_gifs.main([]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["gan", "gan.gif", "gan2",
+                                                                      "gan2.gif"]

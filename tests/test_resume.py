@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +28,11 @@ EPOCHS = 12
 
 def table_without_timing(path) -> list[list[str]]:
     """A table's cells as written, less its timing column."""
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    return cells_without_timing(Path(path).read_bytes())
+
+
+def cells_without_timing(table: bytes) -> list[list[str]]:
+    rows = list(csv.reader(io.StringIO(table.decode(), newline="")))
     keep = [i for i, name in enumerate(rows[0]) if name != "seconds"]
     return [[row[i] for i in keep] for row in rows]
 
@@ -202,3 +206,31 @@ def test_the_checkpoint_loads_without_lab5(stopped):
     assert torch.equal(saved["state"]["g"]["0.weight"][0],
                        torch.load(stopped / "generator.pt")["0.weight"])
     assert {"g", "d", "g_opt", "d_opt", "hyper"} <= saved["state"].keys()
+
+
+def test_a_diverged_run_resumes_from_its_last_good_epoch(tmp_path):
+    """A diverged ensemble resumes (from its last good epoch, as the kills above show any
+    checkpoint is resumed from) and, with nothing changed, diverges at the same epoch: exit 3
+    again, and the folder ends as it was, but for timings."""
+    out = tmp_path / "diverged"
+    argv = [*SMALL, "--epochs", "6", "--optimizer", "sgd", "--vary", "lr=1e-4,1e30"]
+    assert lab5.main("wgan", [*argv, "--out", str(out)]) == 3
+    before = folder_bytes(out)
+    assert lab5.main("wgan", ["--resume", str(out)]) == 3
+    after = folder_bytes(out)
+    assert after.keys() == before.keys()
+    assert json.loads(before[Path("summary.json")])["epochs_done"] < 6
+    for path in before:
+        assert same_but_timing(path, after[path], before[path]), path
+
+
+TIMING = {"wall_s", "train_s", "warm_up_s", "record_s", "seconds"}
+
+
+def same_but_timing(path: Path, a: bytes, b: bytes) -> bool:
+    if path.suffix == ".csv":
+        return cells_without_timing(a) == cells_without_timing(b)
+    if path.suffix == ".json":  # a resumed run's config.json also says where it resumed from
+        a, b = ({k: v for k, v in json.loads(x).items() if k not in {*TIMING, "resume"}}
+                for x in (a, b))
+    return a == b
