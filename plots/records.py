@@ -106,13 +106,14 @@ def resumed_config(variant: str, given: dict, resumable: tuple, flags) -> dict:
 
 
 def write_configs(run: dict) -> None:
-    """config.json, one shape for every member (and the ensemble): every flag, the data file and
-    its sha256, the device, the library versions."""
+    """config.json, one shape for every member (and the ensemble): every flag, the data file,
+    its format and sha256, the split's sizes in points, the device, the library versions."""
     cfg = run["cfg"]
     data = None if cfg["data"] in TOY_DATA else find_data(cfg["data"])
     versions = {"python": platform.python_version(), "torch": torch.__version__,
                 "numpy": np.__version__}
     setting = {"data": str(data or cfg["data"]), "steps_per_epoch": run["steps"],
+               "train_points": len(run["train"]), "test_points": len(run["test"]),
                "data_format": data and data_format(data),
                "data_sha256": data and file_sha256(data), "device": str(run["device"]),
                "versions": versions}

@@ -130,6 +130,7 @@ def test_a_small_csv_trains_with_the_default_sizes_and_its_format_is_recorded(tm
     assert "data: 2563 train / 437 test points" in capsys.readouterr().out  # round(3000·0.854)
     config = json.loads((out / "config.json").read_text())
     assert config["data_format"] == "csv" and len(config["data_sha256"]) == 64
+    assert (config["train_points"], config["test_points"]) == (2563, 437)
 
 
 @pytest.mark.parametrize("train,test,expected", [
