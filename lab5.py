@@ -50,7 +50,7 @@ MUST = {"a positive integer": lambda v: v >= 1, "a non-negative integer": lambda
         "in [0, 1)": lambda v: 0 <= v < 1, "two in [0, 1)": lambda v: all(0 <= b < 1 for b in v),
         "a count or a fraction in (0, 1)": lambda v: isinstance(v, int) and v >= 1 or 0 < v < 1,
         "0, a count or a fraction in (0, 1)": lambda v: isinstance(v, int) and v >= 0 or 0 < v < 1}
-VARIABLE = ("lr", "gp_weight", "clip")  # hyper-parameters that live in the state as tensors
+VARIABLE = ("lr", "gp_weight", "clip", "ema")  # hyper-parameters held in the state as tensors
 
 def parse_vary(text: str) -> tuple[str, list[float]]:
     """'lr=1e-4,3e-4' -> ('lr', [0.0001, 0.0003])"""
@@ -91,6 +91,10 @@ FLAGS = {
     "init": Flag({"gan": "torch", "wgan": "torch", "wgan_gp": "kaiming"}, "torch: nn.Linear's; "
                  "kaiming: N(0, 2/fan_in), zero biases", LOOP, choices=("torch", "kaiming")),
     "seed": Flag(0, "seed of the initialisation, the batches and the noise", LOOP, INT0),
+    "ema": Flag(0.0, "decay of the generator's moving average, which is sampled, drawn and saved "
+                "(0: none, the generator itself)", LOOP, FRACTION),
+    "ema_start": Flag(1, "epoch whose first step starts the average (before: the generator)", LOOP,
+                      INT),
     "optimizer": Flag("rmsprop", "update rule", OPT, choices=OPTIMIZERS),
     "lr": Flag(1e-4, "learning rate of both networks", OPT, NUM),
     "momentum": Flag(0.0, "momentum", OPT, FRACTION, optimizers=("sgd", "rmsprop")),
@@ -386,16 +390,18 @@ def make_optimizer(cfg: dict) -> Optimizer:
 # ---- The training step ------------------------------------------------------------------------
 
 def init_state(cfg: dict, rng: torch.Generator, device, dtype=torch.float32) -> dict:
-    """Both networks, both optimiser states, and the hyper-parameters as tensors (so that
-    changing them recompiles nothing): everything a step reads and writes."""
+    """Both networks, both optimiser states, the generator's moving average and the
+    hyper-parameters as tensors (changing them recompiles nothing): all a step reads and writes."""
     opt = make_optimizer(cfg)
     g = init_mlp(generator_sizes(cfg["noise_dim"]), rng, cfg["init"], dtype)
     d = init_mlp(CRITIC_SIZES, rng, cfg["init"], dtype)
     g, d = (tree_map(lambda t: t.to(device), p) for p in (g, d))
-    hyper = {k: torch.tensor(cfg[k], dtype=dtype, device=device)
-             for k in ("clip", "gp_weight") if k in cfg}
+    first = (cfg["ema_start"] - 1) * cfg.get("steps_per_epoch", 1) + 1  # the step it starts at
+    values = {**{k: cfg[k] for k in ("clip", "gp_weight", "ema") if k in cfg}, "ema_first": first}
+    hyper = {k: torch.tensor(float(v), dtype=dtype, device=device) for k, v in values.items()}
+    ema = {"g": tree_map(torch.clone, g), "steps": torch.zeros_like(hyper["ema"])}
     return {"g": g, "d": d, "g_opt": opt.init(g, cfg["lr"]), "d_opt": opt.init(d, cfg["lr"]),
-            "hyper": hyper}
+            "hyper": hyper, "ema": ema}
 
 def make_train_step(cfg: dict) -> Callable:
     """The pure step (state, batch) -> (state, metrics). batch: real (n_critic, B, 2), z_critic
@@ -430,8 +436,12 @@ def make_train_step(cfg: dict) -> Callable:
             g, g_opt, loss = update_generator(g0, state["g_opt"], d0, batch["z_gen"])
             seen = g if cfg["order"] == "g-first" else g0
             d, d_opt, aux = update_critic(d0, state["d_opt"], seen, batch, hyper)
-        return {"g": g, "d": d, "g_opt": g_opt, "d_opt": d_opt, "hyper": hyper}, \
-            {"g_loss": loss, **aux}
+        # The generator's average, G_ema ← βG_ema + (1 − β)G: sampled and saved, never trained.
+        steps = state["ema"]["steps"] + 1
+        decay = torch.where(steps > hyper["ema_first"], hyper["ema"], 0.0)  # 0: a copy of G
+        ema = tree_map(lambda a, p: decay * a + (1 - decay) * p, state["ema"]["g"], g)
+        return {"g": g, "d": d, "g_opt": g_opt, "d_opt": d_opt, "hyper": hyper,
+                "ema": {"g": ema, "steps": steps}}, {"g_loss": loss, **aux}
     return train_step
 
 # ---- Ensembles: models (seeds, or values of a hyper-parameter) vmapped over stacked states;
@@ -602,7 +612,9 @@ def record_member(rec: dict, member: dict, message: dict, i: int) -> dict:
     """One member's epoch: its distances, its frame (the critic's landscape, D(x) for GAN, under
     the points), its parameters and its metrics row."""
     run, cfg, epoch = rec["run"], rec["run"]["cfg"], message["epoch"]
-    g, d = (tree_map(torch.from_numpy, tree_index(message["state"][k], i)) for k in "gd")
+    state = message["state"]  # the generator's average is the one sampled, drawn and saved
+    g, d, raw = (tree_map(torch.from_numpy, tree_index(params, i))
+                 for params in (state["ema"]["g"], state["d"], state["g"]))
     frame_due = cfg["frame_every"] > 0 and is_due(cfg["frame_every"], epoch, cfg["epochs"])
     exact = frame_due or is_due(cfg["eval_every"], epoch, cfg["epochs"])
     with torch.no_grad():
@@ -618,6 +630,7 @@ def record_member(rec: dict, member: dict, message: dict, i: int) -> dict:
         records.atomic_write(member["folder"] / "frames" / f"epoch_{epoch:04d}.png", lambda tmp:
                              rec["draw"](tmp, epoch, fake, values, row, rec["floor"]))
     records.save_params(member["folder"] / "generator.pt", g)
+    records.save_params(member["folder"] / "generator_raw.pt", raw)  # the one trained
     records.save_params(member["folder"] / "critic.pt", d)
     member["table"][1].writerow(row)
     member["final"], member["history"] = row, member["history"] + [(epoch, row["w1"])] * exact
@@ -687,14 +700,15 @@ def prepare_run(cfg: dict) -> dict:
     device = resolve_device(cfg["device"])
     points, modes, source = load_data(cfg)
     train_points, test = split_data(cfg, points, source)
-    members = member_configs(cfg)
+    steps = len(train_points) // (cfg["batch_size"] * cfg["n_critic"])
+    members = member_configs({**cfg, "steps_per_epoch": steps})  # where --ema-start's epoch is
     names = [member_name(m, cfg) for m in members]
     folder, member_dirs, checkpoint = records.open_run_dirs(cfg, names)
     run = {"cfg": cfg, "device": device, "source": source, "train": train_points, "test": test,
            "train_t": torch.as_tensor(train_points, dtype=torch.float32), "modes": modes,
            "members": members, "names": names, "folder": folder, "started": time.time(),
            "member_dirs": member_dirs, "checkpoint": checkpoint,
-           "steps": len(train_points) // (cfg["batch_size"] * cfg["n_critic"]),
+           "steps": steps,
            "window": plot_window(np.vstack([train_points, test]))}
     records.write_configs(run)
     return run

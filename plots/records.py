@@ -71,7 +71,7 @@ def read_table(path: Path) -> list[dict]:
 
 
 RUN_FILES = ("config.json", "metrics.csv", "summary.json", "ensemble.csv", "generator.pt",
-             "critic.pt", "curves.png", "checkpoint.pt")
+             "generator_raw.pt", "critic.pt", "curves.png", "checkpoint.pt")
 
 
 def read_config(folder: Path) -> dict:

@@ -12,7 +12,7 @@ import lab5
 CASES = {
     "gan-rmsprop": ("gan", []),
     "wgan-rmsprop": ("wgan", ["--clip", "0.05", "--order", "simultaneous"]),
-    "wgan_gp-rmsprop": ("wgan_gp", ["--gp-weight", "0.5", "--order", "d-first"]),
+    "wgan_gp-rmsprop": ("wgan_gp", ["--gp-weight", "0.5", "--order", "d-first", "--ema", "0.9"]),
     "gan-sgd": ("gan", ["--optimizer", "sgd", "--momentum", "0.9", "--nesterov",
                         "--weight-decay", "0.01"]),
     "gan-adam": ("gan", ["--optimizer", "adam", "--weight-decay", "0.01",

@@ -32,6 +32,7 @@ def stacked_and_single(variant, flags, device, dtype=torch.float64, steps=3):
     ("gan", ["--seeds", "3"]),
     ("wgan", ["--seeds", "2", "--vary", "clip=0.01,0.1"]),
     ("wgan_gp", ["--seeds", "2", "--vary", "lr=0.01,0.001"]),
+    ("wgan_gp", ["--seeds", "2", "--vary", "ema=0,0.5", "--ema-start", "2"]),
 ])
 def test_each_member_of_a_vmapped_step_follows_its_own_run(variant, flags, device):
     cfg, members, state, batches = stacked_and_single(variant, flags, device)
@@ -49,8 +50,9 @@ def test_each_member_of_a_vmapped_step_follows_its_own_run(variant, flags, devic
                                        rtol=1e-10, atol=1e-12)
     for j, single in enumerate(singles):
         torch.testing.assert_close(lab5.tree_index(state, j), single, rtol=1e-10, atol=1e-12)
-    # and the members really differ from each other
-    assert not torch.allclose(state["g"]["0.weight"][0], state["g"]["0.weight"][1])
+    # and the members really differ from each other (in the generator's average, which is the
+    # generator itself without --ema)
+    assert not torch.allclose(state["ema"]["g"]["0.weight"][0], state["ema"]["g"]["0.weight"][1])
 
 
 def test_the_compiled_vmapped_step_matches_the_eager_one(device):
