@@ -47,7 +47,7 @@ def assert_same_files(a, b) -> None:
             assert (x / table).exists() == (y / table).exists(), table
             if (x / table).exists():
                 assert table_without_timing(y / table) == table_without_timing(x / table), table
-        for name in ("generator.pt", "critic.pt"):
+        for name in ("generator.pt", "generator_raw.pt", "critic.pt"):
             assert (x / name).exists() == (y / name).exists()
             if (x / name).exists():
                 assert (y / name).read_bytes() == (x / name).read_bytes(), y / name
@@ -234,3 +234,15 @@ def same_but_timing(path: Path, a: bytes, b: bytes) -> bool:
         a, b = ({k: v for k, v in json.loads(x).items() if k not in {*TIMING, "resume"}}
                 for x in (a, b))
     return a == b
+
+
+def test_a_run_with_a_moving_average_extends_to_the_same_files(tmp_path):
+    """The generator's average and its step count are part of the checkpoint."""
+    argv = [*SMALL, "--ema", "0.9", "--ema-start", "2"]
+    assert lab5.main("wgan_gp", [*argv, "--epochs", "5", "--out", str(tmp_path / "long")]) == 0
+    assert lab5.main("wgan_gp", [*argv, "--epochs", "3", "--out", str(tmp_path / "short")]) == 0
+    assert lab5.main("wgan_gp", ["--resume", str(tmp_path / "short"), "--epochs", "5"]) == 0
+    assert_same_files(tmp_path / "long", tmp_path / "short")
+    raw, average = (torch.load(tmp_path / "short" / name) for name in ("generator_raw.pt",
+                                                                       "generator.pt"))
+    assert not torch.equal(raw["0.weight"], average["0.weight"])
