@@ -5,16 +5,19 @@
 #   2. one default WGAN-GP run with --device cuda, and its final W1 against the noise floor,
 #   3. bench/speed.py --device cuda for WGAN-GP: the step against the eager reference, and 1, 8,
 #      64 and 256 seeds in one vmapped step (six compiles: all three variants would not fit).
-# Everything goes to one file, $OUT/cuda_check.md (or bench/cuda_check.md): copy its tables into
+# Everything goes to one file, FOLDER/cuda_check.md (FOLDER the argument, default bench; the
+# pytest log beside it as cuda_tests.log): copy its tables into
 # BENCHMARKS.md with the card's name. Each part has its own time limit, so the file is written
 # even when a part fails or runs long.
 #
-#     bash bench/cuda_check.sh
+#     bash bench/cuda_check.sh [FOLDER]
 set -u
+mkdir -p "${1:-$(dirname "$0")}"
+folder=$(realpath "${1:-$(dirname "$0")}")
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
-report=${OUT:-bench}/cuda_check.md
-log=${OUT:-bench}/cuda_tests.log
+report=$folder/cuda_check.md
+log=$folder/cuda_tests.log
 work=$(mktemp -d)
 export PYTHONUNBUFFERED=1
 
