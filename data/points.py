@@ -53,7 +53,9 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def read_mat(path: Path, key: str | None) -> tuple[np.ndarray, str]:
+# Every reader: (path, key, delimiter) -> (array, where in the file); each uses what it needs.
+
+def read_mat(path: Path, key: str | None, delimiter: str | None) -> tuple[np.ndarray, str]:
     key = key or "xx"  # the course file's
     try:
         mat = scipy.io.loadmat(path)
@@ -70,14 +72,14 @@ def read_mat(path: Path, key: str | None) -> tuple[np.ndarray, str]:
     return x, f"{path}:{key}"
 
 
-def read_npy(path: Path, key: str | None) -> tuple[np.ndarray, str]:
+def read_npy(path: Path, key: str | None, delimiter: str | None) -> tuple[np.ndarray, str]:
     try:
         return np.load(path, allow_pickle=False), str(path)
     except Exception as e:  # noqa: BLE001 - not NumPy's format, or objects that need pickle
         raise UserError(f"{path} is not a NumPy .npy file of numbers ({e})") from None
 
 
-def read_npz(path: Path, key: str | None) -> tuple[np.ndarray, str]:
+def read_npz(path: Path, key: str | None, delimiter: str | None) -> tuple[np.ndarray, str]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             names = sorted(archive.files)
@@ -96,7 +98,7 @@ def read_npz(path: Path, key: str | None) -> tuple[np.ndarray, str]:
 DELIMITERS = {".csv": ",", ".tsv": "\t", "tab": "\t", "\\t": "\t", "space": " "}
 
 
-def read_text(path: Path, key: str | None, delimiter: str | None = None) -> tuple[np.ndarray, str]:
+def read_text(path: Path, key: str | None, delimiter: str | None) -> tuple[np.ndarray, str]:
     """Two numeric columns, one point per line; '#' starts a comment; the first line may be a
     header. The delimiter: given, else by the file's suffix, else the first of , tab ; found in
     the first line of numbers, else spaces."""
@@ -151,8 +153,7 @@ def load_points(path: str | Path, key: str | None = None,
     path = find_data(str(path))
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
-    read = READERS[f".{data_format(path)}"]
-    x, where = read(path, key, delimiter) if read is read_text else read(path, key)
+    x, where = READERS[f".{data_format(path)}"](path, key, delimiter)
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "iuf":
         raise UserError(f"{where} is not a numeric array (found {getattr(x, 'dtype', type(x))}); "
                         "expected N×2 points")

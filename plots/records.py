@@ -183,30 +183,30 @@ def rewind(folders: list[Path], epoch: int) -> None:
 CHECKPOINT_ARRAYS = ("state", "losses", "rngs")  # (nested dicts of) arrays; the rest plain
 
 
+def map_arrays(f: Callable, snapshot: dict) -> dict:
+    """f over the leaves of a snapshot's CHECKPOINT_ARRAYS; its other entries as they are."""
+    def leaves(tree):
+        return {k: leaves(v) for k, v in tree.items()} if isinstance(tree, dict) else f(tree)
+    return {k: leaves(v) if k in CHECKPOINT_ARRAYS else v for k, v in snapshot.items()}
+
+
 def save_checkpoint(folder: Path, snapshot: dict) -> None:
     """checkpoint.pt: an epoch's snapshot of all that training needs to go on from it — the
     stacked state (both networks, both optimisers), every member's random stream, the epoch and
     its losses — as tensors, so that torch.load reads it without lab5."""
-    def tensors(tree):
-        return {k: tensors(v) for k, v in tree.items()} if isinstance(tree, dict) \
-            else torch.from_numpy(tree)
-    saved = {"epoch": snapshot["epoch"], "seconds": snapshot["seconds"],
-             **{k: tensors(snapshot[k]) for k in CHECKPOINT_ARRAYS}}
+    kept = {k: snapshot[k] for k in ("epoch", "seconds", *CHECKPOINT_ARRAYS)}
+    saved = map_arrays(torch.from_numpy, kept)
     atomic_write(folder / "checkpoint.pt", lambda tmp: torch.save(saved, tmp))
 
 
 def load_checkpoint(folder: Path, members: int) -> dict:
     """A checkpoint as the snapshot it was made from; a missing or unreadable one (a torn or
     foreign file fails in many ways) is a one-line error, and touches nothing."""
-    def arrays(tree):
-        return {k: arrays(v) for k, v in tree.items()} if isinstance(tree, dict) \
-            else tree.numpy()
     path = folder / "checkpoint.pt"
     if not path.exists():
         raise UserError(f"{path} is missing: the run cannot be resumed")
     try:
-        saved = torch.load(path, weights_only=True)
-        saved = {k: arrays(v) if k in CHECKPOINT_ARRAYS else v for k, v in saved.items()}
+        saved = map_arrays(lambda t: t.numpy(), torch.load(path, weights_only=True))
         if len(saved["rngs"]) != members or not isinstance(saved["epoch"], int):
             raise ValueError("not this run's")
     except Exception as e:  # noqa: BLE001
