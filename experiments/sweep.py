@@ -1,78 +1,125 @@
-"""Train one variant over a grid of flags and several seeds; print final W1 / noise floor.
+"""Search a variant's open settings: every point of a grid of flags trains --seeds models in one
+vmapped ensemble; the table gives W1 / noise floor over the seeds at epochs 30 and 70 and at the
+end, and the epoch each seed first comes within --fit-factor of the floor.
 
-This is how the defaults were chosen (README, "Defaults"). Each run is a normal lab5 run
-without frames; runs go to separate processes, one thread each, so two cores train two models.
+    python experiments/sweep.py wgan_gp --seeds 8 --grid batch-size=8,16,32 --grid ema=0,0.99
 
-    python experiments/sweep.py wgan_gp --seeds 6 --grid n-critic=1,5 --grid init=torch,kaiming
-
-Results are appended to a JSONL file (default runs/sweeps/<variant>.jsonl), one line per run;
-runs already in the file are not trained again, so an interrupted sweep resumes.
+Each point is an ordinary lab5 run, `python variants/<variant>.py --seeds N <flags>` without
+frames and with the exact W1 every 5 epochs, in its own process (--workers at once, each training
+on one thread), written to runs/sweeps/<variant>/<point>/. A finished point adds one JSON line to
+--results (default runs/sweeps/<variant>.jsonl); points already there are not trained again, so an
+interrupted sweep resumes, and `--table` only prints the table of the grid's points in the file.
+A grid value may be any flag of the variant: `--grid seed=100` starts the seeds at 100 (fresh
+seeds), `--grid data=../shared/data/points.mat` another file, `--grid vary=ema=0,0.99` several
+values of a hyper-parameter in the same ensemble (each a row of the table).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
-import io
 import itertools
 import json
-import math
+import subprocess
 import sys
-from multiprocessing import Pool
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
+from experiments.report import mean_se, member_result  # noqa: E402
+
+AT_EPOCHS = (30, 70)
+STATUS = {0: "completed", 3: "diverged", 130: "interrupted"}
 
 
 def grid_flags(grid: list[str]) -> list[list[str]]:
-    """['a=1,2', 'b=x'] -> [['--a', '1', '--b', 'x'], ['--a', '2', '--b', 'x']]"""
+    """['a=1,2', 'b=x'] -> [['--a', '1', '--b', 'x'], ['--a', '2', '--b', 'x']]; a value that
+    itself holds '=' (vary=ema=0,0.99) is one value, one with spaces several words
+    ('betas=0.5 0.9,0.9 0.999')."""
     bad = [g for g in grid if "=" not in g or not g.split("=", 1)[1]]
     if bad:
         raise lab5.UserError(f"--grid {bad[0]}: expected FLAG=V1,V2,...")
-    axes = [("--" + flag, values.split(",")) for flag, values in (g.split("=", 1) for g in grid)]
-    return [[x for (flag, _), v in zip(axes, values) for x in (flag, v)]
+    axes = []
+    for flag, values in (g.split("=", 1) for g in grid):
+        axes.append(("--" + flag, [values] if "=" in values else values.split(",")))
+    return [[x for (flag, _), v in zip(axes, values) for x in (flag, *v.split())]
             for values in itertools.product(*(vs for _, vs in axes))]
 
 
-def train_one(job: tuple[str, list[str], int, str]) -> dict:
-    variant, flags, seed, root = job
-    import torch
-    torch.set_num_threads(1)
-    name = "_".join([variant, *(f.lstrip("-") for f in flags), f"seed{seed}"])
-    cfg = lab5.parse_config(variant, [*flags, "--seed", str(seed), "--frame-every", "0",
-                                      "--eval-every", "10", "--out", str(Path(root) / name),
-                                      "--overwrite"])
-    with contextlib.redirect_stdout(io.StringIO()):
-        summary = lab5.train(cfg)
-    with open(Path(cfg["out"]) / "metrics.csv") as f:
-        w1 = [(int(r["epoch"]), float(r["w1"])) for r in csv.DictReader(f) if r["w1"]]
-    floor = summary["noise_floor"]["w1"]
-    # a diverged run has no final W1
-    final = summary["final"]["w1"] if summary["status"] == "completed" else None
-    return {"variant": variant, "flags": " ".join(flags), "seed": seed,
-            "status": summary["status"], "final_w1": final, "floor": floor,
-            "ratio": final / floor if final is not None else None,
-            "w1_by_epoch": w1, "train_s": summary["train_s"]}
+def point_name(variant: str, flags: list[str]) -> str:
+    text = "_".join([variant, *(f.lstrip("-") for f in flags)]) or variant
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:150]
 
 
-def table(results: list[dict]) -> str:
-    by_flags: dict[str, list[dict]] = {}
-    for r in results:
-        by_flags.setdefault(r["flags"], []).append(r)
-    def ratios(rs: list[dict]) -> list[float]:  # a diverged run counts as infinitely far
-        return [math.inf if r["ratio"] is None else r["ratio"]
-                for r in sorted(rs, key=lambda r: r["seed"])]
+def train_point(job: tuple[str, list[str], int, Path]) -> dict:
+    """One ensemble in a process of its own; its members' results, read from its run folder."""
+    variant, flags, seeds, root = job
+    out = root / point_name(variant, flags)
+    argv = [sys.executable, str(ROOT / "variants" / f"{variant}.py"), *flags,
+            "--seeds", str(seeds), "--frame-every", "0", "--eval-every", "5",
+            "--out", str(out), "--overwrite"]
+    out.mkdir(parents=True, exist_ok=True)
+    log_path, start = out.parent / f"{out.name}.log", time.perf_counter()
+    with open(log_path, "w") as log:
+        code = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT).returncode
+    record = {"variant": variant, "flags": " ".join(flags), "seeds": seeds,
+              "status": STATUS.get(code, f"failed (exit {code}, see {log_path})"),
+              "wall_s": round(time.perf_counter() - start, 1), "members": []}
+    if code in STATUS:  # an interrupted run keeps its members up to their last recorded epoch
+        for member in sorted(p for p in out.iterdir() if (p / "summary.json").exists()):
+            result = member_result(member)
+            if result["final"] is not None:
+                    record["members"].append({"name": member.name, **{k: result[k] for k in KEPT}})
+    return record
 
-    lines = [f"{'flags':48s} seeds  median  worst   final W1 / floor per seed (inf: diverged)"]
-    for flags, rs in sorted(by_flags.items(), key=lambda kv: np.median(ratios(kv[1]))):
-        rr = ratios(rs)
-        lines.append(f"{flags or '(defaults)':48s} {len(rs):5d}  {np.median(rr):6.2f}  "
-                     f"{max(rr):5.2f}   " + " ".join(f"{x:.2f}" for x in rr))
+
+KEPT = ("final", "first", "fit", "w1_by_epoch")
+
+
+def rows(records: list[dict]) -> dict[str, list[dict]]:
+    """The members of every point, one row per point and value of its --vary: a member named
+    seed3_ema0.99 goes to the row of its point's flags (less --vary) and ema0.99."""
+    out: dict[str, list[dict]] = {}
+    for r in records:
+        flags = r["flags"].split()
+        if "--vary" in flags:
+            del flags[flags.index("--vary"):flags.index("--vary") + 2]
+        for m in r["members"]:
+            label = " ".join([*flags, m["name"].partition("_")[2]]).strip()
+            out.setdefault(label or "(defaults)", []).append(m)
+    return out
+
+
+def table(records: list[dict], factor: float = 2.0) -> str:
+    """A markdown row per configuration, best final mean first: mean (worst seed) of W1 / floor
+    at the AT_EPOCHS and at the end, and the last seed's first epoch within the factor."""
+    head = ["configuration", "seeds", *(f"at epoch {e}: mean (worst)" for e in AT_EPOCHS),
+            "final: mean ± s.e. (worst)", f"first within {factor:g}×: latest seed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    def final_mean(item):
+        return np.mean([m["final"] for m in item[1]])
+    for label, ms in sorted(rows(records).items(), key=final_mean):
+        at = [[m["w1_by_epoch"].get(e) for m in ms]
+              for e in AT_EPOCHS]
+        firsts = [m["first"] for m in ms]
+        latest = "never (" + str(firsts.count(None)) + ")" if None in firsts else str(max(firsts))
+        cells = [label, str(len(ms)),
+                 *(f"{np.mean(a):.2f} ({max(a):.2f})" if None not in a else "—" for a in at),
+                 f"{mean_se([m['final'] for m in ms])} ({max(m['final'] for m in ms):.2f})",
+                 latest]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def read_results(path: Path) -> list[dict]:
+    records = [json.loads(line) for line in path.open()]
+    for m in (m for r in records for m in r["members"]):  # JSON made the epochs strings
+        m["w1_by_epoch"] = {int(e): v for e, v in m["w1_by_epoch"].items()}
+    return records
 
 
 def main() -> int:
@@ -83,38 +130,44 @@ def main() -> int:
         return 2
 
 
-def sweep() -> int:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.error = lab5.fail
     p.add_argument("variant", choices=lab5.VARIANTS)
     p.add_argument("--grid", action="append", default=[], metavar="FLAG=V1,V2",
                    help="a flag of the variant (without its dashes) and the values to try; repeat "
                    "it for the product of several flags")
-    p.add_argument("--seeds", type=int, default=4, help="seeds 0..N-1 for every point of the grid")
-    p.add_argument("--workers", type=int, default=2, help="processes training at once")
+    p.add_argument("--seeds", type=int, default=8, help="models per point, in one ensemble")
+    p.add_argument("--workers", type=int, default=2, help="points training at once")
     p.add_argument("--results", type=Path, default=None,
                    help="JSONL file (default: runs/sweeps/<variant>.jsonl)")
-    args = p.parse_args()
+    p.add_argument("--table", action="store_true", help="only print the table from the file")
+    return p.parse_args()
+
+
+def sweep() -> int:
+    args = parse_args()
     results_file = args.results or Path("runs/sweeps") / f"{args.variant}.jsonl"
     results_file.parent.mkdir(parents=True, exist_ok=True)
-    done = [json.loads(line) for line in results_file.open()] if results_file.exists() else []
-    seen = {(r["variant"], r["flags"], r["seed"]) for r in done}
-    for flags in grid_flags(args.grid):  # a bad value stops the sweep here, not in a worker
-        lab5.parse_config(args.variant, flags)
-    jobs = [(args.variant, flags, seed, str(results_file.parent / "runs"))
-            for flags in grid_flags(args.grid) for seed in range(args.seeds)
-            if (args.variant, " ".join(flags), seed) not in seen]
-    print(f"{len(jobs)} runs to train, {len(done)} already in {results_file}", flush=True)
-    with Pool(args.workers) as pool, results_file.open("a") as out:
-        for r in pool.imap_unordered(train_one, jobs):
-            out.write(json.dumps(r) + "\n")
-            out.flush()
-            outcome = (f"W1 {r['final_w1']:.4f} = {r['ratio']:.2f}× floor" if r["ratio"] is not None
-                       else r["status"])
-            print(f"{r['flags'] or '(defaults)'} seed {r['seed']}: {outcome}", flush=True)
-            done.append(r)
-    wanted = {" ".join(f) for f in grid_flags(args.grid)}
-    print(table([r for r in done if r["variant"] == args.variant and r["flags"] in wanted]))
+    done = read_results(results_file) if results_file.exists() else []
+    points = grid_flags(args.grid)
+    for flags in points:  # a bad value stops the sweep here, not in a worker
+        lab5.parse_config(args.variant, [*flags, "--seeds", str(args.seeds)])
+    seen = {(r["variant"], r["flags"], r["seeds"]) for r in done}
+    jobs = [(args.variant, flags, args.seeds, results_file.with_suffix(""))
+            for flags in points if (args.variant, " ".join(flags), args.seeds) not in seen]
+    if not args.table:
+        print(f"{len(jobs)} points to train, {len(done)} already in {results_file}", flush=True)
+        with ThreadPoolExecutor(args.workers) as pool, results_file.open("a") as out:
+            for future in as_completed([pool.submit(train_point, job) for job in jobs]):
+                r = future.result()
+                out.write(json.dumps(r) + "\n")
+                out.flush()
+                print(f"{r['flags'] or '(defaults)'}: {r['status']} in {r['wall_s']:.0f} s",
+                      flush=True)
+                done.append(r)
+    wanted = {(args.variant, " ".join(f), args.seeds) for f in points}
+    print(table([r for r in done if (r["variant"], r["flags"], r["seeds"]) in wanted]))
     return 0
 
 
