@@ -40,9 +40,17 @@ from plots.measures import MODE_COLUMNS, mean_and_se  # noqa: E402
 from plots.records import read_table  # noqa: E402
 
 # The report's loop, literally: its code's simultaneous update, one critic step per generator
-# step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init).
+# step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init,
+# RMSprop's alpha, no averaging); WGAN's clip, which it does not give, at lab5's first 0.1.
 REPORT_LOOP = ["--order", "simultaneous", "--n-critic", "1", "--batch-size", "64",
-               "--init", "torch"]
+               "--init", "torch", "--ema", "0", "--rms-alpha", "0.99"]
+# lab5's first defaults (README, "Defaults"), with which §2-§4 of RESULTS.md were measured:
+# pinned, so that those commands still make those tables under today's defaults.
+FIRST_DEFAULTS = {
+    "gan": ["--batch-size", "64", "--n-critic", "5", "--ema", "0"],
+    "wgan": ["--batch-size", "64", "--clip", "0.1", "--ema", "0"],
+    "wgan_gp": ["--batch-size", "32", "--ema", "0", "--rms-alpha", "0.99"],
+}
 FRAME_EPOCHS = (10, 30, 70, 200)
 # A seed whose final W1 is this many times the noise floor has lost part of the distribution: on
 # points.mat the seeds that fit end within 3×, the ones that collapse onto part of it at 10×-25×.
@@ -55,7 +63,7 @@ EXPERIMENTS = {
         "configs": [
             ("GAN", "gan", []), ("WGAN", "wgan", []), ("WGAN-GP", "wgan_gp", []),
             ("GAN, report's loop", "gan", REPORT_LOOP),
-            ("WGAN, report's loop", "wgan", REPORT_LOOP),
+            ("WGAN, report's loop", "wgan", [*REPORT_LOOP, "--clip", "0.1"]),
             ("WGAN-GP, report's loop", "wgan_gp", REPORT_LOOP),
         ],
         "frames": ["GAN", "WGAN", "WGAN-GP"],
@@ -63,7 +71,8 @@ EXPERIMENTS = {
     "optimizers": {
         "title": "GAN with RMSprop and with SGD (both lr 1e-4), 2000 epochs",
         "epochs": 2000,
-        "configs": [("GAN, RMSprop", "gan", []), ("GAN, SGD", "gan", ["--optimizer", "sgd"])],
+        "configs": [("GAN, RMSprop", "gan", FIRST_DEFAULTS["gan"]),
+                    ("GAN, SGD", "gan", [*FIRST_DEFAULTS["gan"], "--optimizer", "sgd"])],
         "frames": ["GAN, RMSprop", "GAN, SGD"],
         "frame_epochs": (100, 200, 1000, 2000),
     },
@@ -82,15 +91,15 @@ EXPERIMENTS = {
             ("noise dim 2", "wgan_gp", [*REPORT_LOOP, "--noise-dim", "2"]),
             ("g-first + penalty 10", "wgan_gp",
              [*REPORT_LOOP, "--order", "g-first", "--gp-weight", "10"]),
-            ("lab5's defaults", "wgan_gp", []),
+            ("lab5's first defaults", "wgan_gp", FIRST_DEFAULTS["wgan_gp"]),
         ],
-        "frames": ["report's loop (penalty 0.001)", "penalty 10", "lab5's defaults"],
+        "frames": ["report's loop (penalty 0.001)", "penalty 10", "lab5's first defaults"],
     },
     "toys": {
         "title": "The three variants on PacGAN's 2D-ring (8 modes) and 2D-grid (25 modes), "
                  "200 epochs",
         "epochs": 200,
-        "configs": [(f"{name}, {toy}", variant, ["--data", toy])
+        "configs": [(f"{name}, {toy}", variant, ["--data", toy, *FIRST_DEFAULTS[variant]])
                     for toy in ("ring8", "grid25")
                     for name, variant in (("GAN", "gan"), ("WGAN", "wgan"),
                                           ("WGAN-GP", "wgan_gp"))],
@@ -103,17 +112,21 @@ def slug(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
 
 
-def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: int,
+def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: list[int],
                data: str | None, out: Path, force: bool, train: bool = True) -> dict:
-    """Train one configuration's ensemble, unless a finished run of the same command is there
-    (experiment.json records the command and how it ended once the run has finished). A run in
-    which a member diverged ends there and is reported as such, not retried."""
+    """Train one configuration's ensemble, unless a finished run of the same configuration is
+    there (experiment.json records the command, every value it resolved to — so a changed
+    default trains again — and how it ended). A run in which a member diverged ends there and is
+    reported as such, not retried."""
     frame_every = min(spec.get("frame_epochs", FRAME_EPOCHS))
     argv = [*flags, *(["--data", data] if data and "--data" not in flags else []),
-            "--epochs", str(epochs), "--seeds", str(seeds),
+            "--epochs", str(epochs), "--seed", str(seeds[0]), "--seeds", str(len(seeds)),
             "--eval-every", "5" if epochs <= 200 else "50",
             "--frame-every", str(frame_every), "--out", str(out)]
-    record = {"variant": variant, "argv": argv}
+    cfg = lab5.parse_config(variant, [*argv, "--overwrite"])
+    record = {"variant": variant, "argv": argv,
+              "config": json.loads(json.dumps({k: v for k, v in cfg.items()
+                                               if k not in ("out", "overwrite")}))}
     done = out / "experiment.json"
     saved = json.loads(done.read_text()) if done.exists() else {}
     if not force and {k: v for k, v in saved.items() if k in record} == record:
@@ -122,7 +135,7 @@ def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: i
     if not train:
         raise lab5.UserError(f"{out} holds no finished run of this configuration "
                              "(run without --no-train)")
-    summary = lab5.train(lab5.parse_config(variant, [*argv, "--overwrite"]))  # an unfinished run
+    summary = lab5.train(cfg)  # over an unfinished run
     if summary["status"] not in ("completed", "diverged"):
         raise lab5.UserError(f"{out} ended {summary['status']}")
     record.update(path=str(out), status=summary["status"], epochs_done=summary["epochs_done"],
@@ -134,20 +147,24 @@ def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: i
 
 def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
     """Per seed: the final metrics, W1 / floor at some epochs, and the epochs to fit."""
-    out = []
-    for member in sorted(p for p in run.iterdir() if p.is_dir() and (p / "summary.json").exists()):
-        summary = json.loads((member / "summary.json").read_text())
-        factor = json.loads((member / "config.json").read_text())["fit_factor"]
-        floor, rows = summary["noise_floor"], read_table(member / "metrics.csv")
-        w1 = {int(r["epoch"]): r["w1"] / floor["w1"] for r in rows if r["w1"] is not None}
-        final = summary["final"]
-        out.append({"final": final["w1"] / floor["w1"], **{f"at{e}": w1.get(e) for e in at_epochs},
-                    "fit": summary["epochs_to_fit"],
-                    "first": min((e for e, v in w1.items() if v <= factor), default=None),
-                    "precision": final["precision"], "recall": final["recall"],
-                    **{k: final[k] for k in MODE_COLUMNS if k in final},
-                    "w1_by_epoch": w1, "floor": floor})
-    return out
+    return [member_result(member, at_epochs) for member in sorted(run.iterdir())
+            if member.is_dir() and (member / "summary.json").exists()]
+
+
+def member_result(member: Path, at_epochs=(30, 70)) -> dict:
+    summary = json.loads((member / "summary.json").read_text())
+    factor = json.loads((member / "config.json").read_text())["fit_factor"]
+    floor, rows = summary["noise_floor"], read_table(member / "metrics.csv")
+    w1 = {int(r["epoch"]): r["w1"] / floor["w1"] for r in rows if r["w1"] is not None}
+    final = summary["final"]
+    # None: interrupted before its first distance
+    ratio = None if final["w1"] is None else final["w1"] / floor["w1"]
+    return {"final": ratio, **{f"at{e}": w1.get(e) for e in at_epochs},
+            "fit": summary["epochs_to_fit"],
+            "first": min((e for e, v in w1.items() if v <= factor), default=None),
+            "precision": final["precision"], "recall": final["recall"],
+            **{k: final[k] for k in MODE_COLUMNS if k in final},
+            "w1_by_epoch": w1, "floor": floor}
 
 
 def mean_se(values, digits: int = 2) -> str:
@@ -212,14 +229,15 @@ def band_figure(results: dict[str, list[dict]], title: str, path: Path,
     fig.savefig(path)
 
 
-def frame_grid(runs: dict[str, Path], labels: list[str], epochs, path: Path) -> None:
-    """Seed 0's frames of some configurations side by side at the same epochs."""
+def frame_grid(runs: dict[str, Path], labels: list[str], epochs, path: Path,
+               member: str = "seed0") -> None:
+    """One member's frames of some configurations side by side at the same epochs."""
     fig = Figure(figsize=(3.2 * len(epochs), 2.1 * len(labels)), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(labels), len(epochs), squeeze=False)
     for row, label in zip(axes, labels):
         for ax, epoch in zip(row, epochs):
-            frame = runs[label] / "seed0" / "frames" / f"epoch_{epoch:04d}.png"
+            frame = runs[label] / member / "frames" / f"epoch_{epoch:04d}.png"
             ax.set_axis_off()
             if not frame.exists():  # the run diverged before this epoch
                 ax.text(0.5, 0.5, "diverged", ha="center", va="center", transform=ax.transAxes)
@@ -236,10 +254,11 @@ def run_experiment(name: str, args) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     epochs = args.epochs or spec["epochs"]
     configs = [c for c in spec["configs"] if not args.only or slug(c[0]) in args.only]
+    seeds = list(range(args.seed, args.seed + args.seeds))
     if args.only and len(configs) != len(args.only):
         raise lab5.UserError(f"--only names configurations that {name} does not have; it has: "
                              + ", ".join(slug(c[0]) for c in spec["configs"]))
-    records = {label: run_config(variant, flags, spec, epochs, args.seeds, args.data,
+    records = {label: run_config(variant, flags, spec, epochs, seeds, args.data,
                                  runs_root / slug(label), args.force, not args.no_train)
                for label, variant, flags in configs}
     runs = {label: Path(record["path"]) for label, record in records.items()}
@@ -251,16 +270,18 @@ def run_experiment(name: str, args) -> None:
     frame_epochs = [e for e in spec.get("frame_epochs", FRAME_EPOCHS) if e <= epochs] or [epochs]
     # --only may leave out the usual ones
     shown = [label for label in spec["frames"] if label in runs] or list(runs)
-    frame_grid(runs, shown, frame_epochs, results_dir / f"{name}_frames.png")
+    frame_grid(runs, shown, frame_epochs, results_dir / f"{name}_frames.png", f"seed{seeds[0]}")
     floor = results[configs[0][0]][0]["floor"]
     command = f"python experiments/report.py {name} --seeds {args.seeds}" + \
+        (f" --seed {args.seed}" if args.seed else "") + \
         (f" --data {args.data} --label {args.label}" if args.data else "") + \
         (f" --epochs {epochs}" if args.epochs else "") + \
         (f" --only {','.join(args.only)}" if args.only else "")
     lines = [f"## {spec['title']}", "", f"`{command}`", "",
              f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± "
              f"{floor['w1_sd']:.4f}; precision {floor['precision']:.3f}, recall "
-             f"{floor['recall']:.3f}. Mean ± standard error over {args.seeds} seeds; \"first "
+             f"{floor['recall']:.3f}. Mean ± standard error over {args.seeds} seeds "
+             f"({seeds[0]}–{seeds[-1]}); \"first "
              "within 2×\": the first epoch at which W1 is within 2× the floor; \"epochs to fit\": "
              "the first from which it stays there to the end; both over the seeds that got there. "
              "\"Collapsed\": seeds that end beyond 5× the floor.", "",
@@ -275,6 +296,7 @@ def main() -> int:
     p.error = lab5.fail
     p.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "all"])
     p.add_argument("--seeds", type=int, default=8, help="models per configuration")
+    p.add_argument("--seed", type=int, default=0, help="the first of their seeds")
     p.add_argument("--data", default=None,
                    help="a MAT file or built-in data set instead of data/points.mat")
     p.add_argument("--label", default="shipped",
