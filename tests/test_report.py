@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from experiments.report import EXPERIMENTS, member_results, slug, table
+import lab5
+from experiments.report import EXPERIMENTS, FIRST_DEFAULTS, member_results, run_config, slug, table
 
 
 def fake_member(folder, w1_by_epoch, floor=0.02, fit=None, precision=0.9, recall=0.8):
@@ -65,3 +66,31 @@ def test_a_diverged_configuration_reports_no_numbers(tmp_path):
     assert ok[2] == "2.00 ± 0.00"
     assert bad[:3] == ["bad", "1", "diverged in epoch 71 (seed0)"] and set(bad[3:]) == {"—"}
     assert len(bad) == len(ok)
+
+
+def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, monkeypatch):
+    """experiment.json holds what the command resolved to: the same command under changed
+    defaults is not the same run (train=False says so instead of training)."""
+    spec, out = EXPERIMENTS["variants"], tmp_path / "gan"
+    with pytest.raises(lab5.UserError, match="holds no finished run"):
+        run_config("gan", [], spec, 200, [100, 101], None, out, force=False, train=False)
+    seen = {}
+
+    def train(cfg):  # what a finished run leaves for the report
+        seen.update(cfg)
+        out.mkdir()
+        return {"status": "completed", "epochs_done": 200}
+    monkeypatch.setattr(lab5, "train", train)
+    run_config("gan", [], spec, 200, [100, 101], None, out, force=False)
+    assert seen["seed"] == 100 and seen["seeds"] == 2
+    assert run_config("gan", [], spec, 200, [100, 101], None, out, force=False, train=False)
+    first = lab5.FLAGS["batch_size"].default["gan"]
+    monkeypatch.setitem(lab5.FLAGS, "batch_size", lab5.FLAGS["batch_size"]._replace(
+        default={**lab5.FLAGS["batch_size"].default, "gan": first * 2}))
+    with pytest.raises(lab5.UserError, match="holds no finished run"):
+        run_config("gan", [], spec, 200, [100, 101], None, out, force=False, train=False)
+
+
+def test_the_first_defaults_are_valid_flags():
+    for variant, flags in FIRST_DEFAULTS.items():
+        lab5.parse_config(variant, flags)
