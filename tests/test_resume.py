@@ -203,9 +203,10 @@ def test_the_checkpoint_loads_without_lab5(stopped):
     """Plain torch.load of plain tensors: the state, the random streams, the epoch."""
     saved = torch.load(io.BytesIO((stopped / "checkpoint.pt").read_bytes()), weights_only=True)
     assert saved["epoch"] == 4 and saved["rngs"].dtype == torch.uint8
-    assert torch.equal(saved["state"]["g"]["0.weight"][0],
-                       torch.load(stopped / "generator.pt")["0.weight"])
-    assert {"g", "d", "g_opt", "d_opt", "hyper"} <= saved["state"].keys()
+    for name, params in (("generator.pt", saved["state"]["ema"]["g"]),
+                         ("generator_raw.pt", saved["state"]["g"])):
+        assert torch.equal(params["0.weight"][0], torch.load(stopped / name)["0.weight"])
+    assert {"g", "d", "g_opt", "d_opt", "hyper", "ema"} <= saved["state"].keys()
 
 
 def test_a_diverged_run_resumes_from_its_last_good_epoch(tmp_path):
