@@ -89,6 +89,8 @@ FLAGS = {
     "noise_dim": Flag(8, "dimension of the generator's noise z ~ N(0, I)", LOOP, INT),
     "init": Flag({"gan": "torch", "wgan": "torch", "wgan_gp": "kaiming"}, "torch: nn.Linear's; "
                  "kaiming: N(0, 2/fan_in), zero biases", LOOP, choices=("torch", "kaiming")),
+    "critic_init": Flag(None, "the critic's initialisation, where it differs from --init's", LOOP,
+                        choices=("torch", "kaiming")),
     "seed": Flag(0, "seed of the initialisation, the batches and the noise", LOOP, INT0),
     "ema": Flag(0.99, "decay of the generator's moving average, which is sampled, drawn and "
                 "saved (0: none, the generator itself)", LOOP, FRACTION),
@@ -394,7 +396,7 @@ def init_state(cfg: dict, rng: torch.Generator, device, dtype=torch.float32) -> 
     hyper-parameters as tensors (changing them recompiles nothing): all a step reads and writes."""
     opt = make_optimizer(cfg)
     g = init_mlp(generator_sizes(cfg["noise_dim"]), rng, cfg["init"], dtype)
-    d = init_mlp(CRITIC_SIZES, rng, cfg["init"], dtype)
+    d = init_mlp(CRITIC_SIZES, rng, cfg.get("critic_init") or cfg["init"], dtype)
     g, d = (tree_map(lambda t: t.to(device), p) for p in (g, d))
     first = (cfg["ema_start"] - 1) * cfg.get("steps_per_epoch", 1) + 1  # the step it starts at
     values = {**{k: cfg[k] for k in ("clip", "gp_weight", "ema") if k in cfg}, "ema_first": first}

@@ -66,3 +66,16 @@ def test_the_orders_differ(device):
     assert not any(torch.allclose(a, b)
                    for a, b in [(finals[0], finals[1]), (finals[0], finals[2]),
                                 (finals[1], finals[2])])
+
+
+def test_the_critic_can_start_from_another_initialisation():
+    """--critic-init changes the critic's starting point and nothing else."""
+    cfg = lab5.parse_config("wgan_gp", ["--init", "kaiming"])
+    same = lab5.init_state(cfg, lab5.make_rng(1, "init"), "cpu")
+    mixed = lab5.init_state({**cfg, "critic_init": "torch"}, lab5.make_rng(1, "init"), "cpu")
+    assert all(torch.equal(same["g"][k], mixed["g"][k]) for k in same["g"])
+    biases = [k for k in same["d"] if k.endswith("bias")]
+    assert not any(same["d"][k].any() for k in biases)  # He: zero biases
+    assert all(mixed["d"][k].abs().gt(0).all() for k in biases)  # nn.Linear's: drawn
+    for k in (k for k in mixed["d"] if k.endswith("weight")):  # nn.Linear's bound 1/√fan_in
+        assert mixed["d"][k].abs().max() <= mixed["d"][k].shape[1] ** -0.5
