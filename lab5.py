@@ -84,7 +84,8 @@ FLAGS = {
     "batch_size": Flag({"gan": 32, "wgan": 64, "wgan_gp": 16}, "points per critic update", LOOP,
                        INT),
     "n_critic": Flag(1, "critic updates per generator update", LOOP, INT),
-    "order": Flag("g-first", "who sees whose update: README, Defaults", LOOP,
+    "order": Flag({"gan": "g-first", "wgan": "d-first", "wgan_gp": "g-first"},
+                  "who sees whose update: README, Defaults", LOOP,
                   choices=("g-first", "d-first", "simultaneous")),
     "noise_dim": Flag(8, "dimension of the generator's noise z ~ N(0, I)", LOOP, INT),
     "init": Flag({"gan": "torch", "wgan": "torch", "wgan_gp": "kaiming"}, "torch: nn.Linear's; "

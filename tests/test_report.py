@@ -77,8 +77,9 @@ def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, 
     seen = {}
 
     def train(cfg):  # what a finished run leaves for the report
+        assert not (out / "experiment.json").exists()  # a killed retraining claims nothing
         seen.update(cfg)
-        out.mkdir()
+        out.mkdir(exist_ok=True)
         return {"status": "completed", "epochs_done": 200}
     monkeypatch.setattr(lab5, "train", train)
     run_config("gan", [], spec, 200, [100, 101], None, out, force=False)
@@ -89,6 +90,8 @@ def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, 
         default={**lab5.FLAGS["batch_size"].default, "gan": first * 2}))
     with pytest.raises(lab5.UserError, match="holds no finished run"):
         run_config("gan", [], spec, 200, [100, 101], None, out, force=False, train=False)
+    run_config("gan", [], spec, 200, [100, 101], None, out, force=False)
+    assert seen["batch_size"] == first * 2
 
 
 def test_the_first_defaults_are_valid_flags():
