@@ -160,7 +160,7 @@ def member_result(member: Path, at_epochs=(30, 70)) -> dict:
     final = summary["final"]
     # None: interrupted before its first distance
     ratio = None if final["w1"] is None else final["w1"] / floor["w1"]
-    return {"final": ratio, **{f"at{e}": w1.get(e) for e in at_epochs},
+    return {"name": member.name, "final": ratio, **{f"at{e}": w1.get(e) for e in at_epochs},
             "fit": summary["epochs_to_fit"],
             "first": min((e for e, v in w1.items() if v <= factor), default=None),
             "precision": final["precision"], "recall": final["recall"],

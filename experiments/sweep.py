@@ -30,10 +30,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
-from experiments.report import mean_se, member_result  # noqa: E402
+from experiments.report import mean_se, member_results  # noqa: E402
 
 AT_EPOCHS = (30, 70)
-STATUS = {0: "completed", 3: "diverged", 130: "interrupted"}
+# the exit statuses after which a run folder holds members to read
+STATUS = {code: status for status, code in lab5.EXIT_CODES.items() if status != "usage"}
+KEPT = ("name", "final", "first", "fit", "w1_by_epoch")
 
 
 def grid_flags(grid: list[str]) -> list[list[str]]:
@@ -51,7 +53,7 @@ def grid_flags(grid: list[str]) -> list[list[str]]:
 
 
 def point_name(variant: str, flags: list[str]) -> str:
-    text = "_".join([variant, *(f.lstrip("-") for f in flags)]) or variant
+    text = "_".join([variant, *(f.lstrip("-") for f in flags)])
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:150]
 
 
@@ -70,14 +72,9 @@ def train_point(job: tuple[str, list[str], int, Path]) -> dict:
               "status": STATUS.get(code, f"failed (exit {code}, see {log_path})"),
               "wall_s": round(time.perf_counter() - start, 1), "members": []}
     if code in STATUS:  # an interrupted run keeps its members up to their last recorded epoch
-        for member in sorted(p for p in out.iterdir() if (p / "summary.json").exists()):
-            result = member_result(member)
-            if result["final"] is not None:
-                    record["members"].append({"name": member.name, **{k: result[k] for k in KEPT}})
+        record["members"] = [{k: r[k] for k in KEPT} for r in member_results(out)
+                             if r["final"] is not None]
     return record
-
-
-KEPT = ("final", "first", "fit", "w1_by_epoch")
 
 
 def rows(records: list[dict]) -> dict[str, list[dict]]:
@@ -100,13 +97,11 @@ def table(records: list[dict], factor: float = 2.0) -> str:
     head = ["configuration", "seeds", *(f"at epoch {e}: mean (worst)" for e in AT_EPOCHS),
             "final: mean ± s.e. (worst)", f"first within {factor:g}×: latest seed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    def final_mean(item):
-        return np.mean([m["final"] for m in item[1]])
-    for label, ms in sorted(rows(records).items(), key=final_mean):
-        at = [[m["w1_by_epoch"].get(e) for m in ms]
-              for e in AT_EPOCHS]
+    for label, ms in sorted(rows(records).items(),
+                            key=lambda item: np.mean([m["final"] for m in item[1]])):
+        at = [[m["w1_by_epoch"].get(e) for m in ms] for e in AT_EPOCHS]
         firsts = [m["first"] for m in ms]
-        latest = "never (" + str(firsts.count(None)) + ")" if None in firsts else str(max(firsts))
+        latest = f"never ({firsts.count(None)})" if None in firsts else str(max(firsts))
         cells = [label, str(len(ms)),
                  *(f"{np.mean(a):.2f} ({max(a):.2f})" if None not in a else "—" for a in at),
                  f"{mean_se([m['final'] for m in ms])} ({max(m['final'] for m in ms):.2f})",
