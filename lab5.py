@@ -581,15 +581,11 @@ def train_epochs(run: dict, send: Callable) -> None:
 
 # ---- Outputs: the recorder, which turns each epoch's snapshot into the run folder's files -----
 
-def metric_columns(variant: str, modes: bool = False) -> list[str]:
-    return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []), "energy",
-            "precision", "recall", *(measures.MODE_COLUMNS if modes else []), "w1", "seconds"]
-
 def open_recorder(run: dict) -> dict:
     """What the recorder keeps between epochs: the test set's description, the noise floor, the
     fixed noise each member is scored on, the frame writer, the open tables."""
     cfg, test, variant = run["cfg"], run["test"], run["cfg"]["variant"]
-    columns = metric_columns(variant, run["modes"] is not None)
+    columns = measures.metric_columns(variant, run["modes"] is not None)
     resumed = run["checkpoint"] is not None  # then the tables go on from their kept rows
     members = [{"folder": folder, "final": None, **records.open_metrics(folder, columns, resumed),
                 "z": torch.randn(len(test), cfg["noise_dim"], generator=make_rng(seed, "eval"))}
@@ -654,22 +650,6 @@ def record_epoch(rec: dict, message: dict) -> list[str]:
         lines.append(console.epoch_line(epoch, epochs, rec["final"], floor["w1"]))
     return lines
 
-def write_summaries(rec: dict, status: str, diverged: list[str] | None) -> None:
-    """The one writer of summary.json: every member's, and the ensemble's when there are
-    several (whose epochs_to_fit lists its members')."""
-    run = rec["run"]
-    shared = {"status": status, "epochs_done": rec["epochs_done"], "noise_floor": rec["floor"],
-              **{k: round(rec[k], 3) for k in ("warm_up_s", "train_s", "record_s")},
-              "wall_s": round(time.time() - run["started"], 2), "diverged_members": diverged}
-    threshold = run["cfg"]["fit_factor"] * rec["floor"]["w1"]
-    fits = [measures.epochs_to_fit(member["history"], threshold) for member in rec["members"]]
-    for member, fit in zip(rec["members"], fits):
-        records.write_json(member["folder"] / "summary.json",
-                           {**shared, "final": member["final"], "epochs_to_fit": fit})
-    if run["folder"] not in run["member_dirs"]:
-        records.write_json(run["folder"] / "summary.json",
-                           {**shared, "final": rec["final"], "epochs_to_fit": fits})
-
 def handle(rec: dict, message: dict) -> list[str]:
     """One message from training: an epoch's snapshot, the compile time, or the end ("status"),
     after which the tables are closed. Returns the console lines it produced."""
@@ -677,7 +657,7 @@ def handle(rec: dict, message: dict) -> list[str]:
     rec["warm_up_s"] = message.get("warm_up_s", rec["warm_up_s"])
     lines = record_epoch(rec, message) if "epoch" in message else []
     rec["record_s"] += time.perf_counter() - started
-    write_summaries(rec, message.get("status", "running"), message.get("diverged_members"))
+    records.write_summaries(rec, message.get("status", "running"), message.get("diverged_members"))
     if "epoch" in message:  # last: a checkpoint's epoch is fully recorded
         records.save_checkpoint(rec["run"]["folder"], message)
     for file, _ in rec["tables"] if "status" in message else []:

@@ -18,6 +18,11 @@ NEIGHBOURS = 3  # k of the k-NN precision and recall
 MODE_COLUMNS = ["modes", "hq", "reverse_kl"]
 
 
+def metric_columns(variant: str, modes: bool = False) -> list[str]:
+    return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []), "energy",
+            "precision", "recall", *(MODE_COLUMNS if modes else []), "w1", "seconds"]
+
+
 def wasserstein1(x: np.ndarray, y: np.ndarray) -> float:
     """Exact Wasserstein-1 distance between two equal-size point sets: the mean Euclidean
     distance of the optimal one-to-one matching (O(n³))."""

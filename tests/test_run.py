@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import lab5
-from plots import records
+from plots import measures, records
 
 SMALL = ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--epochs", "3",
          "--frame-every", "2", "--no-compile"]
@@ -46,7 +46,7 @@ def test_run_folder_holds_everything(tmp_path, variant):
     assert set(lab5.parse_config(variant, [])) <= set(config)  # every flag is recorded
     table = rows(out)
     assert [r["epoch"] for r in table] == ["0", "1", "2", "3"]
-    assert list(table[0]) == lab5.metric_columns(variant)
+    assert list(table[0]) == measures.metric_columns(variant)
     assert all(math.isfinite(float(r["g_loss"])) and float(r["energy"]) > 0 for r in table[1:])
     assert table[2]["w1"] and table[3]["w1"] and not table[1]["w1"]  # at frames and the last epoch
     assert (sorted(p.name for p in (out / "frames").iterdir())
@@ -71,7 +71,7 @@ def test_a_toy_mixture_run_scores_the_modes(tmp_path):
     code, out = train(tmp_path, "gan", "--data", "grid25", "--epochs", "2")
     assert code == 0
     table = rows(out)
-    assert list(table[0]) == lab5.metric_columns("gan", modes=True)
+    assert list(table[0]) == measures.metric_columns("gan", modes=True)
     assert all(0 <= int(r["modes"]) <= 25 and 0 <= float(r["hq"]) <= 1 for r in table)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["noise_floor"]["modes"] == 25 and summary["noise_floor"]["hq"] > 0.95
