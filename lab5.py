@@ -66,9 +66,8 @@ NUM, NUM0, FRACTION = "a positive number", "a non-negative number", "in [0, 1)"
 SIZE, SIZE0 = "a count or a fraction in (0, 1)", "0, a count or a fraction in (0, 1)"
 DATA, LOOP, OPT, RUN = "data", "model and training", "optimiser (both networks)", "run"
 ENSEMBLE, RMS = "ensembles: several models in one vmapped step", ("rmsprop",)
-# The report fixes RMSprop, lr 1e-4 for both networks, 200 epochs, the generator-first order.
-# What it leaves open was chosen by final W1 over seeds (README, "Defaults"). The report's code,
-# literally: --order simultaneous --n-critic 1 --batch-size 64 --init torch.
+# The report fixes RMSprop, lr 1e-4 for both networks, 200 epochs; what it leaves open was
+# chosen by a search over seeds, and its literal loop is one command (README, "Defaults").
 FLAGS = {
     "data": Flag("data/points.mat", "points: .mat, .npy, .npz, .csv, .tsv, .txt (README); or a toy "
                  "distribution: ring8, grid25, swissroll", DATA),
@@ -99,6 +98,9 @@ FLAGS = {
                       INT),
     "optimizer": Flag("rmsprop", "update rule", OPT, choices=OPTIMIZERS),
     "lr": Flag(1e-4, "learning rate of both networks", OPT, NUM),
+    "lr_start": Flag(None, "learning rate of the first epoch, falling linearly to --lr over "
+                     "--lr-start-epochs (default: --lr throughout)", OPT, NUM, parse=float),
+    "lr_start_epochs": Flag(40, "epochs in which --lr-start falls to --lr", OPT, INT),
     "momentum": Flag(0.0, "momentum", OPT, FRACTION, optimizers=("sgd", "rmsprop")),
     "nesterov": Flag(False, "Nesterov momentum", OPT, optimizers=("sgd",)),
     "weight_decay": Flag(0.0, "L2 penalty added to the gradient", OPT, NUM0),
@@ -163,7 +165,7 @@ def check_config(cfg: dict) -> None:
     """Every flag's value against what it must be, then the flags against each other."""
     for name, flag in FLAGS.items():
         value, dashed = cfg.get(name), "--" + name.replace("_", "-")
-        if flag.must and name in cfg and not MUST[flag.must](value):
+        if flag.must and value is not None and not MUST[flag.must](value):
             must = flag.must.replace("two in", "two numbers in")
             raise UserError(f"{dashed} must be {must} (got {value})")
         if cfg["optimizer"] not in flag.optimizers and value != default(name, cfg["variant"]):
@@ -487,10 +489,10 @@ def members_batches(points: torch.Tensor, members: list[dict], steps: int, rngs:
 # ---- The loop: training only; what is recorded of each epoch is sent away --------------------
 
 def compile_step(step: Callable, device="cpu") -> Callable:
-    """torch.compile the step as one graph with static shapes. On CUDA it is replayed as a CUDA
-    graph (one launch per step); on the CPU its kernels are called from generated C++ rather
-    than Python. Every step shares one code object, whose compiled versions dynamo counts, so a
-    process that trains several models (tests, sweeps) starts each from an empty cache."""
+    """torch.compile the step as one graph with static shapes: on CUDA replayed as a CUDA graph
+    (one launch per step), on the CPU with its kernels called from generated C++. Every step
+    shares one code object, whose compiled versions dynamo counts: a process that trains several
+    models (tests, sweeps) starts each from an empty cache."""
     torch._dynamo.reset()
     if torch.device(device).type != "cuda":
         return torch.compile(step, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
@@ -558,6 +560,16 @@ def warm_up(run: dict, step: Callable, state: dict) -> float:
     step(state, {k: v[0] for k, v in batches.items()})
     return time.perf_counter() - started
 
+def epoch_lr(cfg: dict, epoch: int) -> float:
+    start, end = cfg["lr_start"] or cfg["lr"], cfg["lr"]
+    return start + (end - start) * min((epoch - 1) / cfg["lr_start_epochs"], 1.0)
+
+def with_lr(state: dict, lrs: list[float]) -> dict:
+    """Both optimisers' learning rates, one per member, for the coming epoch (a tensor each:
+    dynamo guards on two inputs being one tensor, and a shared one would recompile)."""
+    lr = torch.tensor(lrs).to(state["g_opt"]["lr"])
+    return {**state, **{k: {**state[k], "lr": lr.clone()} for k in ("g_opt", "d_opt")}}
+
 def train_epochs(run: dict, send: Callable) -> None:
     """Initialise, compile (timed apart), then every epoch, each sent on once it is finite."""
     cfg, members, device = run["cfg"], run["members"], run["device"]
@@ -570,6 +582,7 @@ def train_epochs(run: dict, send: Callable) -> None:
         step = fast_calls(step)
     for epoch in range(first["epoch"] + 1, cfg["epochs"] + 1):
         started = time.perf_counter()
+        state = with_lr(state, [epoch_lr(m, epoch) for m in members])
         batches = members_batches(run["train_t"], members, run["steps"], rngs, device)
         new_state, losses = run_epoch(step, state, batches, run["steps"])
         seconds = time.perf_counter() - started
@@ -664,17 +677,10 @@ def handle(rec: dict, message: dict) -> list[str]:
         file.close()
     return lines
 
-def recorder_worker(run: dict, inbox, outbox) -> None:
-    torch.set_num_threads(1)  # the other core trains
-    rec = open_recorder(run)
-    while "status" not in (message := records.receive(inbox)):
-        outbox.put(handle(rec, message))
-    outbox.put(handle(rec, message))
-
 def record_in_worker(run: dict) -> records.Worker:
-    """The recorder in a process of its own (plots.records.start_worker): training goes on
-    while the last epoch is recorded, and waits when the recorder falls QUEUE_SIZE behind."""
-    return records.start_worker(partial(recorder_worker, run))
+    """The recorder in a process of its own (plots.records.serve): training goes on while the
+    last epoch is recorded, and waits when the recorder falls QUEUE_SIZE behind."""
+    return records.start_worker(partial(records.serve, partial(open_recorder, run), handle))
 
 # ---- A run: config -> data -> recorder -> training loop -> summary ---------------------------
 
@@ -690,9 +696,9 @@ def prepare_run(cfg: dict) -> dict:
     run = {"cfg": cfg, "device": device, "source": source, "train": train_points, "test": test,
            "train_t": torch.as_tensor(train_points, dtype=torch.float32), "modes": modes,
            "members": members, "names": names, "folder": folder, "started": time.time(),
-           "member_dirs": member_dirs, "checkpoint": checkpoint,
-           "steps": steps,
-           "window": plot_window(np.vstack([train_points, test]))}
+           "member_dirs": member_dirs, "checkpoint": checkpoint, "steps": steps,
+           "window": plot_window(np.vstack([train_points, test])),
+           "defaults": {k: default(k, cfg["variant"]) for k in FLAGS}}  # config.json: changed
     records.write_configs(run)
     return run
 

@@ -107,6 +107,16 @@ def resumed_config(variant: str, given: dict, resumable: tuple, flags) -> dict:
     return {k: v for k, v in {**saved, **given, "out": str(folder)}.items() if k in flags}
 
 
+# Where a run is written and run, not how it trains (config.json's "device" is the one used)
+PLACE_FLAGS = ("out", "overwrite", "resume", "device")
+
+
+def changed_flags(cfg: dict, defaults: dict) -> dict:
+    """The flags whose values differ from the variant's defaults, where aside."""
+    return {k: v for k, v in cfg.items() if k in defaults and k not in PLACE_FLAGS
+            and json.loads(json.dumps(v)) != defaults[k]}
+
+
 def write_configs(run: dict) -> None:
     """config.json, one shape for every member (and the ensemble): every flag, the data file,
     its format and sha256, the split's sizes in points, the device, the library versions."""
@@ -123,7 +133,8 @@ def write_configs(run: dict) -> None:
     for folder, member, names in folders + list(zip(run["member_dirs"], run["members"],
                                                     [[name] for name in run["names"]])):
         write_json(folder / "config.json",
-                   {**member, **setting, "members": names, "out": str(folder)})
+                   {**member, **setting, "members": names, "out": str(folder),
+                    "changed": changed_flags(member, run["defaults"])})
 
 
 def is_run_dir(path: Path) -> bool:
@@ -262,6 +273,17 @@ def receive(inbox):
             return inbox.get(timeout=1)
         if not multiprocessing.parent_process().is_alive():
             raise SystemExit("the training process is gone")
+
+
+def serve(start: Callable[[], dict], handle: Callable[[dict, dict], list], inbox,
+          outbox) -> None:
+    """A worker's loop: the state that start() makes, then each message handled, with the
+    replies sent back, up to and including the last one (which has a "status")."""
+    torch.set_num_threads(1)  # the other core trains
+    state = start()
+    while "status" not in (message := receive(inbox)):
+        outbox.put(handle(state, message))
+    outbox.put(handle(state, message))
 
 
 class Worker(NamedTuple):
