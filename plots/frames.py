@@ -39,6 +39,22 @@ def frame_title(title: str, epoch: int, row: dict, floor: dict) -> str:
     return f"{title} · epoch {epoch} · W1 {row['w1']:.4f}{ratio}"
 
 
+def data_region(window, test_points: np.ndarray, size: int = LANDSCAPE_SIZE) -> np.ndarray:
+    """Which of `landscape_grid`'s points lie in the test points' bounding box: where the
+    critic's shape matters, as against the corners of the window, which set its extremes."""
+    grid, low, high = landscape_grid(window, size), test_points.min(0), test_points.max(0)
+    return ((grid >= low) & (grid <= high)).all(1)
+
+
+def colour_range(values: np.ndarray, region: np.ndarray) -> tuple[float, float]:
+    """A frame's colour scale: the 2nd to the 98th percentile of the values over the data
+    region. The critic's level drifts freely over training and its extremes sit in the corners;
+    its shape around the data is what a frame shows. A flat critic gets a scale around it."""
+    low, high = np.percentile(values.ravel()[region], [2, 98])
+    pad = 0.0 if high > low else max(abs(low) * 1e-3, 1e-6)
+    return float(low - pad), float(high + pad)
+
+
 def frame_figure(window, test_points: np.ndarray, probability: bool) -> dict:
     """The frame's figure, laid out and drawn once without the parts that change (marked
     animated), and the drawing saved to be restored under each frame (blitting)."""
@@ -47,24 +63,25 @@ def frame_figure(window, test_points: np.ndarray, probability: bool) -> dict:
     ax = fig.add_subplot()
     image = ax.imshow(np.zeros((2, 2)), extent=window, origin="lower", cmap="PuBuGn",
                       interpolation="bilinear", vmin=0, vmax=1, animated=True)
-    test = ax.scatter(*test_points.T, s=3, c=TEST_COLOUR, linewidths=0, label="test points",
-                      animated=True)
-    fake = ax.scatter([], [], s=3, c=FAKE_COLOUR, linewidths=0, label="generated points",
+    # White rims keep the test points visible on the darkest colour of the scale
+    test = ax.scatter(*test_points.T, s=5, c=TEST_COLOUR, edgecolors="white", linewidths=0.4,
+                      label="test points", animated=True)
+    fake = ax.scatter([], [], s=4, c=FAKE_COLOUR, linewidths=0, label="generated points",
                       animated=True)
     heading = ax.set_title(" ", animated=True)
-    ax.set(xlim=window[:2], ylim=window[2:], aspect="auto", xlabel="x", ylabel="y")
+    ax.set(xlim=window[:2], ylim=window[2:], aspect="equal", xlabel="x", ylabel="y")
     label = "D(x): probability of real" if probability else "critic value"
-    colorbar = fig.colorbar(image, ax=ax, shrink=0.85, label=label)
-    # A critic's scale, and so its tick labels, change every frame: the layout is worked out
-    # once with room for the widest, which keeps the label where it is.
-    colorbar.ax.yaxis.set_major_formatter("{x:.3g}" if not probability else "{x:.1f}")
+    colorbar = fig.colorbar(image, ax=ax, shrink=0.9, label=f"{label}, 2–98 % over the data")
+    # The scale, and so its tick labels, change every frame: the layout is worked out once
+    # with room for the widest, which keeps the label where it is.
+    colorbar.ax.yaxis.set_major_formatter("{x:.3g}")
     widest = colorbar.ax.yaxis.get_major_formatter()
     colorbar.ax.yaxis.set_major_formatter(lambda *_: "-8.88e+88")
-    fig.legend(loc="outside lower center", ncols=2, markerscale=4, frameon=False)
+    fig.legend(loc="outside lower center", ncols=2, markerscale=3, frameon=False)
     fig.canvas.draw()  # the constrained layout, worked out once
     fig.set_layout_engine("none")
     colorbar.ax.yaxis.set_major_formatter(widest)
-    colorbar.ax.set_animated(not probability)  # a critic's scale, and so its ticks, change
+    colorbar.ax.set_animated(True)
     fig.canvas.draw()
     return {"fig": fig, "ax": ax, "image": image, "test": test, "fake": fake,
             "heading": heading, "colorbar": colorbar.ax,
@@ -78,21 +95,20 @@ def make_frame_writer(window, test_points: np.ndarray, title: str, probability: 
     keeps frames cheap enough to hide behind training."""
     parts = frame_figure(window, test_points, probability)
     fig, ax, image = parts["fig"], parts["ax"], parts["image"]
+    region = data_region(window, test_points)
 
     def write(path: Path, epoch: int, fake_points: np.ndarray, values: np.ndarray, row: dict,
               floor: dict) -> None:
         side = int(round(np.sqrt(values.size)))
         image.set_data(values.reshape(side, side))
-        if not probability:  # a critic's values drift freely over training: scale each frame
-            image.set_clim(values.min(), values.max())
+        image.set_clim(*colour_range(values, region))
         parts["fake"].set_offsets(fake_points)
         parts["heading"].set_text(frame_title(title, epoch, row, floor))
         fig.canvas.restore_region(parts["background"])
         for artist in (image, parts["test"], parts["fake"], parts["heading"]):
             ax.draw_artist(artist)
-        if not probability:  # the colour bar's axes, and its label, which they leave out
-            fig.draw_artist(parts["colorbar"])
-            fig.draw_artist(parts["colorbar"].yaxis.label)
+        fig.draw_artist(parts["colorbar"])  # its axes, and its label, which they leave out
+        fig.draw_artist(parts["colorbar"].yaxis.label)
         pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
         # Fast PNG compression: the frames are an intermediate for the GIF, not an archive.
         Image.fromarray(pixels).save(path, format="png", compress_level=1)
@@ -100,28 +116,54 @@ def make_frame_writer(window, test_points: np.ndarray, title: str, probability: 
     return write
 
 
-def plot_curves(rows: list[dict], floor: dict | None, title: str, path: Path) -> None:
-    """Losses and distances per epoch, the distances against the noise floor (what a perfect
-    generator would score). A value missing in a row (None) is left out of its curve."""
+def series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs, values and standard errors of a column, from a run's metrics.csv (errors 0) or
+    an ensemble's ensemble.csv (`key`_mean, `key`_se); rows without a value are left out."""
+    mean, se = (f"{key}_mean", f"{key}_se") if rows and f"{key}_mean" in rows[0] else (key, key)
+    kept = [(r["epoch"], r[mean], r[se] if se != key else 0.0) for r in rows
+            if r.get(mean) is not None]
+    return tuple(np.array(column, float).reshape(-1) for column in zip(*kept)) if kept else \
+        (np.zeros(0),) * 3
+
+
+def draw_series(ax, rows: list[dict], members: list[list[dict]], key: str, label: str,
+                scale: float = 1.0, style: str = "-") -> str | None:
+    """A column's curve with its ±1 s.e. band, over each member's own curve drawn faint;
+    returns the curve's colour (None: the column has no values)."""
+    epochs, values, se = series(rows, key)
+    if not len(epochs):
+        return None
+    line, = ax.plot(epochs, scale * values, style, ms=3, lw=1.4, label=label)
+    ax.fill_between(epochs, scale * (values - se), scale * (values + se), lw=0, alpha=0.25,
+                    color=line.get_color())
+    for member in members:
+        member_epochs, member_values, _ = series(member, key)
+        ax.plot(member_epochs, scale * member_values, lw=0.6, alpha=0.3, color=line.get_color())
+    return line.get_color()
+
+
+def plot_curves(rows: list[dict], members: list[list[dict]], config: dict, summary: dict,
+                title: str, path: Path) -> None:
+    """Losses and distances per epoch (an ensemble's mean ± s.e., its members faint beneath).
+    The penalty is drawn as weighted in the critic's loss; the distances against the noise
+    floor (what a perfect generator would score) and the fit threshold, on a log scale."""
     fig = Figure(figsize=(10, 3.8), dpi=90, layout="constrained")
     FigureCanvasAgg(fig)
     losses, distances = fig.subplots(1, 2)
-
-    def curve(key: str) -> tuple[list, list]:
-        points = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
-        return [e for e, _ in points], [v for _, v in points]
-
-    for key in ("g_loss", "d_loss", "penalty"):
-        if curve(key)[0]:
-            losses.plot(*curve(key), label=key, lw=1.2)
+    weight = config.get("gp_weight") or 0.0
+    for key, label, scale in (("g_loss", "g_loss", 1.0), ("d_loss", "d_loss", 1.0),
+                              ("penalty", f"penalty × {weight:g} (in d_loss)", weight)):
+        draw_series(losses, rows, members, key, label, scale)
     losses.set(title=f"{title}: losses", xlabel="epoch")
-    losses.legend()
+    floor, factor = summary.get("noise_floor") or {}, config.get("fit_factor", 2.0)
     for key, style in (("w1", "o-"), ("energy", "-")):
-        if curve(key)[0]:
-            line, = distances.plot(*curve(key), style, ms=3, lw=1.2, label=key)
-            if floor and key in floor:
-                distances.axhline(floor[key], color=line.get_color(), ls=":", lw=1,
-                                  label=f"{key} noise floor")
+        colour = draw_series(distances, rows, members, key, key, style=style)
+        if key in floor and colour:
+            distances.axhline(floor[key], color=colour, ls=":", lw=1, label=f"{key} noise floor")
+    if "w1" in floor:
+        distances.axhline(factor * floor["w1"], color="0.3", ls="--", lw=1,
+                          label=f"fitted: {factor:g}× the W1 floor")
     distances.set(title=f"{title}: distance to the test set", xlabel="epoch", yscale="log")
-    distances.legend()
+    for ax in (losses, distances):
+        ax.legend(fontsize="small")
     fig.savefig(path)

@@ -1,12 +1,15 @@
-"""Turn every run's frames into a GIF and draw its loss and distance curves.
+"""Turn every run's frames into a GIF, draw its curves, and show all the runs on one page.
 
     python plots/make_gifs.py                 # every run folder under runs/
     python plots/make_gifs.py runs/wgan_gp    # just this run (an ensemble: each of its members)
+    python plots/make_gifs.py --compare runs/gan runs/wgan_gp   # these runs side by side
 
 For a run folder runs/<name>/ it writes runs/<name>.gif (frames in epoch order, the last held
-longer) and runs/<name>/curves.png (losses and distances per epoch, from metrics.csv). A run
-whose GIF cannot be made is skipped with a warning; the others are still made, and no half-
-written GIF is left behind.
+longer) and runs/<name>/curves.png (losses and distances per epoch, from metrics.csv; an
+ensemble's from ensemble.csv, its members beneath). Then runs/index.html, a page with every run
+under runs/, and runs/compare.gif, runs side by side at the same epochs (by default the latest
+run of each variant, when there are two or more). A run whose GIF cannot be made is skipped
+with a warning; the others are still made, and no half-written file is left behind.
 """
 
 from __future__ import annotations
@@ -21,10 +24,14 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from data.points import UserError  # noqa: E402
+from plots.compare import compare_frames, latest_runs  # noqa: E402
 from plots.frames import plot_curves  # noqa: E402
+from plots.page import write_index  # noqa: E402
 from plots.records import atomic_write, read_table  # noqa: E402
 
 FRAME_MS, LAST_FRAME_MS = 150, 2000
+RUN_TABLES = ("metrics.csv", "ensemble.csv")  # a run's, an ensemble's
 
 
 def read_frames(run: Path) -> list[Image.Image]:
@@ -39,59 +46,93 @@ def read_frames(run: Path) -> list[Image.Image]:
     return images
 
 
-def make_gif(run: Path, scale: float = 1.0) -> Path | None:
-    """runs/<name>.gif from runs/<name>/frames, written beside and then renamed, so that a
-    failure never leaves a broken GIF; a run with one frame gets a one-frame GIF."""
-    images = read_frames(run)
-    if not images:
-        return None
-    gif = run.with_name(run.name + ".gif")
-    if scale != 1.0:
-        size = (round(images[0].width * scale), round(images[0].height * scale))
-        images = [im.resize(size, Image.LANCZOS) for im in images]
-    durations = [FRAME_MS] * (len(images) - 1) + [LAST_FRAME_MS]
+def write_gif(gif: Path, frames: list[np.ndarray]) -> Path:
+    """Frames in order, the last held longer, written beside and then renamed, so that a
+    failure never leaves a broken GIF."""
+    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
     # Pillow takes a list of durations for several frames, a number for one
     atomic_write(gif, lambda tmp: iio.imwrite(
-        tmp, [np.asarray(im) for im in images], extension=".gif", loop=0,
-        duration=durations if len(images) > 1 else LAST_FRAME_MS))
+        tmp, frames, extension=".gif", loop=0,
+        duration=durations if len(frames) > 1 else LAST_FRAME_MS))
     return gif
 
 
-def make_curves(run: Path) -> Path | None:
-    if not (run / "metrics.csv").exists():
+def make_gif(run: Path, scale: float = 1.0) -> Path | None:
+    """runs/<name>.gif from runs/<name>/frames; a run with one frame gets a one-frame GIF."""
+    images = read_frames(run)
+    if not images:
         return None
-    summary_file = run / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+    if scale != 1.0:
+        size = (round(images[0].width * scale), round(images[0].height * scale))
+        images = [im.resize(size, Image.LANCZOS) for im in images]
+    return write_gif(run.with_name(run.name + ".gif"), [np.asarray(im) for im in images])
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def make_curves(run: Path) -> Path | None:
+    """runs/<name>/curves.png from a run's metrics.csv, or from an ensemble's ensemble.csv
+    with its members' metrics.csv beneath."""
+    ensemble = (run / "ensemble.csv").exists()
+    table = run / ("ensemble.csv" if ensemble else "metrics.csv")
+    if not table.exists():
+        return None
+    members = [read_table(m) for m in sorted(run.glob("*/metrics.csv"))] if ensemble else []
     path = run / "curves.png"
-    plot_curves(read_table(run / "metrics.csv"), summary.get("noise_floor"), run.name, path)
+    plot_curves(read_table(table), members, read_json(run / "config.json"),
+                read_json(run / "summary.json"), run.name, path)
     return path
 
 
 def usage_error(message: str):
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    raise UserError(message)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.error = usage_error
     parser.add_argument("runs", nargs="*", type=Path,
                         help="run or ensemble folders (default: every run under --root)")
     parser.add_argument("--root", type=Path, default=Path("runs"),
-                        help="where to look for run folders")
+                        help="where to look for run folders, and to write index.html and "
+                             "compare.gif")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="resize the GIF's frames by this factor")
+    parser.add_argument("--compare", nargs="+", type=Path, metavar="RUN",
+                        help="the runs of compare.gif (default: each variant's latest)")
     args = parser.parse_args(argv)
     if not 0 < args.scale <= 4:
-        print(f"error: --scale must be in (0, 4] (got {args.scale})", file=sys.stderr)
-        return 2
-    missing = [str(r) for r in args.runs if not r.is_dir()]
+        usage_error(f"--scale must be in (0, 4] (got {args.scale})")
+    missing = [str(r) for r in [*args.runs, *(args.compare or [])] if not r.is_dir()]
+    if missing:
+        usage_error(f"no run folder at {', '.join(missing)}")
+    return args
+
+
+def make_compare(runs: list[Path], root: Path) -> Path | None:
+    """root/compare.gif from two runs or more that share frame epochs."""
+    frames = compare_frames(runs) if len(runs) > 1 else []
+    return write_gif(root / "compare.gif", frames) if frames else None
+
+
+def find_runs(args: argparse.Namespace) -> list[Path]:
     # run folders at any depth: an ensemble keeps one per member inside its own
-    runs = sorted({m.parent for top in args.runs or [args.root] for m in top.rglob("metrics.csv")})
-    if missing or not runs:
-        where = ", ".join(missing or map(str, args.runs)) or args.root
-        print(f"error: no run folder at {where} (train one with python variants/wgan_gp.py)",
-              file=sys.stderr)
+    runs = sorted({m.parent for top in args.runs or [args.root] for name in RUN_TABLES
+                   for m in top.rglob(name)})
+    if not runs:
+        usage_error(f"no run folder at {', '.join(map(str, args.runs)) or args.root} "
+                    "(train one with python variants/wgan_gp.py)")
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+        runs = find_runs(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     for run in runs:
         try:
@@ -100,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: skipping {run}: {e}", file=sys.stderr)
             continue
         print(f"{run}: {', '.join(made) or 'no frames or metrics yet'}")
+    if args.root.is_dir():
+        compared = make_compare(args.compare or latest_runs(args.root), args.root)
+        print(f"{write_index(args.root)}{f', {compared}' if compared else ''}")
     return 0
 
 

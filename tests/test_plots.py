@@ -131,4 +131,4 @@ def test_the_same_command_twice_keeps_both_runs_and_gifs(tmp_path, monkeypatch, 
     for _ in range(2):
         assert lab5.main("gan", argv) == 0 and make_gifs.main([]) == 0
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["gan", "gan.gif", "gan2",
-                                                                      "gan2.gif"]
+                                                                      "gan2.gif", "index.html"]

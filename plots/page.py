@@ -1,0 +1,134 @@
+"""runs/index.html: every run under a folder on one static page.
+
+One card per run: its GIF and curves, its final distance against the noise floor, when it
+fitted, its precision and recall (and mode metrics on a toy mixture), how it ended, and the
+flags it changed from its variant's defaults. An ensemble's card shows the means ± s.e. over
+its members, whose own cards are folded beneath. Plain HTML and CSS with relative links: the
+page opens from the file system, and the folder can be zipped and sent. Everything taken from
+a file name or a config is escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from html import escape
+from pathlib import Path
+from urllib.parse import quote
+
+from plots.records import atomic_write
+
+# (summary key, label, format): a run's final row holds the key, an ensemble's key_mean/key_se
+NUMBERS = (("w1", "W1", ".4f"), ("precision", "precision", ".3f"), ("recall", "recall", ".3f"),
+           ("modes", "modes", ".1f"), ("hq", "high quality", ".3f"),
+           ("reverse_kl", "reverse KL", ".3f"))
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1b1b1b; }
+.card { border: 1px solid #ccc; border-radius: 6px; padding: 0.8em 1em; margin: 1em 0; }
+.card .card { margin: 0.6em 0; }
+h2 { font-size: 1.15em; margin: 0 0 0.3em; } h2 small { color: #666; font-weight: normal; }
+.pictures img { max-width: 48%; vertical-align: top; margin-right: 1%; }
+table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 0.1em 0.8em 0.1em 0; }
+th { text-align: left; font-weight: 600; } .status-completed { color: #2b8a3e; }
+.status-interrupted, .status-running { color: #e67700; } .status-diverged { color: #c92a2a; }
+code { background: #f3f3f3; padding: 0 0.3em; border-radius: 3px; }
+"""
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def relative(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def link(path: Path, root: Path) -> str:
+    """A link to `path` that works from `root`, wherever root is moved to."""
+    return escape(quote(relative(path, root)))
+
+
+def number(key: str, value, text: str) -> str:
+    """A number as shown, with its exact value beside it for anyone checking the page."""
+    return f'<td class="number" data-key="{key}" data-value="{value!r}">{escape(text)}</td>'
+
+
+def final_numbers(summary: dict) -> list[str]:
+    """The final row's numbers, each a table row: a run's value, or an ensemble's mean ± s.e."""
+    final, floor, rows = summary.get("final") or {}, summary.get("noise_floor") or {}, []
+    for key, label, fmt in NUMBERS:
+        value, se = final.get(key, final.get(f"{key}_mean")), final.get(f"{key}_se")
+        if value is None:
+            continue
+        text = format(value, fmt) + (f" ± {se:{fmt}}" if se is not None else "")
+        cells = number(key, value, text)
+        if key == "w1" and floor.get("w1"):
+            ratio = value / floor["w1"]
+            cells += number("w1_over_floor", ratio, f"{ratio:.2f}× the noise floor")
+        rows.append(f"<tr><th>{escape(label)}</th>{cells}</tr>")
+    return rows
+
+
+def fit_text(fits) -> str:
+    """When W1 came to stay within the fit factor × the floor: an epoch, or a member count."""
+    fits = fits if isinstance(fits, list) else [fits]
+    fitted = [f for f in fits if f is not None]
+    if not fitted:
+        return "not fitted"
+    if len(fits) == 1:
+        return f"from epoch {fitted[0]}"
+    return f"{len(fitted)} of {len(fits)} members, from epochs {min(fitted)}–{max(fitted)}"
+
+
+def status_text(summary: dict) -> str:
+    if not summary:
+        return "not started"
+    text = f"{summary['status']} at epoch {summary['epochs_done']}"
+    diverged = summary.get("diverged_members")
+    return text + (f" ({', '.join(diverged)} diverged)" if diverged else "")
+
+
+def pictures(run: Path, root: Path) -> str:
+    images = [(run.with_name(run.name + ".gif"), "training, frame by frame"),
+              (run / "curves.png", "losses and distances per epoch")]
+    return "".join(f'<img src="{link(path, root)}" alt="{escape(alt)}">'
+                   for path, alt in images if path.exists())
+
+
+def card(run: Path, root: Path, members: list[Path]) -> str:
+    """One run's card; an ensemble's holds its members' cards, folded."""
+    config, summary = read_json(run / "config.json"), read_json(run / "summary.json")
+    status = summary.get("status", "running")
+    changed = " ".join(f"<code>--{escape(k.replace('_', '-'))} {escape(json.dumps(v))}</code>"
+                       for k, v in (config.get("changed") or {}).items())
+    rows = [f'<tr><th>status</th><td class="status status-{escape(status)}">'
+            f"{escape(status_text(summary))}</td></tr>", *final_numbers(summary)]
+    if summary:
+        rows.append(f'<tr><th>fitted</th><td class="fit">'
+                    f"{escape(fit_text(summary.get('epochs_to_fit')))}</td></tr>")
+    rows.append(f'<tr><th>changed flags</th><td class="flags">{changed or "none"}</td></tr>')
+    folded = "".join(card(m, root, []) for m in members)
+    folded = f"<details><summary>{len(members)} members</summary>{folded}</details>" * bool(members)
+    return (f'<section class="card" data-run="{link(run, root)}"><h2>{escape(relative(run, root))}'
+            f" <small>{escape(config.get('variant', '?'))} · {escape(str(config.get('data')))}"
+            f'</small></h2><div class="pictures">{pictures(run, root)}</div>'
+            f"<table>{''.join(rows)}</table>{folded}</section>")
+
+
+def find_runs(root: Path) -> list[tuple[Path, list[Path]]]:
+    """Every run folder under root with its members (none unless it is an ensemble), members
+    listed under their ensemble only."""
+    runs = sorted(c.parent for c in root.rglob("config.json"))
+    members = {run: [m for m in runs if m.parent == run] for run in runs}
+    inner = {m for ms in members.values() for m in ms}
+    return [(run, members[run]) for run in runs if run not in inner]
+
+
+def write_index(root: Path) -> Path:
+    """root/index.html, written whole (a reader never sees half a page)."""
+    cards = "".join(card(run, root, members) for run, members in find_runs(root))
+    page = (f"<!doctype html><html lang=en><meta charset=utf-8><title>lab5 runs</title>"
+            f"<style>{STYLE}</style><h1>lab5 runs in {escape(root.resolve().name)}</h1>"
+            f"{cards or '<p>No runs yet: python variants/wgan_gp.py</p>'}</html>\n")
+    atomic_write(root / "index.html", lambda tmp: tmp.write_text(page))
+    return root / "index.html"

@@ -1,0 +1,149 @@
+"""runs/index.html against the run folders it shows: every picture, number and status."""
+
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+import lab5
+from plots import make_gifs
+from plots.page import NUMBERS, write_index
+from tests.run_folders import build_runs
+
+
+class Cards(HTMLParser):
+    """Each card's (section data-run) pictures, numbers, status and parent card."""
+
+    def __init__(self):
+        super().__init__()
+        self.cards, self.stack, self.cell = {}, [], None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            name = unquote(attrs["data-run"])
+            self.cards[name] = {"parent": self.stack[-1] if self.stack else None,
+                                "images": [], "numbers": {}, "text": {}}
+            self.stack.append(name)
+        elif tag == "img":
+            self.cards[self.stack[-1]]["images"].append(attrs["src"])
+        elif tag == "td":
+            self.cell = attrs.get("data-key") or attrs.get("class", "").split(" ")[0]
+            self.cards[self.stack[-1]]["numbers"].setdefault(self.cell, attrs.get("data-value"))
+
+    def handle_endtag(self, tag):
+        if tag == "section":
+            self.stack.pop()
+        elif tag == "td":
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell:
+            text = self.cards[self.stack[-1]]["text"]
+            text[self.cell] = text.get(self.cell, "") + data
+
+
+def read_page(root: Path) -> tuple[str, dict]:
+    page = (root / "index.html").read_text()
+    parser = Cards()
+    parser.feed(page)
+    return page, parser.cards
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return tmp_path, build_runs(tmp_path)
+
+
+def test_every_run_has_a_card_and_every_picture_exists(runs):
+    root, summaries = runs
+    write_index(root)
+    _, cards = read_page(root)
+    assert set(cards) == set(summaries)
+    for name, card in cards.items():
+        folder = root / name
+        expected = [p for p in (folder.with_name(folder.name + ".gif"), folder / "curves.png")
+                    if p.exists()]
+        assert [root / unquote(src) for src in card["images"]] == expected
+
+
+def test_the_numbers_are_the_summaries(runs):
+    root, summaries = runs
+    write_index(root)
+    _, cards = read_page(root)
+    for name, summary in summaries.items():
+        card, last = cards[name], summary["final"]
+        for key, _, fmt in NUMBERS:
+            value = last.get(key, last.get(f"{key}_mean"))
+            assert card["numbers"].get(key) == (None if value is None else repr(value)), key
+            if value is not None:
+                se = last.get(f"{key}_se")
+                assert card["text"][key] == format(value, fmt) + (
+                    f" ± {se:{fmt}}" if se is not None else "")
+        ratio = last.get("w1", last.get("w1_mean")) / summary["noise_floor"]["w1"]
+        assert float(card["numbers"]["w1_over_floor"]) == ratio
+
+
+@pytest.mark.parametrize("name,status", [
+    ("wgan_gp", "completed at epoch 4"), ("gan", "interrupted at epoch 0"),
+    ("wgan", "diverged at epoch 2 (seed0 diverged)")])
+def test_the_status_says_how_and_when_the_run_ended(runs, name, status):
+    write_index(runs[0])
+    assert read_page(runs[0])[1][name]["text"]["status"] == status
+
+
+def test_fit_and_changed_flags(runs):
+    write_index(runs[0])
+    cards = read_page(runs[0])[1]
+    assert cards["wgan_gp"]["text"]["fit"] == "from epoch 3"
+    assert cards["gan"]["text"]["fit"] == "not fitted"
+    assert cards["ens"]["text"]["fit"] == "1 of 2 members, from epochs 2–2"
+    assert cards["wgan_gp"]["text"]["flags"] == "--lr 0.0005"
+    assert cards["gan"]["text"]["flags"] == "none"
+
+
+def test_an_ensembles_members_are_folded_under_it(runs):
+    write_index(runs[0])
+    page, cards = read_page(runs[0])
+    assert [n for n, c in cards.items() if c["parent"] == "ens"] == ["ens/seed0", "ens/seed1"]
+    assert all(c["parent"] is None for n, c in cards.items() if not n.startswith("ens/"))
+    assert "<details><summary>2 members</summary>" in page
+
+
+def test_names_and_configs_are_escaped(runs):
+    write_index(runs[0])
+    page, _ = read_page(runs[0])
+    assert "<script>" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "x&lt;b&gt;&amp;&quot;y" in page
+
+
+def test_make_gifs_writes_the_page_and_the_comparison(runs, capsys):
+    root, _ = runs
+    for name in ("wgan_gp.gif", "index.html"):
+        (root / name).unlink(missing_ok=True)
+    assert make_gifs.main(["--root", str(root)]) == 0
+    assert (root / "index.html").exists() and (root / "compare.gif").exists()
+    assert "index.html" in capsys.readouterr().out
+
+
+def test_the_folder_can_be_moved(runs, tmp_path_factory):
+    root, _ = runs
+    write_index(root)
+    moved = shutil.copytree(root, tmp_path_factory.mktemp("elsewhere") / "runs")
+    for card in read_page(moved)[1].values():
+        assert all((moved / unquote(src)).exists() for src in card["images"])
+    assert str(root) not in (moved / "index.html").read_text()
+
+
+def test_a_run_s_config_lists_the_flags_it_changed(tmp_path):
+    """What the page shows as changed flags: exactly those given, but where the run went."""
+    given = {"--train-size": "96", "--test-size": "32", "--batch-size": "32", "--epochs": "1",
+             "--frame-every": "0", "--lr": "0.0005", "--order": "d-first"}
+    argv = [x for pair in given.items() for x in pair]
+    assert lab5.main("wgan_gp", [*argv, "--no-compile", "--out", str(tmp_path / "r")]) == 0
+    changed = json.loads((tmp_path / "r" / "config.json").read_text())["changed"]
+    assert set(changed) == {k[2:].replace("-", "_") for k in given} | {"no_compile"}
+    assert changed["lr"] == 0.0005 and changed["order"] == "d-first"
