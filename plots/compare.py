@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
+import matplotlib
 from PIL import Image, ImageDraw, ImageFont
 
 from plots.records import read_table
 
 TITLE_HEIGHT, TITLE_SIZE = 30, 17
+FONT = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")  # has "×"
 
 
 def frame_files(run: Path) -> dict[int, Path]:
@@ -48,16 +49,16 @@ def side_by_side(images: list[Image.Image], title: str) -> Image.Image:
     canvas = Image.new("RGB", (width, height + TITLE_HEIGHT), "white")
     for i, im in enumerate(images):
         canvas.paste(im.convert("RGB"), (sum(m.width for m in images[:i]), TITLE_HEIGHT))
-    font = ImageFont.load_default(size=TITLE_SIZE)
+    font = ImageFont.truetype(FONT, TITLE_SIZE)
     ImageDraw.Draw(canvas).text((width / 2, TITLE_HEIGHT / 2), title, fill="black", font=font,
                                 anchor="mm")
     return canvas
 
 
-def compare_frames(runs: list[Path]) -> list[np.ndarray]:
+def compare_frames(runs: list[Path]) -> list[Image.Image]:
     """One picture per epoch that every run drew a frame at, in epoch order."""
     files = [frame_files(run) for run in runs]
     ratios = [w1_ratios(run) for run in runs]
     epochs = sorted(set.intersection(*(set(f) for f in files)))
-    return [np.asarray(side_by_side([Image.open(f[epoch]) for f in files],
-                                    title_line(epoch, runs, ratios))) for epoch in epochs]
+    return [side_by_side([Image.open(f[epoch]) for f in files], title_line(epoch, runs, ratios))
+            for epoch in epochs]

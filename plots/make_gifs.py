@@ -19,8 +19,6 @@ import json
 import sys
 from pathlib import Path
 
-import imageio.v3 as iio
-import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,26 +44,29 @@ def read_frames(run: Path) -> list[Image.Image]:
     return images
 
 
-def write_gif(gif: Path, frames: list[np.ndarray]) -> Path:
-    """Frames in order, the last held longer, written beside and then renamed, so that a
-    failure never leaves a broken GIF."""
-    durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
-    # Pillow takes a list of durations for several frames, a number for one
-    atomic_write(gif, lambda tmp: iio.imwrite(
-        tmp, frames, extension=".gif", loop=0,
-        duration=durations if len(frames) > 1 else LAST_FRAME_MS))
+def write_gif(gif: Path, images: list[Image.Image], scale: float = 1.0) -> Path:
+    """Frames in order, resized by `scale`, the last held longer, written beside and then
+    renamed, so that a failure never leaves a broken GIF. Each frame gets its own 256 colours
+    by the fast octree (a frame holds a colour map's shades and a few point colours; no
+    dithering, which would make the still parts shimmer)."""
+    sizes = sorted({im.size for im in images})
+    if len(sizes) > 1:  # a frame from another layout: the GIF would crop or pad it silently
+        raise ValueError(f"frames of {len(sizes)} sizes: {', '.join(map(str, sizes))}")
+    if scale != 1.0:
+        size = (round(images[0].width * scale), round(images[0].height * scale))
+        images = [im.resize(size, Image.LANCZOS) for im in images]
+    images = [im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+              for im in images]
+    durations = [FRAME_MS] * (len(images) - 1) + [LAST_FRAME_MS]
+    atomic_write(gif, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, loop=0,
+                                                 append_images=images[1:], duration=durations))
     return gif
 
 
 def make_gif(run: Path, scale: float = 1.0) -> Path | None:
     """runs/<name>.gif from runs/<name>/frames; a run with one frame gets a one-frame GIF."""
     images = read_frames(run)
-    if not images:
-        return None
-    if scale != 1.0:
-        size = (round(images[0].width * scale), round(images[0].height * scale))
-        images = [im.resize(size, Image.LANCZOS) for im in images]
-    return write_gif(run.with_name(run.name + ".gif"), [np.asarray(im) for im in images])
+    return write_gif(run.with_name(run.name + ".gif"), images, scale) if images else None
 
 
 def read_json(path: Path) -> dict:
@@ -99,7 +100,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where to look for run folders, and to write index.html and "
                              "compare.gif")
     parser.add_argument("--scale", type=float, default=1.0,
-                        help="resize the GIF's frames by this factor")
+                        help="resize the GIFs' frames (compare.gif's too) by this factor")
     parser.add_argument("--compare", nargs="+", type=Path, metavar="RUN",
                         help="the runs of compare.gif (default: each variant's latest)")
     args = parser.parse_args(argv)
@@ -111,10 +112,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def make_compare(runs: list[Path], root: Path) -> Path | None:
+def make_compare(runs: list[Path], root: Path, scale: float = 1.0) -> Path | None:
     """root/compare.gif from two runs or more that share frame epochs."""
     frames = compare_frames(runs) if len(runs) > 1 else []
-    return write_gif(root / "compare.gif", frames) if frames else None
+    return write_gif(root / "compare.gif", frames, scale) if frames else None
+
+
+def show_together(runs: list[Path], root: Path, scale: float) -> None:
+    """root/compare.gif, or a warning that says why there is none."""
+    try:
+        compared = make_compare(runs, root, scale)
+    except (OSError, ValueError) as e:
+        compared, why = None, str(e)
+    else:
+        why = "fewer than two runs, or no epoch at which all of them drew a frame"
+    print(compared or f"no {root / 'compare.gif'}: {why}", file=sys.stdout if compared else
+          sys.stderr)
 
 
 def find_runs(args: argparse.Namespace) -> list[Path]:
@@ -142,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{run}: {', '.join(made) or 'no frames or metrics yet'}")
     if args.root.is_dir():
-        compared = make_compare(args.compare or latest_runs(args.root), args.root)
-        print(f"{write_index(args.root)}{f', {compared}' if compared else ''}")
+        print(write_index(args.root))
+        show_together(args.compare or latest_runs(args.root), args.root, args.scale)
     return 0
 
 

@@ -8,7 +8,14 @@ from PIL import Image
 
 import lab5
 from plots import make_gifs
-from plots.frames import frame_figure, make_frame_writer, plot_window
+from plots.frames import (
+    colour_range,
+    data_region,
+    frame_figure,
+    landscape_grid,
+    make_frame_writer,
+    plot_window,
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +139,38 @@ def test_the_same_command_twice_keeps_both_runs_and_gifs(tmp_path, monkeypatch, 
         assert lab5.main("gan", argv) == 0 and make_gifs.main([]) == 0
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["gan", "gan.gif", "gan2",
                                                                       "gan2.gif", "index.html"]
+
+
+def test_the_colour_scale_is_set_by_the_data_region_not_the_corners():
+    """Corners a thousand times higher than anything near the data do not flatten it: the
+    scale runs over the 2nd to 98th percentile inside the test points' box."""
+    window, test = (-1.0, 2.0, -1.0, 2.0), np.array([[0.0, 0.0], [1.0, 1.0]])
+    grid, region = landscape_grid(window), data_region(window, test)
+    assert (grid[region] >= 0).all() and (grid[region] <= 1).all()
+    assert region.sum() == pytest.approx(region.size / 9, rel=0.1)  # a third of each side
+    values = np.where(region, grid[:, 0], 1000.0)  # a ramp in x inside, a wall outside
+    low, high = colour_range(values, region)
+    assert low == pytest.approx(0.02, abs=0.02) and high == pytest.approx(0.98, abs=0.02)
+    assert colour_range(np.full(grid.shape[0], 3.0), region)[0] < 3.0  # flat: still a scale
+
+
+def test_frames_have_equal_scales_and_visible_test_points(tmp_path):
+    """A unit of x is as long as a unit of y on the frame, and test points on the darkest
+    colour of the scale are ringed in white."""
+    window, rng = (0.0, 4.0, 0.0, 1.0), np.random.default_rng(0)
+    test = rng.random((200, 2)) * [4, 1]
+    parts = frame_figure(window, test, probability=False)
+    box = parts["ax"].get_window_extent()
+    assert box.width / box.height == pytest.approx(4.0, rel=0.02)
+    grid = landscape_grid(window)
+    values = np.where(grid[:, 0] < 0.3, 0.0, 1.0)  # the darkest colour nearly everywhere
+    write = make_frame_writer(window, test, "WGAN", probability=False)
+    write(tmp_path / "f.png", 1, np.zeros((0, 2)), values, {"w1": 0.1, "energy": 0.01},
+          {"w1": 0.05})
+    pixels = np.asarray(Image.open(tmp_path / "f.png").convert("RGB")).astype(int)
+    height = pixels.shape[0]
+    inside = pixels[round(height - box.y1) + 2:round(height - box.y0) - 2,
+                    round(box.x0) + round(0.1 * box.width):round(box.x1) - 2]
+    brightness = inside.sum(-1)  # of 765
+    assert (brightness < 150).mean() > 0.8  # the darkest colour, as meant
+    assert (brightness > 450).mean() > 0.005  # the rims: without them, none

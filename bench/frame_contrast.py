@@ -1,0 +1,84 @@
+"""How much of the colour scale do a run's frames give the critic where the data is, and how
+much does the picture flicker from frame to frame? Measured on the PNG files themselves.
+
+    python bench/frame_contrast.py runs/gan runs/wgan runs/wgan_gp
+
+For each frame, every pixel of the heat-map inside the data's bounding box is mapped back to the
+nearest of the colour map's 256 colours (pixels under the points, which match none closely, are
+left out). Spread: the 2nd to 98th percentile of those indices, as a fraction of the scale.
+Flicker: the median change of a pixel's index from the previous frame, as a fraction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image
+from scipy.spatial import cKDTree
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import lab5  # noqa: E402
+from plots.frames import frame_figure, plot_window  # noqa: E402
+
+CLOSE = 6.0  # RGB distance to the nearest colour of the map, beyond which a pixel is a point's
+
+
+def data_box_pixels(run: Path) -> tuple[slice, slice]:
+    """The rows and columns of a frame that show the test points' bounding box, laid out as
+    the recorder laid the run's frames out."""
+    cfg = json.loads((run / "config.json").read_text())
+    points, _, source = lab5.load_data(cfg)
+    train, test = lab5.split_data(cfg, points, source)
+    parts = frame_figure(plot_window(np.vstack([train, test])), test, cfg["variant"] == "gan")
+    height = parts["fig"].bbox.height
+    (x0, y0), (x1, y1) = parts["ax"].transData.transform([test.min(0), test.max(0)])
+    return slice(round(height - y1) + 1, round(height - y0) - 1), slice(round(x0) + 1,
+                                                                        round(x1) - 1)
+
+
+def colour_indices(frame: Path, box: tuple[slice, slice], tree: cKDTree) -> np.ndarray:
+    """Each pixel's index in the colour map (NaN where it shows a point instead)."""
+    pixels = np.asarray(Image.open(frame).convert("RGB"), float)[box]
+    distance, index = tree.query(pixels.reshape(-1, 3))
+    return np.where(distance < CLOSE, index, np.nan).reshape(pixels.shape[:2])
+
+
+def measure(run: Path) -> list[dict]:
+    tree = cKDTree(colormaps["PuBuGn"](np.linspace(0, 1, 256))[:, :3] * 255)
+    box, rows, previous = data_box_pixels(run), [], None
+    for frame in sorted((run / "frames").glob("epoch_*.png")):
+        index = colour_indices(frame, box, tree)
+        low, high = np.nanpercentile(index, [2, 98])
+        flicker = None if previous is None else float(np.nanmedian(abs(index - previous)) / 255)
+        rows.append({"epoch": int(frame.stem.split("_")[1]), "spread": (high - low) / 255,
+                     "flicker": flicker})
+        previous = index
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders with frames")
+    parser.add_argument("--epochs", type=int, nargs="*", default=[10, 30, 70, 200],
+                        help="epochs to list (and the least spread over every frame)")
+    args = parser.parse_args(argv)
+    header = ["run", *(f"spread at {e}" for e in args.epochs), "least (epoch)", "flicker"]
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for run in args.runs:
+        rows = measure(run)
+        spread = {r["epoch"]: r["spread"] for r in rows}
+        worst = min(rows, key=lambda r: r["spread"])
+        flicker = np.median([r["flicker"] for r in rows if r["flicker"] is not None])
+        print(f"| {run.name} | " + " | ".join(f"{spread[e]:.2f}" if e in spread else "–"
+                                             for e in args.epochs)
+              + f" | {worst['spread']:.2f} ({worst['epoch']}) | {flicker:.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
