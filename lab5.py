@@ -24,8 +24,8 @@ from torch import nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
 from data.points import TOY_DATA, UserError, load_points, size, split_points, toy_points
-from plots import console, measures, records
-from plots.frames import landscape_grid, make_frame_writer, plot_window
+from plots import console, measures, recorder, records
+from plots.frames import plot_window
 
 ROOT = Path(__file__).resolve().parent
 VARIANTS, OPTIMIZERS = ("gan", "wgan", "wgan_gp"), ("rmsprop", "sgd", "adam")
@@ -592,95 +592,14 @@ def train_epochs(run: dict, send: Callable) -> None:
         state = new_state
         send(snapshot(epoch, state, losses, seconds, rngs))
 
-# ---- Outputs: the recorder, which turns each epoch's snapshot into the run folder's files -----
-
-def open_recorder(run: dict) -> dict:
-    """What the recorder keeps between epochs: the test set's description, the noise floor, the
-    fixed noise each member is scored on, the frame writer, the open tables."""
-    cfg, test, variant = run["cfg"], run["test"], run["cfg"]["variant"]
-    columns = measures.metric_columns(variant, run["modes"] is not None)
-    resumed = run["checkpoint"] is not None  # then the tables go on from their kept rows
-    members = [{"folder": folder, "final": None, **records.open_metrics(folder, columns, resumed),
-                "z": torch.randn(len(test), cfg["noise_dim"], generator=make_rng(seed, "eval"))}
-               for seed, folder in zip([m["seed"] for m in run["members"]], run["member_dirs"])]
-    tables = [member["table"] for member in members]
-    if run["folder"] not in run["member_dirs"]:  # an ensemble's own folder: means over members
-        stats = [f"{c}_{s}" for c in columns[1:-1] for s in ("mean", "se")]
-        tables.append(records.open_table(run["folder"] / "ensemble.csv",
-                                         ["epoch", "members", *stats], resumed))
-    floor = measures.noise_floor(run["train"], test, make_rng(cfg["data_seed"], "floor"),
-                                 modes=run["modes"])
-    return {"run": run, "floor": floor,
-            "test": measures.describe_test_set(test), "members": members, "columns": columns,
-            "tables": tables, "final": None, "epochs_done": 0,
-            "grid": torch.as_tensor(landscape_grid(run["window"]), dtype=torch.float32),
-            "draw": make_frame_writer(run["window"], test, TITLES[variant], variant == "gan"),
-            "train_s": 0.0, "warm_up_s": 0.0, "record_s": 0.0}
-
-def is_due(every: int, epoch: int, last: int) -> bool:
-    return epoch == last or (every > 0 and epoch % every == 0)
-
-def record_member(rec: dict, member: dict, message: dict, i: int) -> dict:
-    """One member's epoch: its distances, its frame (the critic's landscape, D(x) for GAN, under
-    the points), its parameters and its metrics row."""
-    run, cfg, epoch = rec["run"], rec["run"]["cfg"], message["epoch"]
-    state = message["state"]  # the generator's average is the one sampled, drawn and saved
-    g, d, raw = (tree_map(torch.from_numpy, tree_index(params, i))
-                 for params in (state["ema"]["g"], state["d"], state["g"]))
-    frame_due = cfg["frame_every"] > 0 and is_due(cfg["frame_every"], epoch, cfg["epochs"])
-    exact = frame_due or is_due(cfg["eval_every"], epoch, cfg["epochs"])
-    with torch.no_grad():
-        fake = generator(g, member["z"]).double().numpy()
-        score = critic(d, rec["grid"]) if frame_due else None
-    row = {"epoch": epoch, **{k: float(v[i]) for k, v in message["losses"].items()},
-           **measures.sample_metrics(fake, rec["test"]),
-           **(measures.mode_metrics(fake, **run["modes"]) if run["modes"] else {}),
-           "w1": measures.wasserstein1(fake, run["test"]) if exact else None,
-           "seconds": round(message["seconds"], 4)}
-    if frame_due:
-        values = (torch.sigmoid(score) if cfg["variant"] == "gan" else score).numpy()
-        records.atomic_write(member["folder"] / "frames" / f"epoch_{epoch:04d}.png", lambda tmp:
-                             rec["draw"](tmp, epoch, fake, values, row, rec["floor"]))
-    records.save_params(member["folder"] / "generator.pt", g)
-    records.save_params(member["folder"] / "generator_raw.pt", raw)  # the one trained
-    records.save_params(member["folder"] / "critic.pt", d)
-    member["table"][1].writerow(row)
-    member["final"], member["history"] = row, member["history"] + [(epoch, row["w1"])] * exact
-    return row
-
-def record_epoch(rec: dict, message: dict) -> list[str]:
-    """Every member's epoch and the ensemble's means; returns the console lines to show."""
-    epoch, floor = message["epoch"], rec["floor"]
-    rows = [record_member(rec, member, message, i) for i, member in enumerate(rec["members"])]
-    rec["final"] = measures.ensemble_row(epoch, rows, rec["columns"][1:-1])
-    if len(rec["tables"]) > len(rec["members"]):
-        rec["tables"][-1][1].writerow(rec["final"])
-    rec["epochs_done"], rec["train_s"] = epoch, rec["train_s"] + message["seconds"]
-    lines = [f"noise floor (test set vs training samples of its size): W1 {floor['w1']:.4f} ± "
-             f"{floor['w1_sd']:.4f}, energy {floor['energy']:.5f}"] if epoch == 0 else []
-    if rec["final"]["w1_mean"] is not None or epoch == 1:
-        epochs = rec["run"]["cfg"]["epochs"]
-        lines.append(console.epoch_line(epoch, epochs, rec["final"], floor["w1"]))
-    return lines
-
-def handle(rec: dict, message: dict) -> list[str]:
-    """One message from training: an epoch's snapshot, the compile time, or the end ("status"),
-    after which the tables are closed. Returns the console lines it produced."""
-    started = time.perf_counter()
-    rec["warm_up_s"] = message.get("warm_up_s", rec["warm_up_s"])
-    lines = record_epoch(rec, message) if "epoch" in message else []
-    rec["record_s"] += time.perf_counter() - started
-    records.write_summaries(rec, message.get("status", "running"), message.get("diverged_members"))
-    if "epoch" in message:  # last: a checkpoint's epoch is fully recorded
-        records.save_checkpoint(rec["run"]["folder"], message)
-    for file, _ in rec["tables"] if "status" in message else []:
-        file.close()
-    return lines
+# ---- Outputs: the recorder (plots/recorder.py) turns each epoch's snapshot into the run
+# folder's files, sampling and scoring the networks through the functions the run hands it.
 
 def record_in_worker(run: dict) -> records.Worker:
     """The recorder in a process of its own (plots.records.serve): training goes on while the
     last epoch is recorded, and waits when the recorder falls QUEUE_SIZE behind."""
-    return records.start_worker(partial(records.serve, partial(open_recorder, run), handle))
+    return records.start_worker(partial(records.serve, partial(recorder.open_recorder, run),
+                                        recorder.handle))
 
 # ---- A run: config -> data -> recorder -> training loop -> summary ---------------------------
 
@@ -693,12 +612,17 @@ def prepare_run(cfg: dict) -> dict:
     members = member_configs({**cfg, "steps_per_epoch": steps})  # where --ema-start's epoch is
     names = [member_name(m, cfg) for m in members]
     folder, member_dirs, checkpoint = records.open_run_dirs(cfg, names)
+    eval_z = [torch.randn(len(test), cfg["noise_dim"], generator=make_rng(m["seed"], "eval"))
+              for m in members]  # the fixed noise each member is scored on, epoch after epoch
     run = {"cfg": cfg, "device": device, "source": source, "train": train_points, "test": test,
            "train_t": torch.as_tensor(train_points, dtype=torch.float32), "modes": modes,
            "members": members, "names": names, "folder": folder, "started": time.time(),
            "member_dirs": member_dirs, "checkpoint": checkpoint, "steps": steps,
            "window": plot_window(np.vstack([train_points, test])),
-           "defaults": {k: default(k, cfg["variant"]) for k in FLAGS}}  # config.json: changed
+           "defaults": {k: default(k, cfg["variant"]) for k in FLAGS},  # config.json: changed
+           "title": TITLES[cfg["variant"]], "generator": generator, "critic": critic,
+           "floor_seed": make_rng(cfg["data_seed"], "floor").initial_seed(),
+           "eval_z": eval_z}
     records.write_configs(run)
     return run
 
@@ -707,13 +631,13 @@ def train(cfg: dict, record: Callable[[dict], records.Worker] = record_in_worker
     its summary. An interrupted or diverged run keeps everything up to its last good epoch."""
     run = prepare_run(cfg)
     print(console.start_message(run), flush=True)
-    recorder, bar = record(run), None  # the bar starts with training, after compiling
+    worker, bar = record(run), None  # the bar starts with training, after compiling
     status, diverged = "failed", None  # "failed" stays only if a bug stops the run
 
     def send(message: dict) -> None:
         nonlocal bar
         with records.interrupts_held():
-            bar = console.show(bar, recorder.send(message), message, cfg, run["steps"])
+            bar = console.show(bar, worker.send(message), message, cfg, run["steps"])
     try:
         torch.set_num_threads(cfg["threads"] or torch.get_num_threads())
         print(console.compile_message(cfg["no_compile"]), flush=True)
@@ -727,7 +651,7 @@ def train(cfg: dict, record: Callable[[dict], records.Worker] = record_in_worker
         if bar is not None:
             bar.close()
         with records.interrupts_held():
-            for line in recorder.finish({"status": status, "diverged_members": diverged}):
+            for line in worker.finish({"status": status, "diverged_members": diverged}):
                 console.say(None, line)
     summary = json.loads((run["folder"] / "summary.json").read_text())
     if status != "failed":

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 import lab5
-from plots import records
+from plots import recorder, records
 
 SMALL = ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--epochs", "3",
          "--frame-every", "1", "--no-compile"]
@@ -38,7 +38,7 @@ def same_params(a, b):
 
 def in_process(run):
     """The recorder in the training process, one message after the other."""
-    handle = partial(lab5.handle, lab5.open_recorder(run))
+    handle = partial(recorder.handle, recorder.open_recorder(run))
     return records.Worker(handle, handle)
 
 
@@ -68,24 +68,24 @@ def test_the_worker_writes_what_an_in_process_recorder_writes(tmp_path):
 def test_a_slow_recorder_holds_training_back(monkeypatch):
     """The queue to the recorder is bounded: with a recorder that takes 0.1 s a message, sending
     QUEUE_SIZE + 10 messages must wait for about 10 of them to be recorded."""
-    monkeypatch.setattr(lab5, "open_recorder", lambda run: {})
-    monkeypatch.setattr(lab5, "handle", lambda rec, message: time.sleep(0.1) or [message["n"]])
-    recorder = lab5.record_in_worker({})
+    monkeypatch.setattr(recorder, "open_recorder", lambda run: {})
+    monkeypatch.setattr(recorder, "handle", lambda rec, message: time.sleep(0.1) or [message["n"]])
+    worker = lab5.record_in_worker({})
     started = time.perf_counter()
-    lines = [line for n in range(records.QUEUE_SIZE + 10) for line in recorder.send({"n": n})]
+    lines = [line for n in range(records.QUEUE_SIZE + 10) for line in worker.send({"n": n})]
     waited = time.perf_counter() - started
-    lines += recorder.finish({"n": "end", "status": "completed"})
+    lines += worker.finish({"n": "end", "status": "completed"})
     assert waited > 0.1 * 8  # ten messages had to be recorded before the last one went in
     assert lines == [*range(records.QUEUE_SIZE + 10), "end"]  # every reply, in order
 
 
 def test_a_recorder_that_dies_stops_the_run(monkeypatch):
-    monkeypatch.setattr(lab5, "open_recorder", lambda run: {})
-    monkeypatch.setattr(lab5, "handle", lambda rec, message: os._exit(7))
-    recorder = lab5.record_in_worker({})
+    monkeypatch.setattr(recorder, "open_recorder", lambda run: {})
+    monkeypatch.setattr(recorder, "handle", lambda rec, message: os._exit(7))
+    worker = lab5.record_in_worker({})
     with pytest.raises(records.WorkerStopped, match="exit code 7"):
         for _ in range(records.QUEUE_SIZE + 5):
-            recorder.send({})
+            worker.send({})
 
 
 def assert_files_agree(folder, epoch, frame_every=1):
