@@ -19,6 +19,8 @@ Sections:
              training (how much of the recording is hidden behind training)
   threads    training time at 1 and 2 threads with the recorder beside it
   floor      the machine's matrix-multiply rate, and the step's FLOPs at batch 64
+  pictures   seconds to write runs/index.html and runs/compare.gif for the three variants'
+             default runs (--runs DIR holding them, or trained first), against one run's GIF
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ from torch.utils.flop_counter import flop_registry
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
+from plots.compare import latest_runs  # noqa: E402
+from plots.make_gifs import make_compare, make_gif  # noqa: E402
+from plots.page import write_index  # noqa: E402
 from tests.eager_reference import make_reference, reference_step  # noqa: E402
 
 REPORT_LOOP = ["--n-critic", "1", "--order", "g-first", "--init", "torch"]
@@ -324,9 +329,35 @@ def floor_section(args, device) -> list[str]:
     return lines
 
 
+def pictures_section(args, device) -> list[str]:
+    """The page and the comparison GIF of the default runs of the variants, each timed as the
+    median of --reps, beside writing one run's own GIF (the reference)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        root = args.runs or Path(scratch)
+        for variant in [] if args.runs else args.variants:
+            process_seconds([sys.executable, f"variants/{variant}.py", "--device", device.type,
+                             "--out", str(root / variant)])
+        runs = latest_runs(root)
+        timed = {"runs/index.html": lambda: write_index(root),
+                 "runs/compare.gif": lambda: make_compare(runs, root),
+                 f"{runs[0].name}.gif (reference)": lambda: make_gif(runs[0])}
+        seconds = {name: statistics.median(timer(f) for _ in range(args.reps))
+                   for name, f in timed.items()}
+    reference = seconds[f"{runs[0].name}.gif (reference)"]
+    lines = [f"Runs: {', '.join(r.name for r in runs)}.", "", "| file | seconds | × one GIF |",
+             "|---|---|---|"]
+    return lines + [f"| {name} | {t:.2f} | {t / reference:.2f} |" for name, t in seconds.items()]
+
+
+def timer(f: Callable) -> float:
+    started = time.perf_counter()
+    f()
+    return time.perf_counter() - started
+
+
 SECTIONS = {"step": step_section, "compile": compile_section, "ensembles": ensemble_section,
             "runs": runs_section, "defaults": defaults_section, "threads": threads_section,
-            "floor": floor_section}
+            "floor": floor_section, "pictures": pictures_section}
 
 
 def machine(device) -> str:
@@ -355,6 +386,8 @@ def main() -> int:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--data", nargs=1, default=[], metavar="PATH",
                         help="the defaults section on this points file (e.g. the original)")
+    parser.add_argument("--runs", type=Path, default=None,
+                        help="pictures: a folder holding the variants' runs (default: train them)")
     parser.add_argument("--out", type=Path, default=None,
                         help="markdown file for the tables (default: bench/results-<device>.md)")
     args = parser.parse_args()
