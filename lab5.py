@@ -61,6 +61,14 @@ def parse_vary(text: str) -> tuple[str, list[float]]:
         raise argparse.ArgumentTypeError(f"expected NAME=V1,V2,... with numbers, got {text!r}") \
             from None
 
+def parse_anneal(text: str) -> dict[str, float]:
+    """'lr=5e-4,gp_weight=0.1' -> {'lr': 0.0005, 'gp_weight': 0.1}"""
+    try:
+        return {k.replace("-", "_"): float(v) for k, v in (p.split("=") for p in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=START,... with numbers, got {text!r}") \
+            from None
+
 INT, INT0 = "a positive integer", "a non-negative integer"
 NUM, NUM0, FRACTION = "a positive number", "a non-negative number", "in [0, 1)"
 SIZE, SIZE0 = "a count or a fraction in (0, 1)", "0, a count or a fraction in (0, 1)"
@@ -98,9 +106,6 @@ FLAGS = {
                       INT),
     "optimizer": Flag("rmsprop", "update rule", OPT, choices=OPTIMIZERS),
     "lr": Flag(1e-4, "learning rate of both networks", OPT, NUM),
-    "lr_start": Flag(None, "learning rate of the first epoch, falling linearly to --lr over "
-                     "--lr-start-epochs (default: --lr throughout)", OPT, NUM, parse=float),
-    "lr_start_epochs": Flag(40, "epochs in which --lr-start falls to --lr", OPT, INT),
     "momentum": Flag(0.0, "momentum", OPT, FRACTION, optimizers=("sgd", "rmsprop")),
     "nesterov": Flag(False, "Nesterov momentum", OPT, optimizers=("sgd",)),
     "weight_decay": Flag(0.0, "L2 penalty added to the gradient", OPT, NUM0),
@@ -120,6 +125,9 @@ FLAGS = {
                   ENSEMBLE, INT),
     "vary": Flag(None, "NAME=V1,V2: a model per value of lr (or gp_weight, clip) and seed",
                  ENSEMBLE, parse=parse_vary),
+    "anneal": Flag(None, "NAME=START,...: start lr (or gp_weight, clip, ema) at START, moving "
+                   "linearly to its flag's value over --anneal-epochs", LOOP, parse=parse_anneal),
+    "anneal_epochs": Flag(40, "epochs over which --anneal's values reach their flags'", LOOP, INT),
     "device": Flag("auto", "auto: CUDA when there is one", RUN, choices=("auto", "cpu", "cuda")),
     "no_compile": Flag(False, "run the step eagerly instead of through torch.compile", RUN),
     "threads": Flag(1, "CPU threads that train (0: torch's default); recording has its own", RUN,
@@ -189,10 +197,12 @@ def parse_config(variant: str, argv: list[str] | None = None) -> dict:
         cfg = {**cfg, **records.resumed_config(variant, given, RESUMABLE, FLAGS)}
     cfg["variant"] = variant
     variable = [name for name in VARIABLE if name in cfg]
-    if cfg["vary"] and cfg["vary"][0] not in variable:
-        raise UserError(f"--vary {cfg['vary'][0]}: {TITLES[variant]} can vary "
-                        f"{', '.join(variable)}")
-    for member in [cfg, *member_configs(cfg)]:  # every member's values checked as flags are
+    for flag, name in [("vary", cfg["vary"] and cfg["vary"][0]), *(("anneal", name) for name
+                                                                   in cfg["anneal"] or {})]:
+        if name and name not in variable:
+            raise UserError(f"--{flag} {name}: {TITLES[variant]} can {flag} {', '.join(variable)}")
+    starts = [{**m, **cfg["anneal"]} for m in member_configs(cfg)] if cfg["anneal"] else []
+    for member in [cfg, *member_configs(cfg), *starts]:  # each value checked as flags are
         check_config(member)
     return cfg
 
@@ -560,15 +570,22 @@ def warm_up(run: dict, step: Callable, state: dict) -> float:
     step(state, {k: v[0] for k, v in batches.items()})
     return time.perf_counter() - started
 
-def epoch_lr(cfg: dict, epoch: int) -> float:
-    start, end = cfg["lr_start"] or cfg["lr"], cfg["lr"]
-    return start + (end - start) * min((epoch - 1) / cfg["lr_start_epochs"], 1.0)
+def annealed(cfg: dict, epoch: int) -> dict[str, float]:
+    """The --anneal'd hyper-parameters' values in this epoch, reaching the flags' at epoch
+    --anneal-epochs + 1."""
+    t = min((epoch - 1) / cfg["anneal_epochs"], 1.0)
+    return {k: start + (cfg[k] - start) * t for k, start in (cfg["anneal"] or {}).items()}
 
-def with_lr(state: dict, lrs: list[float]) -> dict:
-    """Both optimisers' learning rates, one per member, for the coming epoch (a tensor each:
-    dynamo guards on two inputs being one tensor, and a shared one would recompile)."""
-    lr = torch.tensor(lrs).to(state["g_opt"]["lr"])
-    return {**state, **{k: {**state[k], "lr": lr.clone()} for k in ("g_opt", "d_opt")}}
+def with_hyper(state: dict, values: list[dict]) -> dict:
+    """The state with each member's values (the learning rate of both optimisers, or one of
+    state["hyper"]) set for the coming epoch, a tensor of its own each: dynamo guards on two
+    inputs being one tensor, so a shared one would recompile the step."""
+    state = {**state, **{k: dict(state[k]) for k in ("g_opt", "d_opt", "hyper")}}
+    for name in values[0]:
+        value = torch.tensor([v[name] for v in values]).to(state["hyper"]["ema"])
+        for part in ("g_opt", "d_opt") if name == "lr" else ("hyper",):
+            state[part][name] = value.clone()
+    return state
 
 def train_epochs(run: dict, send: Callable) -> None:
     """Initialise, compile (timed apart), then every epoch, each sent on once it is finite."""
@@ -582,7 +599,7 @@ def train_epochs(run: dict, send: Callable) -> None:
         step = fast_calls(step)
     for epoch in range(first["epoch"] + 1, cfg["epochs"] + 1):
         started = time.perf_counter()
-        state = with_lr(state, [epoch_lr(m, epoch) for m in members])
+        state = with_hyper(state, [annealed(m, epoch) for m in members])
         batches = members_batches(run["train_t"], members, run["steps"], rngs, device)
         new_state, losses = run_epoch(step, state, batches, run["steps"])
         seconds = time.perf_counter() - started

@@ -22,6 +22,8 @@ SPECIAL = {  # flags whose edges are not numbers of one kind
     "key": [["nope"], [""]],
     "betas": [["0", "0.999999"], ["1", "0.5"], ["nan", "0.5"], ["-0.1", "0.5"]],
     "vary": [["lr=1e-4"], ["lr="], ["bogus=1"], ["lr=1e-4,1e30"], ["clip=0.1,0.2"]],
+    "anneal": [["lr=5e-4"], ["lr=5e-4,gp_weight=0.1"], ["lr="], ["bogus=1"], ["lr=-1"],
+               ["lr=1e30"], ["clip=0.1"], ["ema=0.5,lr=1e-3"]],
     "out": [[""]],
     "resume": [["no-such-run"], [""]],
     "train_size": [["8191"], ["63"], ["1"], ["0"], ["0.5"], ["0.99999"], ["1.0"], ["1e-9"]],
