@@ -43,13 +43,15 @@ class Flag(NamedTuple):
     optimizers: tuple = OPTIMIZERS  # a value given for another optimiser is an error
     parse: Callable | None = None  # how to read it, where the default's type does not say
 
+MAX_HIDDEN, WIDTHS = 8, "1 to 8 widths in 1..4096"
 MUST = {"a positive integer": lambda v: v >= 1, "a non-negative integer": lambda v: v >= 0,
         "a positive number": lambda v: math.isfinite(v) and v > 0,
         "a non-negative number": lambda v: math.isfinite(v) and v >= 0,
         "a number of at least 1": lambda v: math.isfinite(v) and v >= 1,
         "in [0, 1)": lambda v: 0 <= v < 1, "two in [0, 1)": lambda v: all(0 <= b < 1 for b in v),
         "a count or a fraction in (0, 1)": lambda v: isinstance(v, int) and v >= 1 or 0 < v < 1,
-        "0, a count or a fraction in (0, 1)": lambda v: isinstance(v, int) and v >= 0 or 0 < v < 1}
+        "0, a count or a fraction in (0, 1)": lambda v: isinstance(v, int) and v >= 0 or 0 < v < 1,
+        WIDTHS: lambda v: 1 <= len(v) <= MAX_HIDDEN and all(1 <= w <= 4096 for w in v)}
 VARIABLE = ("lr", "gp_weight", "clip", "ema")  # hyper-parameters held in the state as tensors
 
 def parse_vary(text: str) -> tuple[str, list[float]]:
@@ -60,6 +62,13 @@ def parse_vary(text: str) -> tuple[str, list[float]]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected NAME=V1,V2,... with numbers, got {text!r}") \
             from None
+
+def parse_widths(text: str) -> list[int]:
+    """'512,512,512' -> [512, 512, 512]: the hidden layers' widths, input side first"""
+    try:
+        return [int(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths like 256,64, got {text!r}") from None
 
 def parse_anneal(text: str) -> dict[str, float]:
     """'lr=5e-4,gp_weight=0.1' -> {'lr': 0.0005, 'gp_weight': 0.1}"""
@@ -87,6 +96,9 @@ FLAGS = {
     "test_size": Flag(0, "held-out points for the distances, as --train-size (0: the rest)",
                       DATA, SIZE0, parse=size),
     "data_seed": Flag(0, "seed of the split, apart from --seed: seeds share one split", DATA, INT0),
+    "toy_size": Flag(8192, "points drawn from a toy distribution, before the split", DATA, INT),
+    "eval_size": Flag(0, "generated points the mode metrics count on a toy mixture (0: as many "
+                      "as test points)", DATA, INT0),
     "epochs": Flag(200, "passes of the critic over the training points", LOOP, INT),
     "batch_size": Flag({"gan": 32, "wgan": 64, "wgan_gp": 16}, "points per critic update", LOOP,
                        INT),
@@ -95,6 +107,10 @@ FLAGS = {
                   "who sees whose update: README, Defaults", LOOP,
                   choices=("g-first", "d-first", "simultaneous")),
     "noise_dim": Flag(8, "dimension of the generator's noise z ~ N(0, I)", LOOP, INT),
+    "hidden": Flag((256, 64), "hidden layers' widths of both networks (the report's: 256,64)",
+                   LOOP, WIDTHS, parse=parse_widths),
+    "critic_hidden": Flag(None, "the critic's widths, where they differ from --hidden's", LOOP,
+                          WIDTHS, parse=parse_widths),
     "init": Flag({"gan": "torch", "wgan": "torch", "wgan_gp": "kaiming"}, "torch: nn.Linear's; "
                  "kaiming: N(0, 2/fan_in), zero biases", LOOP, choices=("torch", "kaiming")),
     "critic_init": Flag(None, "the critic's initialisation, where it differs from --init's", LOOP,
@@ -181,6 +197,10 @@ def check_config(cfg: dict) -> None:
                             f"not {cfg['optimizer']}")
     if cfg["nesterov"] and not cfg["momentum"] > 0:
         raise UserError("--nesterov must be used with --momentum > 0")
+    for name in ("toy_size", "eval_size"):
+        if cfg["data"] not in TOY_DATA and cfg[name] != default(name, cfg["variant"]):
+            raise UserError(f"--{name.replace('_', '-')} is for the built-in toy distributions "
+                            f"({', '.join(TOY_DATA)}), not --data {cfg['data']}")
 
 def member_configs(cfg: dict) -> list[dict]:
     """One config per model: seeds --seed … --seed + seeds − 1, each with every --vary value."""
@@ -225,7 +245,8 @@ def load_data(cfg: dict) -> tuple[np.ndarray, dict | None, str]:
     if cfg["data"] in TOY_DATA:
         modes = TOY_DATA[cfg["data"]]
         modes = modes and {"means": np.array(modes["means"], float), "std": modes["std"]}
-        return toy_points(cfg["data"], make_rng(cfg["data_seed"], "toy")), modes, cfg["data"]
+        points = toy_points(cfg["data"], make_rng(cfg["data_seed"], "toy"), cfg["toy_size"])
+        return points, modes, cfg["data"]
     points, source = load_points(cfg["data"], cfg["key"], cfg["delimiter"])
     return points, None, source
 
@@ -234,13 +255,13 @@ def split_data(cfg: dict, points: np.ndarray, source: str) -> tuple[np.ndarray, 
                         make_rng(cfg["data_seed"], "split"), source, fewest=measures.NEIGHBOURS + 1,
                         batch=(cfg["batch_size"], cfg["n_critic"]))
 
-# ---- Models: the report's MLPs, noise_dim -> 256 -> 64 -> 2 and 2 -> 256 -> 64 -> 1 -----------
+# ---- Models: MLPs, by default the report's noise_dim -> 256 -> 64 -> 2 and 2 -> 256 -> 64 -> 1
 
-HIDDEN = (256, 64)
-CRITIC_SIZES = (2, *HIDDEN, 1)
+def generator_sizes(cfg: dict) -> tuple[int, ...]:
+    return (cfg["noise_dim"], *cfg["hidden"], 2)
 
-def generator_sizes(noise_dim: int) -> tuple[int, ...]:
-    return (noise_dim, *HIDDEN, 2)
+def critic_sizes(cfg: dict) -> tuple[int, ...]:
+    return (2, *(cfg.get("critic_hidden") or cfg["hidden"]), 1)
 
 def torch_module(sizes: tuple[int, ...], sigmoid: bool = False, device=None) -> nn.Sequential:
     """The plain nn.Sequential(Linear, ReLU, ..., Linear[, Sigmoid]) whose state_dict keys
@@ -250,13 +271,13 @@ def torch_module(sizes: tuple[int, ...], sigmoid: bool = False, device=None) -> 
         layers += [nn.Linear(fan_in, fan_out, device=device), nn.ReLU()]
     return nn.Sequential(*layers[:-1], *([nn.Sigmoid()] if sigmoid else []))
 
-# What functional_call runs our dicts through, on the meta device so it holds no numbers: it
-# swaps its tensors for ours and nn.Linear reads only weight and bias, so one skeleton serves
-# both networks at any width. Built here because torch.compile cannot trace an nn.Parameter.
-SKELETON = torch_module((1, 1, 1, 1), device="meta")
+# What functional_call runs our dicts through, on the meta device so they hold no numbers: it
+# swaps its tensors for ours and nn.Linear reads only weight and bias, so a skeleton serves any
+# network of its depth at any width. Built here: torch.compile cannot trace an nn.Parameter.
+SKELETONS = {n: torch_module((1,) * (n + 2), device="meta") for n in range(1, MAX_HIDDEN + 1)}
 
 def mlp(params: dict, x: torch.Tensor) -> torch.Tensor:
-    return functional_call(SKELETON, params, (x,))
+    return functional_call(SKELETONS[len(params) // 2 - 1], params, (x,))
 
 def generator(g_params: dict, z: torch.Tensor) -> torch.Tensor:
     return mlp(g_params, z)
@@ -408,8 +429,8 @@ def init_state(cfg: dict, rng: torch.Generator, device, dtype=torch.float32) -> 
     """Both networks, both optimiser states, the generator's moving average and the
     hyper-parameters as tensors (changing them recompiles nothing): all a step reads and writes."""
     opt = make_optimizer(cfg)
-    g = init_mlp(generator_sizes(cfg["noise_dim"]), rng, cfg["init"], dtype)
-    d = init_mlp(CRITIC_SIZES, rng, cfg.get("critic_init") or cfg["init"], dtype)
+    g = init_mlp(generator_sizes(cfg), rng, cfg["init"], dtype)
+    d = init_mlp(critic_sizes(cfg), rng, cfg.get("critic_init") or cfg["init"], dtype)
     g, d = (tree_map(lambda t: t.to(device), p) for p in (g, d))
     first = (cfg["ema_start"] - 1) * cfg.get("steps_per_epoch", 1) + 1  # the step it starts at
     values = {**{k: cfg[k] for k in ("clip", "gp_weight", "ema") if k in cfg}, "ema_first": first}
@@ -629,8 +650,9 @@ def prepare_run(cfg: dict) -> dict:
     members = member_configs({**cfg, "steps_per_epoch": steps})  # where --ema-start's epoch is
     names = [member_name(m, cfg) for m in members]
     folder, member_dirs, checkpoint = records.open_run_dirs(cfg, names)
-    eval_z = [torch.randn(len(test), cfg["noise_dim"], generator=make_rng(m["seed"], "eval"))
-              for m in members]  # the fixed noise each member is scored on, epoch after epoch
+    size = max(len(test), cfg["eval_size"])  # the fixed noise each member is scored on
+    eval_z = [torch.randn(size, cfg["noise_dim"], generator=make_rng(m["seed"], "eval"))
+              for m in members]
     run = {"cfg": cfg, "device": device, "source": source, "train": train_points, "test": test,
            "train_t": torch.as_tensor(train_points, dtype=torch.float32), "modes": modes,
            "members": members, "names": names, "folder": folder, "started": time.time(),

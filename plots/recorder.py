@@ -55,11 +55,13 @@ def record_member(rec: dict, member: dict, message: dict, i: int) -> dict:
     frame_due = cfg["frame_every"] > 0 and is_due(cfg["frame_every"], epoch, cfg["epochs"])
     exact = frame_due or is_due(cfg["eval_every"], epoch, cfg["epochs"])
     with torch.no_grad():
-        fake = run["generator"](g, member["z"]).double().numpy()
+        generated = run["generator"](g, member["z"]).double().numpy()
         score = run["critic"](d, rec["grid"]) if frame_due else None
+    # the test set's size for the distances; --eval-size points for the mode counts
+    fake, counted = generated[:len(run["test"])], generated[:cfg["eval_size"] or len(run["test"])]
     row = {"epoch": epoch, **{k: float(v[i]) for k, v in message["losses"].items()},
            **measures.sample_metrics(fake, rec["test"]),
-           **(measures.mode_metrics(fake, **run["modes"]) if run["modes"] else {}),
+           **(measures.mode_metrics(counted, **run["modes"]) if run["modes"] else {}),
            "w1": measures.wasserstein1(fake, run["test"]) if exact else None,
            "seconds": round(message["seconds"], 4)}
     if frame_due:

@@ -13,11 +13,13 @@ from torch import nn
 
 
 def sequential(params: dict, sigmoid: bool = False) -> nn.Sequential:
-    """nn.Sequential(Linear, ReLU, Linear, ReLU, Linear[, Sigmoid]) holding a copy of params."""
-    sizes = [params["0.weight"].shape[1]] + [params[f"{i}.weight"].shape[0] for i in (0, 2, 4)]
-    layers = [nn.Linear(sizes[0], sizes[1]), nn.ReLU(), nn.Linear(sizes[1], sizes[2]), nn.ReLU(),
-              nn.Linear(sizes[2], sizes[3])] + ([nn.Sigmoid()] if sigmoid else [])
-    module = nn.Sequential(*layers).to(params["0.weight"].device, params["0.weight"].dtype)
+    """nn.Sequential(Linear, ReLU, ..., Linear[, Sigmoid]) holding a copy of params."""
+    layers = []
+    for i in range(len(params) // 2):
+        fan_out, fan_in = params[f"{2 * i}.weight"].shape
+        layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    module = nn.Sequential(*layers[:-1], *([nn.Sigmoid()] if sigmoid else []))
+    module = module.to(params["0.weight"].device, params["0.weight"].dtype)
     module.load_state_dict({k: v.clone() for k, v in params.items()})
     return module
 

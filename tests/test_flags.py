@@ -22,6 +22,9 @@ SPECIAL = {  # flags whose edges are not numbers of one kind
     "key": [["nope"], [""]],
     "betas": [["0", "0.999999"], ["1", "0.5"], ["nan", "0.5"], ["-0.1", "0.5"]],
     "vary": [["lr=1e-4"], ["lr="], ["bogus=1"], ["lr=1e-4,1e30"], ["clip=0.1,0.2"]],
+    "hidden": [["8"], ["512,512,512"], ["0"], ["64,a"], [""], ["1,2,3,4,5,6,7,8,9"], ["5000"]],
+    "critic_hidden": [["4,4"], ["-1"], ["9" * 30]],
+    "toy_size": [["4000"]], "eval_size": [["2500"], ["-1"]],  # a file's run refuses them
     "anneal": [["lr=5e-4"], ["lr=5e-4,gp_weight=0.1"], ["lr="], ["bogus=1"], ["lr=-1"],
                ["lr=1e30"], ["clip=0.1"], ["ema=0.5,lr=1e-3"]],
     "out": [[""]],

@@ -67,6 +67,46 @@ def test_run_folder_holds_everything(tmp_path, variant):
                                    torch.sigmoid(score) if variant == "gan" else score)
 
 
+def test_other_widths_train_and_load_into_plain_sequentials(tmp_path):
+    """--hidden and --critic-hidden: the saved dicts load into nn.Sequential written out here."""
+    code, out = train(tmp_path, "wgan", "--hidden", "32,16,8", "--critic-hidden", "24")
+    assert code == 0
+    G = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(),
+                      nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+    D = nn.Sequential(nn.Linear(2, 24), nn.ReLU(), nn.Linear(24, 1))
+    G.load_state_dict(torch.load(out / "generator.pt"))
+    D.load_state_dict(torch.load(out / "critic.pt"))
+    z, x = torch.randn(10, 8), torch.rand(10, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(G(z), lab5.generator(dict(G.state_dict()), z))
+        torch.testing.assert_close(D(x).squeeze(1), lab5.critic(dict(D.state_dict()), x))
+
+
+def test_the_toy_size_and_the_mode_metrics_sample(tmp_path):
+    """--toy-size points are drawn before the split; --eval-size generated points (from the
+    run's fixed evaluation noise) are what the mode metrics count, the distances keep the test
+    set's size."""
+    code, out = train(tmp_path, "gan", "--data", "ring8", "--toy-size", "3000", "--train-size",
+                      "0.8", "--test-size", "0", "--eval-size", "2500", "--epochs", "1")
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["train_points"] + config["test_points"] == 3000
+    z = torch.randn(2500, 8, generator=lab5.make_rng(0, "eval"))
+    with torch.no_grad():
+        fake = lab5.generator(torch.load(out / "generator.pt"), z).double().numpy()
+    modes = lab5.load_data(lab5.parse_config("gan", ["--data", "ring8"]))[1]
+    expected = measures.mode_metrics(fake, **modes)
+    last = rows(out)[-1]
+    assert int(last["modes"]) == expected["modes"] and float(last["hq"]) == expected["hq"]
+    assert float(last["reverse_kl"]) == pytest.approx(expected["reverse_kl"], rel=1e-12)
+    test = lab5.split_data(lab5.parse_config("gan", ["--data", "ring8", "--toy-size", "3000",
+                                                    "--train-size", "0.8"]),
+                           lab5.load_data(lab5.parse_config("gan", ["--data", "ring8",
+                                                                    "--toy-size", "3000"]))[0],
+                           "ring8")[1]
+    assert float(last["w1"]) == pytest.approx(measures.wasserstein1(fake[:len(test)], test))
+
+
 def test_a_toy_mixture_run_scores_the_modes(tmp_path):
     code, out = train(tmp_path, "gan", "--data", "grid25", "--epochs", "2")
     assert code == 0
@@ -197,6 +237,11 @@ def test_empty_out_is_an_error(capsys):
 
 @pytest.mark.parametrize("flags,message", [
     (["--lr", "-1"], "--lr must be a positive number"),
+    (["--toy-size", "4000"], "--toy-size is for the built-in toy distributions (ring8"),
+    (["--eval-size", "2500"], "--eval-size is for the built-in toy distributions"),
+    (["--hidden", "64,0"], "--hidden must be 1 to 8 widths in 1..4096 (got [64, 0])"),
+    (["--hidden", "64,x"], "expected widths like 256,64, got '64,x'"),
+    (["--anneal", "bogus=1"], "--anneal bogus: WGAN-GP can anneal lr, gp_weight, ema"),
     (["--batch-size", "0"], "--batch-size must be a positive integer"),
     (["--epochs", "-2"], "--epochs must be a positive integer"),
     (["--batch-size", "5000", "--n-critic", "2"],

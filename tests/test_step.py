@@ -42,7 +42,9 @@ def run_both(variant, flags, device, steps=3, dtype=torch.float64):
     ["--batch-size", "16", "--n-critic", "2", "--optimizer", "adam", "--betas", "0.5", "0.9",
      "--lr", "0.01"],
     ["--batch-size", "16", "--momentum", "0.5", "--centered", "--rms-alpha", "0.9", "--lr", "0.01"],
-], ids=["g-first", "d-first-n3", "simultaneous-n2", "sgd-nesterov", "adam-n2", "rmsprop-centered"])
+    ["--batch-size", "16", "--hidden", "16,8,4", "--critic-hidden", "12", "--lr", "0.01"],
+], ids=["g-first", "d-first-n3", "simultaneous-n2", "sgd-nesterov", "adam-n2", "rmsprop-centered",
+        "widths"])
 def test_step_matches_eager_reference(variant, flags, device):
     state, ref = run_both(variant, flags, device)
     for name, module in (("g", ref["G"]), ("d", ref["D"])):
