@@ -221,9 +221,13 @@ def parse_config(variant: str, argv: list[str] | None = None) -> dict:
                                                                    in cfg["anneal"] or {})]:
         if name and name not in variable:
             raise UserError(f"--{flag} {name}: {TITLES[variant]} can {flag} {', '.join(variable)}")
-    starts = [{**m, **cfg["anneal"]} for m in member_configs(cfg)] if cfg["anneal"] else []
-    for member in [cfg, *member_configs(cfg), *starts]:  # each value checked as flags are
+    for member in [cfg, *member_configs(cfg)]:  # each value checked as flags are
         check_config(member)
+    try:
+        for member in member_configs(cfg) if cfg["anneal"] else []:
+            check_config({**member, **cfg["anneal"]})
+    except UserError as e:
+        raise UserError(f"--anneal {e.args[0].removeprefix('--')}") from None
     return cfg
 
 def resolve_device(name: str) -> torch.device:
@@ -603,7 +607,8 @@ def with_hyper(state: dict, values: list[dict]) -> dict:
     inputs being one tensor, so a shared one would recompile the step."""
     state = {**state, **{k: dict(state[k]) for k in ("g_opt", "d_opt", "hyper")}}
     for name in values[0]:
-        value = torch.tensor([v[name] for v in values]).to(state["hyper"]["ema"])
+        like = state["hyper"]["ema"]
+        value = torch.tensor([v[name] for v in values], dtype=like.dtype, device=like.device)
         for part in ("g_opt", "d_opt") if name == "lr" else ("hyper",):
             state[part][name] = value.clone()
     return state

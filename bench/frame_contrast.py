@@ -31,7 +31,8 @@ CLOSE = 6.0  # RGB distance to the nearest colour of the map, beyond which a pix
 def data_box_pixels(run: Path) -> tuple[slice, slice]:
     """The rows and columns of a frame that show the test points' bounding box, laid out as
     the recorder laid the run's frames out."""
-    cfg = json.loads((run / "config.json").read_text())
+    saved = json.loads((run / "config.json").read_text())
+    cfg = {**lab5.parse_config(saved["variant"], []), **saved}  # flags added since: defaults
     points, _, source = lab5.load_data(cfg)
     train, test = lab5.split_data(cfg, points, source)
     parts = frame_figure(plot_window(np.vstack([train, test])), test, cfg["variant"] == "gan")
@@ -71,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for run in args.runs:
         rows = measure(run)
+        if not rows:
+            print(f"| {run.name} | no frames |")
+            continue
         spread = {r["epoch"]: r["spread"] for r in rows}
         worst = min(rows, key=lambda r: r["spread"])
         flicker = np.median([r["flicker"] for r in rows if r["flicker"] is not None])

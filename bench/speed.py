@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -333,7 +334,9 @@ def pictures_section(args, device) -> list[str]:
     """The page and the comparison GIF of the default runs of the variants, each timed as the
     median of --reps, beside writing one run's own GIF (the reference)."""
     with tempfile.TemporaryDirectory() as scratch:
-        root = args.runs or Path(scratch)
+        root = Path(scratch) / "runs"  # a copy of --runs: its own files are left as they are
+        if args.runs:
+            shutil.copytree(args.runs, root)
         for variant in [] if args.runs else args.variants:
             process_seconds([sys.executable, f"variants/{variant}.py", "--device", device.type,
                              "--out", str(root / variant)])

@@ -33,7 +33,7 @@ def latest_runs(root: Path) -> list[Path]:
     the variants' order: the report's comparison of the three."""
     latest: dict[str, Path] = {}
     for run in sorted(root.glob("*/summary.json"), key=lambda p: p.stat().st_mtime):
-        if (run.parent / "frames").is_dir():
+        if frame_files(run.parent) and (run.parent / "metrics.csv").exists():  # not ensembles
             latest[json.loads((run.parent / "config.json").read_text())["variant"]] = run.parent
     return [latest[v] for v in sorted(latest)]
 

@@ -48,9 +48,12 @@ def data_region(window, test_points: np.ndarray, size: int = LANDSCAPE_SIZE) -> 
 
 def colour_range(values: np.ndarray, region: np.ndarray) -> tuple[float, float]:
     """A frame's colour scale: the 2nd to the 98th percentile of the values over the data
-    region. The critic's level drifts freely over training and its extremes sit in the corners;
-    its shape around the data is what a frame shows. A flat critic gets a scale around it."""
-    low, high = np.percentile(values.ravel()[region], [2, 98])
+    region (over the window where the region is thinner than the grid's step and holds none of
+    its points). The critic's level drifts freely over training and its extremes sit in the
+    corners; its shape around the data is what a frame shows. A flat critic gets a scale
+    around it."""
+    inside = values.ravel()[region] if region.any() else values.ravel()
+    low, high = np.percentile(inside, [2, 98])
     pad = 0.0 if high > low else max(abs(low) * 1e-3, 1e-6)
     return float(low - pad), float(high + pad)
 
@@ -127,33 +130,46 @@ def series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def draw_series(ax, rows: list[dict], members: list[list[dict]], key: str, label: str,
-                scale: float = 1.0, style: str = "-") -> str | None:
+                style: str = "-", color: str | None = None) -> str | None:
     """A column's curve with its ±1 s.e. band, over each member's own curve drawn faint;
     returns the curve's colour (None: the column has no values)."""
     epochs, values, se = series(rows, key)
     if not len(epochs):
         return None
-    line, = ax.plot(epochs, scale * values, style, ms=3, lw=1.4, label=label)
-    ax.fill_between(epochs, scale * (values - se), scale * (values + se), lw=0, alpha=0.25,
-                    color=line.get_color())
+    line, = ax.plot(epochs, values, style, ms=3, lw=1.4, label=label, color=color)
+    ax.fill_between(epochs, values - se, values + se, lw=0, alpha=0.25, color=line.get_color())
     for member in members:
         member_epochs, member_values, _ = series(member, key)
-        ax.plot(member_epochs, scale * member_values, lw=0.6, alpha=0.3, color=line.get_color())
+        ax.plot(member_epochs, member_values, lw=0.6, alpha=0.3, color=line.get_color())
     return line.get_color()
+
+
+def draw_losses(ax, rows: list[dict], members: list[list[dict]]) -> None:
+    """The losses; the gradient penalty, unweighted, on an axis of its own (log scale): it
+    starts near 100 while the losses move within a few units, and its weight can differ
+    between members (--vary) or epochs (--anneal)."""
+    for key in ("g_loss", "d_loss"):
+        draw_series(ax, rows, members, key, key)
+    handles, labels = ax.get_legend_handles_labels()
+    if len(series(rows, "penalty")[0]):
+        right = ax.twinx()
+        draw_series(right, rows, members, "penalty", "penalty, unweighted (right)",
+                    color="tab:green")
+        right.set(yscale="log", ylabel="gradient penalty E[(‖∇D(x̂)‖ − 1)²]")
+        handles, labels = [a + b for a, b in zip((handles, labels),
+                                                   right.get_legend_handles_labels())]
+    ax.legend(handles, labels, fontsize="small")
 
 
 def plot_curves(rows: list[dict], members: list[list[dict]], config: dict, summary: dict,
                 title: str, path: Path) -> None:
-    """Losses and distances per epoch (an ensemble's mean ± s.e., its members faint beneath).
-    The penalty is drawn as weighted in the critic's loss; the distances against the noise
-    floor (what a perfect generator would score) and the fit threshold, on a log scale."""
+    """Losses and distances per epoch (an ensemble's mean ± s.e., its members faint beneath),
+    the distances against the noise floor (what a perfect generator would score) and the fit
+    threshold, on a log scale."""
     fig = Figure(figsize=(10, 3.8), dpi=90, layout="constrained")
     FigureCanvasAgg(fig)
     losses, distances = fig.subplots(1, 2)
-    weight = config.get("gp_weight") or 0.0
-    for key, label, scale in (("g_loss", "g_loss", 1.0), ("d_loss", "d_loss", 1.0),
-                              ("penalty", f"penalty × {weight:g} (in d_loss)", weight)):
-        draw_series(losses, rows, members, key, label, scale)
+    draw_losses(losses, rows, members)
     losses.set(title=f"{title}: losses", xlabel="epoch")
     floor, factor = summary.get("noise_floor") or {}, config.get("fit_factor", 2.0)
     for key, style in (("w1", "o-"), ("energy", "-")):
@@ -164,6 +180,5 @@ def plot_curves(rows: list[dict], members: list[list[dict]], config: dict, summa
         distances.axhline(factor * floor["w1"], color="0.3", ls="--", lw=1,
                           label=f"fitted: {factor:g}× the W1 floor")
     distances.set(title=f"{title}: distance to the test set", xlabel="epoch", yscale="log")
-    for ax in (losses, distances):
-        ax.legend(fontsize="small")
+    distances.legend(fontsize="small")
     fig.savefig(path)

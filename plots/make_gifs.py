@@ -118,11 +118,12 @@ def make_compare(runs: list[Path], root: Path, scale: float = 1.0) -> Path | Non
     return write_gif(root / "compare.gif", frames, scale) if frames else None
 
 
-def show_together(runs: list[Path], root: Path, scale: float) -> None:
-    """root/compare.gif, or a warning that says why there is none."""
+def show_together(runs: list[Path] | None, root: Path, scale: float) -> None:
+    """root/compare.gif of `runs` (default: each variant's latest), or a warning that says why
+    there is none."""
     try:
-        compared = make_compare(runs, root, scale)
-    except (OSError, ValueError) as e:
+        compared = make_compare(runs or latest_runs(root), root, scale)
+    except (OSError, ValueError, KeyError) as e:
         compared, why = None, str(e)
     else:
         why = "fewer than two runs, or no epoch at which all of them drew a frame"
@@ -155,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{run}: {', '.join(made) or 'no frames or metrics yet'}")
     if args.root.is_dir():
-        print(write_index(args.root))
-        show_together(args.compare or latest_runs(args.root), args.root, args.scale)
+        try:
+            print(write_index(args.root))
+        except (OSError, ValueError) as e:
+            print(f"warning: no {args.root / 'index.html'}: {e}", file=sys.stderr)
+        show_together(args.compare, args.root, args.scale)
     return 0
 
 

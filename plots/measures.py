@@ -94,14 +94,17 @@ def mode_metrics(points: np.ndarray, means: np.ndarray, std: float) -> dict:
 
 
 def noise_floor(train: np.ndarray, test: np.ndarray, rng: torch.Generator, draws: int = 10,
-                modes: dict | None = None) -> dict:
+                modes: dict | None = None, counted: int = 0) -> dict:
     """What a perfect generator would score: the metrics of samples of the training set of the
-    test set's size against the test set (mean, and standard deviation over draws)."""
+    test set's size against the test set (mean, and standard deviation over draws); the mode
+    metrics, which depend on how many points they count, on `counted` points where given."""
     reference, scores = describe_test_set(test), []
     for _ in range(draws):
         sample = train[torch.randperm(len(train), generator=rng)[: len(test)].numpy()]
+        counted_sample = train[torch.randperm(len(train), generator=rng)[:counted].numpy()] \
+            if counted and modes else sample
         scores.append({"w1": wasserstein1(sample, test), **sample_metrics(sample, reference),
-                       **(mode_metrics(sample, **modes) if modes else {})})
+                       **(mode_metrics(counted_sample, **modes) if modes else {})})
     floor = {"draws": draws}
     for key in scores[0]:
         values = [score[key] for score in scores]

@@ -30,13 +30,18 @@ h2 { font-size: 1.15em; margin: 0 0 0.3em; } h2 small { color: #666; font-weight
 .pictures img { max-width: 48%; vertical-align: top; margin-right: 1%; }
 table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 0.1em 0.8em 0.1em 0; }
 th { text-align: left; font-weight: 600; } .status-completed { color: #2b8a3e; }
-.status-interrupted, .status-running { color: #e67700; } .status-diverged { color: #c92a2a; }
+.status-interrupted, .status-running, .status-not-started { color: #e67700; }
+.status-diverged { color: #c92a2a; }
 code { background: #f3f3f3; padding: 0 0.3em; border-radius: 3px; }
 """
 
 
 def read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
+    """A run's JSON file, or {} where it is missing or unreadable (the card says so)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def relative(path: Path, root: Path) -> str:
@@ -50,7 +55,8 @@ def link(path: Path, root: Path) -> str:
 
 def number(key: str, value, text: str) -> str:
     """A number as shown, with its exact value beside it for anyone checking the page."""
-    return f'<td class="number" data-key="{key}" data-value="{value!r}">{escape(text)}</td>'
+    return (f'<td class="number" data-key="{escape(key)}" data-value="{escape(repr(value))}">'
+            f"{escape(text)}</td>")
 
 
 def final_numbers(summary: dict) -> list[str]:
@@ -88,6 +94,14 @@ def status_text(summary: dict) -> str:
     return text + (f" ({', '.join(diverged)} diverged)" if diverged else "")
 
 
+def flag_text(name: str, value) -> str:
+    """A changed flag as it would be typed (lists and dicts as JSON)."""
+    flag = "--" + name.replace("_", "-")
+    if value is True:
+        return flag
+    return f"{flag} {value if isinstance(value, (str, int, float)) else json.dumps(value)}"
+
+
 def pictures(run: Path, root: Path) -> str:
     images = [(run.with_name(run.name + ".gif"), "training, frame by frame"),
               (run / "curves.png", "losses and distances per epoch")]
@@ -98,8 +112,8 @@ def pictures(run: Path, root: Path) -> str:
 def card(run: Path, root: Path, members: list[Path]) -> str:
     """One run's card; an ensemble's holds its members' cards, folded."""
     config, summary = read_json(run / "config.json"), read_json(run / "summary.json")
-    status = summary.get("status", "running")
-    changed = " ".join(f"<code>--{escape(k.replace('_', '-'))} {escape(json.dumps(v))}</code>"
+    status = summary.get("status", "not-started")
+    changed = " ".join(f"<code>{escape(flag_text(k, v))}</code>"
                        for k, v in (config.get("changed") or {}).items())
     rows = [f'<tr><th>status</th><td class="status status-{escape(status)}">'
             f"{escape(status_text(summary))}</td></tr>", *final_numbers(summary)]
@@ -130,5 +144,5 @@ def write_index(root: Path) -> Path:
     page = (f"<!doctype html><html lang=en><meta charset=utf-8><title>lab5 runs</title>"
             f"<style>{STYLE}</style><h1>lab5 runs in {escape(root.resolve().name)}</h1>"
             f"{cards or '<p>No runs yet: python variants/wgan_gp.py</p>'}</html>\n")
-    atomic_write(root / "index.html", lambda tmp: tmp.write_text(page))
+    atomic_write(root / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return root / "index.html"

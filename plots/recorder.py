@@ -32,7 +32,7 @@ def open_recorder(run: dict) -> dict:
                                          ["epoch", "members", *stats], resumed))
     floor = measures.noise_floor(run["train"], test,
                                  torch.Generator().manual_seed(run["floor_seed"]),
-                                 modes=run["modes"])
+                                 modes=run["modes"], counted=run["cfg"]["eval_size"])
     return {"run": run, "floor": floor,
             "test": measures.describe_test_set(test), "members": members, "columns": columns,
             "tables": tables, "final": None, "epochs_done": 0,

@@ -112,9 +112,11 @@ PLACE_FLAGS = ("out", "overwrite", "resume", "device")
 
 
 def changed_flags(cfg: dict, defaults: dict) -> dict:
-    """The flags whose values differ from the variant's defaults, where aside."""
+    """The flags whose values differ from the variant's defaults (as JSON has them: a tuple is
+    a list), but for where the run went."""
+    plain = lambda value: json.loads(json.dumps(value))  # noqa: E731
     return {k: v for k, v in cfg.items() if k in defaults and k not in PLACE_FLAGS
-            and json.loads(json.dumps(v)) != defaults[k]}
+            and plain(v) != plain(defaults[k])}
 
 
 def write_configs(run: dict) -> None:

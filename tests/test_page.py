@@ -10,8 +10,9 @@ import pytest
 
 import lab5
 from plots import make_gifs
+from plots.compare import TITLE_HEIGHT, compare_frames, latest_runs, title_line, w1_ratios
 from plots.page import NUMBERS, write_index
-from tests.run_folders import build_runs
+from tests.run_folders import FLOOR, build_runs
 
 
 class Cards(HTMLParser):
@@ -147,3 +148,25 @@ def test_a_run_s_config_lists_the_flags_it_changed(tmp_path):
     changed = json.loads((tmp_path / "r" / "config.json").read_text())["changed"]
     assert set(changed) == {k[2:].replace("-", "_") for k in given} | {"no_compile"}
     assert changed["lr"] == 0.0005 and changed["order"] == "d-first"
+
+
+def test_the_comparison_takes_each_variant_s_latest_run_with_frames(runs):
+    """A newer run with no frames (an ensemble's own folder, or --frame-every 0) is passed over;
+    each picture is the runs' frames side by side under one title line."""
+    root, _ = runs
+    newer = root / "wgan_gp2"
+    (newer / "frames").mkdir(parents=True)
+    (newer / "config.json").write_text(json.dumps({"variant": "wgan_gp"}))
+    (newer / "summary.json").write_text("{}")
+    latest = latest_runs(root)
+    assert [json.loads((r / "config.json").read_text())["variant"] for r in latest] == \
+        ["gan", "wgan", "wgan_gp"]
+    assert latest[2] == root / "wgan_gp"  # not the newer wgan_gp2
+    pair = [root / "wgan_gp", root / "wgan"]
+    frames = compare_frames(pair)
+    assert len(frames) == 2  # epochs 0 and 2, the ones both drew
+    assert frames[0].size == (2 * 64, 40 + TITLE_HEIGHT)
+    ratios = [w1_ratios(run) for run in pair]
+    assert ratios[0][2] == pytest.approx((0.5 / 3) / FLOOR["w1"])
+    assert title_line(2, pair, ratios) == (f"epoch 2   ·   W1 / noise floor:   wgan_gp "
+                                           f"{ratios[0][2]:.2f}×   wgan {ratios[1][2]:.2f}×")

@@ -152,6 +152,9 @@ def test_the_colour_scale_is_set_by_the_data_region_not_the_corners():
     low, high = colour_range(values, region)
     assert low == pytest.approx(0.02, abs=0.02) and high == pytest.approx(0.98, abs=0.02)
     assert colour_range(np.full(grid.shape[0], 3.0), region)[0] < 3.0  # flat: still a scale
+    thin = data_region(window, np.array([[0.0, 0.5], [1.0, 0.5]]))  # between two grid rows
+    assert not thin.any() and colour_range(grid[:, 1], thin) == pytest.approx((-0.94, 1.94),
+                                                                             abs=0.01)
 
 
 def test_frames_have_equal_scales_and_visible_test_points(tmp_path):

@@ -242,6 +242,7 @@ def test_empty_out_is_an_error(capsys):
     (["--hidden", "64,0"], "--hidden must be 1 to 8 widths in 1..4096 (got [64, 0])"),
     (["--hidden", "64,x"], "expected widths like 256,64, got '64,x'"),
     (["--anneal", "bogus=1"], "--anneal bogus: WGAN-GP can anneal lr, gp_weight, ema"),
+    (["--anneal", "lr=-1"], "--anneal lr must be a positive number (got -1.0)"),
     (["--batch-size", "0"], "--batch-size must be a positive integer"),
     (["--epochs", "-2"], "--epochs must be a positive integer"),
     (["--batch-size", "5000", "--n-critic", "2"],
