@@ -7,12 +7,13 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from PIL import Image
 
 import lab5
 from plots import make_gifs
 from plots.compare import TITLE_HEIGHT, compare_frames, latest_runs, title_line, w1_ratios
 from plots.page import NUMBERS, write_index
-from tests.run_folders import FLOOR, build_runs
+from tests.run_folders import FLOOR, build_runs, final, run_folder
 
 
 class Cards(HTMLParser):
@@ -170,3 +171,22 @@ def test_the_comparison_takes_each_variant_s_latest_run_with_frames(runs):
     assert ratios[0][2] == pytest.approx((0.5 / 3) / FLOOR["w1"])
     assert title_line(2, pair, ratios) == (f"epoch 2   ·   W1 / noise floor:   wgan_gp "
                                            f"{ratios[0][2]:.2f}×   wgan {ratios[1][2]:.2f}×")
+
+
+def test_compare_names_its_runs_and_refuses_a_missing_one(runs, capsys):
+    root, _ = runs
+    assert make_gifs.main(["--root", str(root), "--compare", str(root / "gan"),
+                           str(root / "toy"), str(root / "wgan_gp")]) == 0
+    gif = Image.open(root / "compare.gif")
+    assert gif.n_frames == 1 and gif.size == (3 * 64, 40 + TITLE_HEIGHT)  # epoch 0 only
+    assert make_gifs.main(["--root", str(root), "--compare", str(root / "nope")]) == 2
+    assert capsys.readouterr().err.startswith("error: no run folder at")
+
+
+def test_a_name_outside_ascii_links_and_shows(tmp_path):
+    run_folder(tmp_path / "été #1?", "gan", {"status": "completed", "epochs_done": 2,
+                                            "final": final(0.05), "epochs_to_fit": 2}, [0, 2])
+    write_index(tmp_path)
+    page, cards = read_page(tmp_path)
+    assert list(cards) == ["été #1?"] and "été #1?" in page
+    assert all((tmp_path / unquote(src)).exists() for src in cards["été #1?"]["images"])
