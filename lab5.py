@@ -606,8 +606,8 @@ def with_hyper(state: dict, values: list[dict]) -> dict:
     state["hyper"]) set for the coming epoch, a tensor of its own each: dynamo guards on two
     inputs being one tensor, so a shared one would recompile the step."""
     state = {**state, **{k: dict(state[k]) for k in ("g_opt", "d_opt", "hyper")}}
+    like = state["hyper"]["ema"]
     for name in values[0]:
-        like = state["hyper"]["ema"]
         value = torch.tensor([v[name] for v in values], dtype=like.dtype, device=like.device)
         for part in ("g_opt", "d_opt") if name == "lr" else ("hyper",):
             state[part][name] = value.clone()

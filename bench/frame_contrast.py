@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab5  # noqa: E402
+from plots.compare import frame_files  # noqa: E402
 from plots.frames import frame_figure, plot_window  # noqa: E402
 
 CLOSE = 6.0  # RGB distance to the nearest colour of the map, beyond which a pixel is a point's
@@ -52,11 +53,11 @@ def colour_indices(frame: Path, box: tuple[slice, slice], tree: cKDTree) -> np.n
 def measure(run: Path) -> list[dict]:
     tree = cKDTree(colormaps["PuBuGn"](np.linspace(0, 1, 256))[:, :3] * 255)
     box, rows, previous = data_box_pixels(run), [], None
-    for frame in sorted((run / "frames").glob("epoch_*.png")):
+    for epoch, frame in sorted(frame_files(run).items()):
         index = colour_indices(frame, box, tree)
         low, high = np.nanpercentile(index, [2, 98])
         flicker = None if previous is None else float(np.nanmedian(abs(index - previous)) / 255)
-        rows.append({"epoch": int(frame.stem.split("_")[1]), "spread": (high - low) / 255,
+        rows.append({"epoch": epoch, "spread": (high - low) / 255,
                      "flicker": flicker})
         previous = index
     return rows

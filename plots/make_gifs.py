@@ -23,7 +23,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.points import UserError  # noqa: E402
-from plots.compare import compare_frames, latest_runs  # noqa: E402
+from plots.compare import compare_frames, frame_files, latest_runs  # noqa: E402
 from plots.frames import plot_curves  # noqa: E402
 from plots.page import write_index  # noqa: E402
 from plots.records import atomic_write, read_table  # noqa: E402
@@ -36,7 +36,7 @@ def read_frames(run: Path) -> list[Image.Image]:
     """The run's frames in epoch order, as RGB (a GIF has no alpha channel); a frame that cannot
     be read is skipped with a warning rather than losing the whole GIF."""
     images = []
-    for path in sorted((run / "frames").glob("epoch_*.png")):
+    for _, path in sorted(frame_files(run).items()):
         try:
             images.append(Image.open(path).convert("RGB"))
         except OSError as e:

@@ -92,6 +92,23 @@ def record_epoch(rec: dict, message: dict) -> list[str]:
     return lines
 
 
+def write_summaries(rec: dict, status: str, diverged: list[str] | None) -> None:
+    """The one writer of summary.json: every member's, and the ensemble's when there are
+    several (whose epochs_to_fit lists its members')."""
+    run = rec["run"]
+    shared = {"status": status, "epochs_done": rec["epochs_done"], "noise_floor": rec["floor"],
+              **{k: round(rec[k], 3) for k in ("warm_up_s", "train_s", "record_s")},
+              "wall_s": round(time.time() - run["started"], 2), "diverged_members": diverged}
+    threshold = run["cfg"]["fit_factor"] * rec["floor"]["w1"]
+    fits = [measures.epochs_to_fit(member["history"], threshold) for member in rec["members"]]
+    for member, fit in zip(rec["members"], fits):
+        records.write_json(member["folder"] / "summary.json",
+                   {**shared, "final": member["final"], "epochs_to_fit": fit})
+    if run["folder"] not in run["member_dirs"]:
+        records.write_json(run["folder"] / "summary.json",
+                   {**shared, "final": rec["final"], "epochs_to_fit": fits})
+
+
 def handle(rec: dict, message: dict) -> list[str]:
     """One message from training: an epoch's snapshot, the compile time, or the end ("status"),
     after which the tables are closed. Returns the console lines it produced."""
@@ -99,7 +116,7 @@ def handle(rec: dict, message: dict) -> list[str]:
     rec["warm_up_s"] = message.get("warm_up_s", rec["warm_up_s"])
     lines = record_epoch(rec, message) if "epoch" in message else []
     rec["record_s"] += time.perf_counter() - started
-    records.write_summaries(rec, message.get("status", "running"), message.get("diverged_members"))
+    write_summaries(rec, message.get("status", "running"), message.get("diverged_members"))
     if "epoch" in message:  # last: a checkpoint's epoch is fully recorded
         records.save_checkpoint(rec["run"]["folder"], message)
     for file, _ in rec["tables"] if "status" in message else []:

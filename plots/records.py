@@ -17,7 +17,6 @@ import shutil
 import signal
 import sys
 import threading
-import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -26,7 +25,6 @@ import numpy as np
 import torch
 
 from data.points import TOY_DATA, UserError, data_format, file_sha256, find_data
-from plots import measures
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -193,23 +191,6 @@ def rewind(folders: list[Path], epoch: int) -> None:
         for old in [*folder.glob("*.tmp"), *folder.glob("frames/*.tmp"),
                     *[f for f in folder.glob("frames/epoch_*.png") if int(f.stem[6:]) >= epoch]]:
             old.unlink()
-
-
-def write_summaries(rec: dict, status: str, diverged: list[str] | None) -> None:
-    """The one writer of summary.json: every member's, and the ensemble's when there are
-    several (whose epochs_to_fit lists its members')."""
-    run = rec["run"]
-    shared = {"status": status, "epochs_done": rec["epochs_done"], "noise_floor": rec["floor"],
-              **{k: round(rec[k], 3) for k in ("warm_up_s", "train_s", "record_s")},
-              "wall_s": round(time.time() - run["started"], 2), "diverged_members": diverged}
-    threshold = run["cfg"]["fit_factor"] * rec["floor"]["w1"]
-    fits = [measures.epochs_to_fit(member["history"], threshold) for member in rec["members"]]
-    for member, fit in zip(rec["members"], fits):
-        write_json(member["folder"] / "summary.json",
-                   {**shared, "final": member["final"], "epochs_to_fit": fit})
-    if run["folder"] not in run["member_dirs"]:
-        write_json(run["folder"] / "summary.json",
-                   {**shared, "final": rec["final"], "epochs_to_fit": fits})
 
 
 CHECKPOINT_ARRAYS = ("state", "losses", "rngs")  # (nested dicts of) arrays; the rest plain
