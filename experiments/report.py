@@ -8,6 +8,9 @@ The lab report's experiments, and the ones that explain them, as commands with t
     python experiments/report.py wgan_gp      # which setting decides whether WGAN-GP fits, and
                                               # how fast
     python experiments/report.py toys         # the three variants on PacGAN's 2D-ring and 2D-grid
+                                              # at the report's settings
+    python experiments/report.py ring         # the toy benchmark: tuned GAN, WGAN and WGAN-GP on
+    python experiments/report.py grid         # the ring / the grid, beside the published tables
     python experiments/report.py all
 
 Every configuration trains --seeds models in one vmapped ensemble (seeds 0 ... N-1). The script
@@ -55,6 +58,56 @@ FRAME_EPOCHS = (10, 30, 70, 200)
 # A seed whose final W1 is this many times the noise floor has lost part of the distribution: on
 # points.mat the seeds that fit end within 3×, the ones that collapse onto part of it at 10×-25×.
 COLLAPSED = 5.0
+
+# PacGAN's protocol for its Table 1 (RESULTS.md §4): 100,000 points drawn from the mixture, the
+# mode metrics over 2,500 generated points. W1 is measured against 1,000 held-out points, not
+# 2,500: the exact transport problem then takes ~1 s a model instead of ~15 s early in training.
+TOY_PROTOCOL = ["--toy-size", "100000", "--train-size", "99000", "--test-size", "1000",
+                "--eval-size", "2500"]
+# The published rows the toy tables stand beside: modes captured, high quality (%), reverse KL;
+# mean ± s.e. over 10 trials (PacGAN) or the mean of 5 runs (VEEGAN, GDPP), as printed there.
+PUBLISHED = {
+    "ring8": [("GAN", "PacGAN, Table 1", "6.3 ± 0.5", "98.2 ± 0.2", "0.45 ± 0.09"),
+              ("PacGAN4", "PacGAN, Table 1", "7.8 ± 0.1", "95.9 ± 1.4", "0.07 ± 0.02"),
+              ("Unrolled GAN", "VEEGAN, Table 1", "7.6", "35.6", "—"),
+              ("VEEGAN", "VEEGAN, Table 1", "8.0", "52.9", "—"),
+              ("WGAN-GP", "GDPP, Table 1", "6.8", "59.6", "—"),
+              ("GDPP-GAN", "GDPP, Table 1", "8.0", "71.7", "—")],
+    "grid25": [("GAN", "PacGAN, Table 1", "17.3 ± 0.8", "94.8 ± 0.7", "0.70 ± 0.07"),
+               ("PacGAN4", "PacGAN, Table 1", "24.8 ± 0.2", "93.6 ± 0.6", "0.04 ± 0.01"),
+               ("Unrolled GAN", "VEEGAN, Table 1", "23.6", "16.0", "—"),
+               ("VEEGAN", "VEEGAN, Table 1", "24.6", "40.0", "—"),
+               ("WGAN-GP", "GDPP, Table 1", "24.2", "28.7", "—"),
+               ("GDPP-GAN", "GDPP, Table 1", "24.8", "68.5", "—")],
+}
+# The settings the search on seeds 1000-1002 chose (RESULTS.md §4), the same for both mixtures:
+# small networks (the generator wider: it sharpened the grid twice as fast), Adam with a learning
+# rate falling linearly from 1e-3 to 1e-5 over the run, the generator's moving average sampled.
+TOY_SETTINGS = {
+    "gan": ["--betas", "0.5", "0.999", "--gan-loss", "nonsaturating"],
+    "wgan": ["--betas", "0.5", "0.999", "--clip", "0.1", "--n-critic", "5"],
+    "wgan_gp": ["--betas", "0.5", "0.9", "--gp-weight", "0.1", "--n-critic", "5"],
+}
+TOY_EPOCHS = 150
+
+
+def toy_flags(toy: str, variant: str, epochs: int = TOY_EPOCHS) -> list[str]:
+    """A toy benchmark row's flags; --epochs only where the row trains longer than the table."""
+    return ["--data", toy, *TOY_PROTOCOL, "--hidden", "128,128,128", "--critic-hidden", "64,64,64",
+            "--optimizer", "adam", "--batch-size", "256", "--lr", "1e-5", "--anneal", "lr=1e-3",
+            "--anneal-epochs", str(epochs), "--ema", "0.999", *TOY_SETTINGS[variant],
+            *(["--epochs", str(epochs)] if epochs != TOY_EPOCHS else [])]
+
+
+def toy_benchmark(toy: str, title: str) -> dict:
+    labels = {"gan": "GAN", "wgan": "WGAN", "wgan_gp": "WGAN-GP"}
+    return {"title": title, "toy": toy, "epochs": TOY_EPOCHS, "seeds": 10, "eval_every": 10,
+            "configs": [*((labels[v], v, toy_flags(toy, v)) for v in TOY_SETTINGS),
+                        # the search's longer schedule: near the budget on the ring
+                        ("WGAN-GP 200 epochs", "wgan_gp", toy_flags(toy, "wgan_gp", 200))],
+            "frames": [*labels.values(), "WGAN-GP 200 epochs"],
+            "frame_epochs": (10, 50, 100, TOY_EPOCHS)}
+
 
 EXPERIMENTS = {
     "variants": {
@@ -105,6 +158,10 @@ EXPERIMENTS = {
                                           ("WGAN-GP", "wgan_gp"))],
         "frames": ["GAN, ring8", "WGAN-GP, ring8", "GAN, grid25", "WGAN-GP, grid25"],
     },
+    "ring": toy_benchmark("ring8", "The toy benchmark on PacGAN's 2D-ring: 8 Gaussians, s.d. 0.01, "
+                          "radius 1"),
+    "grid": toy_benchmark("grid25", "The toy benchmark on PacGAN's 2D-grid: 25 Gaussians, s.d. "
+                          "0.05, spacing 2"),
 }
 
 
@@ -120,8 +177,9 @@ def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: l
     reported as such, not retried."""
     frame_every = min(spec.get("frame_epochs", FRAME_EPOCHS))
     argv = [*flags, *(["--data", data] if data and "--data" not in flags else []),
-            "--epochs", str(epochs), "--seed", str(seeds[0]), "--seeds", str(len(seeds)),
-            "--eval-every", "5" if epochs <= 200 else "50",
+            *(["--epochs", str(epochs)] if "--epochs" not in flags else []),
+            "--seed", str(seeds[0]), "--seeds", str(len(seeds)),
+            "--eval-every", str(spec.get("eval_every", 5 if epochs <= 200 else 50)),
             "--frame-every", str(frame_every), "--out", str(out)]
     cfg = lab5.parse_config(variant, [*argv, "--overwrite"])
     record = {"variant": variant, "argv": argv,
@@ -209,6 +267,36 @@ def table(results: dict[str, list[dict]], epochs: int,
     return lines
 
 
+def toy_table(results: dict[str, list[dict]], minutes: dict[str, float], toy: str,
+              diverged: dict[str, str] | None = None) -> list[str]:
+    """Ours (mean ± s.e. over seeds, the minutes each 10-seed ensemble took), then what samples
+    of the training points score (the noise floor's mode metrics, mean over its draws), then the
+    published rows of the same mixture, in the papers' columns."""
+    total = len(lab5.TOY_DATA[toy]["means"])
+    head = ["model", "source", "runs", f"modes (of {total})", "high quality (%)", "reverse KL",
+            "all modes (runs)", "W1 / floor", "minutes"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, rs in results.items():
+        if label in (diverged or {}):
+            cells = [label, "lab5", str(len(rs)), diverged[label], *["—"] * (len(head) - 4)]
+        else:
+            cells = [label, "lab5", str(len(rs)), mean_se(r["modes"] for r in rs),
+                     mean_se((100 * r["hq"] for r in rs), 1),
+                     mean_se((r["reverse_kl"] for r in rs), 3),
+                     f"{sum(r['modes'] == total for r in rs)}/{len(rs)}",
+                     mean_se(r["final"] for r in rs), f"{minutes[label]:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    floor = results[next(iter(results))][0]["floor"]  # what a perfect sampler scores
+    lines.append("| " + " | ".join([
+        "training points (a perfect generator)", "lab5", str(floor["draws"]),
+        f"{floor['modes']:.2f}", f"{100 * floor['hq']:.1f}", f"{floor['reverse_kl']:.3f}", "—",
+        "1", "—"]) + " |")
+    for model, source, modes, hq, kl in PUBLISHED[toy]:
+        runs = "10" if "PacGAN" in source else "5"
+        lines.append("| " + " | ".join([model, source, runs, modes, hq, kl, "—", "—", "—"]) + " |")
+    return lines
+
+
 def band_figure(results: dict[str, list[dict]], title: str, path: Path,
                 log_x: bool = False) -> None:
     fig = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
@@ -248,6 +336,25 @@ def frame_grid(runs: dict[str, Path], labels: list[str], epochs, path: Path,
     fig.savefig(path)
 
 
+def caption(spec: dict, floor: dict, seeds: list[int]) -> str:
+    what = (f"Mean ± standard error over {len(seeds)} seeds ({seeds[0]}–{seeds[-1]}). ")
+    if "toy" in spec:
+        return what + (
+            "A generated point is of **high quality** within 3 standard deviations of its "
+            "nearest mode; a mode is **captured** with at least one such point; **reverse KL** is "
+            "KL(the high-quality points' modes ‖ uniform). lab5 counts 2,500 generated points "
+            "per run at the last epoch; W1 / floor is measured on 1,000 held-out points "
+            f"(floor W1 = {floor['w1']:.4f} ± {floor['w1_sd']:.4f}). \"minutes\": the wall time "
+            "of the whole 10-seed ensemble (compiling and measuring included) on one thread of "
+            "this 2-core CPU, beside another such run.")
+    return (f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± "
+            f"{floor['w1_sd']:.4f}; precision {floor['precision']:.3f}, recall "
+            f"{floor['recall']:.3f}. " + what + "\"First within 2×\": the first epoch at which "
+            "W1 is within 2× the floor; \"epochs to fit\": the first from which it stays there to "
+            "the end; both over the seeds that got there. \"Collapsed\": seeds that end beyond "
+            "5× the floor.")
+
+
 def run_experiment(name: str, args) -> None:
     spec = EXPERIMENTS[name]
     runs_root = Path("runs/experiments") / args.label / name
@@ -255,7 +362,7 @@ def run_experiment(name: str, args) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     epochs = args.epochs or spec["epochs"]
     configs = [c for c in spec["configs"] if not args.only or slug(c[0]) in args.only]
-    seeds = list(range(args.seed, args.seed + args.seeds))
+    seeds = list(range(args.seed, args.seed + (args.seeds or spec.get("seeds", 8))))
     if args.only and len(configs) != len(args.only):
         raise lab5.UserError(f"--only names configurations that {name} does not have; it has: "
                              + ", ".join(slug(c[0]) for c in spec["configs"]))
@@ -272,31 +379,45 @@ def run_experiment(name: str, args) -> None:
     # --only may leave out the usual ones
     shown = [label for label in spec["frames"] if label in runs] or list(runs)
     frame_grid(runs, shown, frame_epochs, results_dir / f"{name}_frames.png", f"seed{seeds[0]}")
-    floor = results[configs[0][0]][0]["floor"]
-    command = f"python experiments/report.py {name} --seeds {args.seeds}" + \
-        (f" --seed {args.seed}" if args.seed else "") + \
-        (f" --data {args.data} --label {args.label}" if args.data else "") + \
-        (f" --epochs {epochs}" if args.epochs else "") + \
-        (f" --only {','.join(args.only)}" if args.only else "")
-    lines = [f"## {spec['title']}", "", f"`{command}`", "",
-             f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± "
-             f"{floor['w1_sd']:.4f}; precision {floor['precision']:.3f}, recall "
-             f"{floor['recall']:.3f}. Mean ± standard error over {args.seeds} seeds "
-             f"({seeds[0]}–{seeds[-1]}); \"first "
-             "within 2×\": the first epoch at which W1 is within 2× the floor; \"epochs to fit\": "
-             "the first from which it stays there to the end; both over the seeds that got there. "
-             "\"Collapsed\": seeds that end beyond 5× the floor.", "",
-             *table(results, epochs, diverged), "",
+    rows = (toy_table(results, {label: wall_minutes(run) for label, run in runs.items()},
+                      spec["toy"], diverged) if "toy" in spec else
+            table(results, epochs, diverged))
+    lines = [f"## {spec['title']}", "", f"`{command_line(name, args, len(seeds))}`", "",
+             caption(spec, results[configs[0][0]][0]["floor"], seeds), "", *rows, "",
+             *settings_lines(configs, spec, epochs, seeds),
              f"![W1 per epoch]({name}_w1.png)", "", f"![frames]({name}_frames.png)", ""]
     (results_dir / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines), flush=True)
+
+
+def wall_minutes(run: Path) -> float:
+    return json.loads((run / "summary.json").read_text())["wall_s"] / 60
+
+
+def command_line(name: str, args, seeds: int) -> str:
+    return (f"python experiments/report.py {name} --seeds {seeds}"
+            + (f" --seed {args.seed}" if args.seed else "")
+            + (f" --data {args.data} --label {args.label}" if args.data else "")
+            + (f" --epochs {args.epochs}" if args.epochs else "")
+            + (f" --only {','.join(args.only)}" if args.only else ""))
+
+
+def settings_lines(configs: list, spec: dict, epochs: int, seeds: list[int]) -> list[str]:
+    """Each configuration's flags, for the tables whose rows differ in more than a label says."""
+    if "toy" not in spec:
+        return []
+    return [f"Settings (each row: the variant's script with these flags, `--seed {seeds[0]} "
+            f"--seeds {len(seeds)}`, and `--epochs {epochs}` where they set none):", "",
+            *(f"- {label}: `python variants/{variant}.py {' '.join(flags)}`"
+              for label, variant, flags in configs), ""]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.error = lab5.fail
     p.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "all"])
-    p.add_argument("--seeds", type=int, default=8, help="models per configuration")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="models per configuration (default: 10 on the toy benchmarks, else 8)")
     p.add_argument("--seed", type=int, default=0, help="the first of their seeds")
     p.add_argument("--data", default=None,
                    help="a MAT file or built-in data set instead of data/points.mat")
@@ -309,7 +430,8 @@ def main() -> int:
                    help="only write the tables and figures, from finished runs "
                    "(safe while others train)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="override every experiment's epochs (quick checks)")
+                   help="override every experiment's epochs (quick checks; a row that sets "
+                   "its own keeps it)")
     p.add_argument("--only", type=lambda text: text.split(","), default=None, metavar="SLUG,SLUG",
                    help="run these configurations only, named as their run folders are "
                    "(e.g. penalty_10)")

@@ -157,3 +157,14 @@ def test_toy_data_is_seeded(name):
         counts = np.bincount(d.argmin(axis=1), minlength=len(modes["means"]))
         assert (np.abs(counts - len(points) / len(counts)).max()
                 < 5 * np.sqrt(len(points) / len(counts)))
+
+
+def test_the_ring_has_eight_distinct_evenly_spaced_modes():
+    """PacGAN's 2D-ring: 8 modes 45° apart on the unit circle (a linspace(0, 2π, 8) ring, as some
+    public toy code builds it, has its first and last mode on the same point: 7 distinct)."""
+    means = np.array(lab5.TOY_DATA["ring8"]["means"])
+    assert np.allclose(np.linalg.norm(means, axis=1), 1)
+    gaps = cdist(means, means) + np.diag([np.inf] * 8)
+    assert np.allclose(gaps.min(axis=1), 2 * np.sin(np.pi / 8))
+    grid = np.array(lab5.TOY_DATA["grid25"]["means"])
+    assert len({tuple(m) for m in grid}) == 25 and np.ptp(grid, axis=0).tolist() == [8, 8]

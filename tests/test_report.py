@@ -3,10 +3,21 @@
 import csv
 import json
 
+import numpy as np
 import pytest
+import torch
 
 import lab5
-from experiments.report import EXPERIMENTS, FIRST_DEFAULTS, member_results, run_config, slug, table
+from experiments.report import (
+    EXPERIMENTS,
+    FIRST_DEFAULTS,
+    PUBLISHED,
+    member_results,
+    run_config,
+    slug,
+    table,
+    toy_table,
+)
 
 
 def fake_member(folder, w1_by_epoch, floor=0.02, fit=None, precision=0.9, recall=0.8):
@@ -97,3 +108,60 @@ def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, 
 def test_the_first_defaults_are_valid_flags():
     for variant, flags in FIRST_DEFAULTS.items():
         lab5.parse_config(variant, flags)
+
+
+def test_toy_table_counts_modes_and_stands_beside_the_published_rows(tmp_path):
+    """Mode metrics per seed in, the papers' columns out: mean ± s.e., how many runs captured
+    every mode, the minutes, and every published row of the same mixture below ours."""
+    for seed, (modes, hq, kl) in enumerate([(8, 0.97, 0.01), (7, 0.95, 0.05)]):
+        member = tmp_path / "run" / f"seed{seed}"
+        fake_member(member, {200: 0.02})
+        summary = json.loads((member / "summary.json").read_text())
+        summary["final"].update(modes=modes, hq=hq, reverse_kl=kl)
+        summary["noise_floor"].update(draws=10, modes=8.0, hq=0.98976, reverse_kl=0.0013)
+        (member / "summary.json").write_text(json.dumps(summary))
+    label = "WGAN-GP, tuned"
+    lines = toy_table({label: member_results(tmp_path / "run")}, {label: 12.34}, "ring8")
+    ours = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert ours == ["WGAN-GP, tuned", "lab5", "2", "7.50 ± 0.50", "96.0 ± 1.0", "0.030 ± 0.020",
+                    "1/2", "1.00 ± 0.00", "12.3"]
+    assert lines[0].count("modes (of 8)") == 1
+    perfect = [c.strip() for c in lines[3].strip("|").split("|")]
+    assert perfect[2:6] == ["10", "8.00", "99.0", "0.001"]      # fake_member's floor
+    published = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
+    assert [row[0] for row in published] == [row[0] for row in PUBLISHED["ring8"]]
+    assert published[1][:6] == ["PacGAN4", "PacGAN, Table 1", "10", "7.8 ± 0.1", "95.9 ± 1.4",
+                                "0.07 ± 0.02"]
+    assert published[4][2] == "5" and all(len(row) == len(ours) for row in published)
+
+
+def test_the_toy_benchmarks_follow_the_protocol():
+    """Ten seeds of every configuration, on the mixture the table is about, counted over the
+    papers' 2,500 generated points."""
+    for name in ("ring", "grid"):
+        spec = EXPERIMENTS[name]
+        assert spec["seeds"] == 10 and {v for _, v, _ in spec["configs"]} == {
+            "gan", "wgan", "wgan_gp"}
+        for _, variant, flags in spec["configs"]:
+            cfg = lab5.parse_config(variant, flags)
+            assert (cfg["data"], cfg["toy_size"], cfg["eval_size"]) == (spec["toy"], 100000, 2500)
+
+
+def test_toy_profile_bands_and_a_saved_generator(tmp_path):
+    """Points 0, 4 and 10 s.d. from their nearest mode fall one in each band; a saved generator
+    whose last layer ignores the noise and outputs a mode lands every sample within 3 s.d."""
+    from experiments.toy_profile import distance_shares, member_samples
+    means, std = np.array([[0.0, 0.0], [1.0, 0.0]]), 0.01
+    points = np.array([[0.0, 0.0], [1.0, 4 * std], [0.0, -10 * std]])
+    assert distance_shares(points, means, std) == pytest.approx([1 / 3, 1 / 3, 1 / 3])
+    member = tmp_path / "seed0"
+    member.mkdir()
+    (member / "config.json").write_text(json.dumps({"noise_dim": 3, "hidden": [5, 4]}))
+    net = lab5.torch_module((3, 5, 4, 2))
+    with torch.no_grad():
+        net[-1].weight.zero_()
+        net[-1].bias.copy_(torch.tensor([1.0, 0.0]))
+    torch.save(net.state_dict(), member / "generator.pt")
+    samples = member_samples(member, 500)
+    assert samples.shape == (500, 2)
+    assert distance_shares(samples, means, std) == pytest.approx([1, 0, 0])
