@@ -129,10 +129,13 @@ def test_toy_table_counts_modes_and_stands_beside_the_published_rows(tmp_path):
     perfect = [c.strip() for c in lines[3].strip("|").split("|")]
     assert perfect[2:6] == ["10", "8.00", "99.0", "0.001"]      # fake_member's floor
     published = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
-    assert [row[0] for row in published] == [row[0] for row in PUBLISHED["ring8"]]
+    assert [row[0] for row in published] == [row[0] for row in PUBLISHED]
     assert published[1][:6] == ["PacGAN4", "PacGAN, Table 1", "10", "7.8 ± 0.1", "95.9 ± 1.4",
                                 "0.07 ± 0.02"]
     assert published[4][2] == "5" and all(len(row) == len(ours) for row in published)
+    grid = toy_table({label: member_results(tmp_path / "run")}, {label: 1.0}, "grid25")
+    assert "modes (of 25)" in grid[0] and grid[2].split("|")[7].strip() == "0/2"
+    assert grid[5].split("|")[4:7] == [" 24.8 ± 0.2 ", " 93.6 ± 0.6 ", " 0.04 ± 0.01 "]
 
 
 def test_the_toy_benchmarks_follow_the_protocol():
