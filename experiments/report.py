@@ -345,8 +345,8 @@ def caption(spec: dict, floor: dict, seeds: list[int]) -> str:
             "KL(the high-quality points' modes ‖ uniform). lab5 counts 2,500 generated points "
             "per run at the last epoch; W1 / floor is measured on 1,000 held-out points "
             f"(floor W1 = {floor['w1']:.4f} ± {floor['w1_sd']:.4f}). \"minutes\": the wall time "
-            "of the whole 10-seed ensemble (compiling and measuring included) on one thread of "
-            "this 2-core CPU, beside another such run.")
+            f"of the whole {len(seeds)}-seed ensemble (compiling and measuring included) on one "
+            "thread of this 2-core CPU, beside another such run.")
     return (f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± "
             f"{floor['w1_sd']:.4f}; precision {floor['precision']:.3f}, recall "
             f"{floor['recall']:.3f}. " + what + "\"First within 2×\": the first epoch at which "
