@@ -267,7 +267,7 @@ def table(results: dict[str, list[dict]], epochs: int,
     return lines
 
 
-def toy_table(results: dict[str, list[dict]], minutes: dict[str, float], toy: str,
+def toy_table(results: dict[str, list[dict]], minutes: dict[str, float], toy: str, floor: dict,
               diverged: dict[str, str] | None = None) -> list[str]:
     """Ours (mean ± s.e. over seeds, the minutes each 10-seed ensemble took), then what samples
     of the training points score (the noise floor's mode metrics, mean over its draws), then the
@@ -286,8 +286,7 @@ def toy_table(results: dict[str, list[dict]], minutes: dict[str, float], toy: st
                      f"{sum(r['modes'] == total for r in rs)}/{len(rs)}",
                      mean_se(r["final"] for r in rs), f"{minutes[label]:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    floor = results[next(iter(results))][0]["floor"]  # what a perfect sampler scores
-    lines.append("| " + " | ".join([
+    lines.append("| " + " | ".join([  # what a perfect sampler scores
         "training points (a perfect generator)", "lab5", str(floor["draws"]),
         f"{floor['modes']:.2f}", f"{100 * floor['hq']:.1f}", f"{floor['reverse_kl']:.3f}", "—",
         "1", "—"]) + " |")
@@ -379,11 +378,12 @@ def run_experiment(name: str, args) -> None:
     # --only may leave out the usual ones
     shown = [label for label in spec["frames"] if label in runs] or list(runs)
     frame_grid(runs, shown, frame_epochs, results_dir / f"{name}_frames.png", f"seed{seeds[0]}")
+    floor = results[configs[0][0]][0]["floor"]
     rows = (toy_table(results, {label: wall_minutes(run) for label, run in runs.items()},
-                      spec["toy"], diverged) if "toy" in spec else
+                      spec["toy"], floor, diverged) if "toy" in spec else
             table(results, epochs, diverged))
     lines = [f"## {spec['title']}", "", f"`{command_line(name, args, len(seeds))}`", "",
-             caption(spec, results[configs[0][0]][0]["floor"], seeds), "", *rows, "",
+             caption(spec, floor, seeds), "", *rows, "",
              *settings_lines(configs, spec, epochs, seeds),
              f"![W1 per epoch]({name}_w1.png)", "", f"![frames]({name}_frames.png)", ""]
     (results_dir / f"{name}.md").write_text("\n".join(lines))

@@ -21,19 +21,21 @@ from scipy.spatial.distance import cdist
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
+from plots.measures import HIGH_QUALITY_SDS  # noqa: E402
 
 BANDS = ("within 3 s.d.", "3-5 s.d.", "beyond 5 s.d.")
 
 
 def distance_shares(points: np.ndarray, means: np.ndarray, std: float) -> np.ndarray:
-    """The shares of points whose nearest mode is ≤ 3, 3-5 and > 5 standard deviations away."""
+    """The shares of points whose nearest mode is ≤ 3 (high quality), 3-5 and > 5 standard
+    deviations away."""
     r = cdist(points, means).min(axis=1) / std
-    return np.array([(r <= 3).mean(), ((r > 3) & (r <= 5)).mean(), (r > 5).mean()])
+    return np.array([(r <= HIGH_QUALITY_SDS).mean(), ((r > HIGH_QUALITY_SDS) & (r <= 5)).mean(),
+                     (r > 5).mean()])
 
 
 def member_samples(member: Path, n: int, seed: int = 0) -> np.ndarray:
-    config = json.loads((member / "config.json").read_text())
-    sizes = (config["noise_dim"], *config["hidden"], 2)
+    sizes = lab5.generator_sizes(json.loads((member / "config.json").read_text()))
     net = lab5.torch_module(sizes)
     net.load_state_dict(torch.load(member / "generator.pt"))
     with torch.no_grad():

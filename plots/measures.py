@@ -15,6 +15,7 @@ from scipy.spatial.distance import cdist, pdist
 from scipy.special import xlogy
 
 NEIGHBOURS = 3  # k of the k-NN precision and recall
+HIGH_QUALITY_SDS = 3  # a sample within this many standard deviations of its nearest mode
 MODE_COLUMNS = ["modes", "hq", "reverse_kl"]
 
 
@@ -86,7 +87,7 @@ def mode_metrics(points: np.ndarray, means: np.ndarray, std: float) -> dict:
     least one such point, `hq` is their fraction of all points, and `reverse_kl` is
     KL(modes of the high-quality points ‖ uniform over modes) (NaN when there are none)."""
     distances = cdist(points, means)
-    nearest, good = distances.argmin(axis=1), distances.min(axis=1) <= 3 * std
+    nearest, good = distances.argmin(axis=1), distances.min(axis=1) <= HIGH_QUALITY_SDS * std
     counts = np.bincount(nearest[good], minlength=len(means))
     share = counts / max(counts.sum(), 1)
     reverse_kl = float(np.sum(xlogy(share, share * len(means)))) if counts.sum() else math.nan

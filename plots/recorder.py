@@ -103,10 +103,10 @@ def write_summaries(rec: dict, status: str, diverged: list[str] | None) -> None:
     fits = [measures.epochs_to_fit(member["history"], threshold) for member in rec["members"]]
     for member, fit in zip(rec["members"], fits):
         records.write_json(member["folder"] / "summary.json",
-                   {**shared, "final": member["final"], "epochs_to_fit": fit})
+                           {**shared, "final": member["final"], "epochs_to_fit": fit})
     if run["folder"] not in run["member_dirs"]:
         records.write_json(run["folder"] / "summary.json",
-                   {**shared, "final": rec["final"], "epochs_to_fit": fits})
+                           {**shared, "final": rec["final"], "epochs_to_fit": fits})
 
 
 def handle(rec: dict, message: dict) -> list[str]:

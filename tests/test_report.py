@@ -121,7 +121,8 @@ def test_toy_table_counts_modes_and_stands_beside_the_published_rows(tmp_path):
         summary["noise_floor"].update(draws=10, modes=8.0, hq=0.98976, reverse_kl=0.0013)
         (member / "summary.json").write_text(json.dumps(summary))
     label = "WGAN-GP, tuned"
-    lines = toy_table({label: member_results(tmp_path / "run")}, {label: 12.34}, "ring8")
+    results = member_results(tmp_path / "run")
+    lines = toy_table({label: results}, {label: 12.34}, "ring8", results[0]["floor"])
     ours = [c.strip() for c in lines[2].strip("|").split("|")]
     assert ours == ["WGAN-GP, tuned", "lab5", "2", "7.50 ± 0.50", "96.0 ± 1.0", "0.030 ± 0.020",
                     "1/2", "1.00 ± 0.00", "12.3"]
@@ -133,7 +134,7 @@ def test_toy_table_counts_modes_and_stands_beside_the_published_rows(tmp_path):
     assert published[1][:6] == ["PacGAN4", "PacGAN, Table 1", "10", "7.8 ± 0.1", "95.9 ± 1.4",
                                 "0.07 ± 0.02"]
     assert published[4][2] == "5" and all(len(row) == len(ours) for row in published)
-    grid = toy_table({label: member_results(tmp_path / "run")}, {label: 1.0}, "grid25")
+    grid = toy_table({label: results}, {label: 1.0}, "grid25", results[0]["floor"])
     assert "modes (of 25)" in grid[0] and grid[2].split("|")[7].strip() == "0/2"
     assert grid[5].split("|")[4:7] == [" 24.8 ± 0.2 ", " 93.6 ± 0.6 ", " 0.04 ± 0.01 "]
 
