@@ -70,12 +70,12 @@ def parse_widths(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected widths like 256,64, got {text!r}") from None
 
-def parse_anneal(text: str) -> dict[str, float]:
+def parse_values(text: str) -> dict[str, float]:
     """'lr=5e-4,gp_weight=0.1' -> {'lr': 0.0005, 'gp_weight': 0.1}"""
     try:
         return {k.replace("-", "_"): float(v) for k, v in (p.split("=") for p in text.split(","))}
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected NAME=START,... with numbers, got {text!r}") \
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE,... with numbers, got {text!r}") \
             from None
 
 INT, INT0 = "a positive integer", "a non-negative integer"
@@ -142,8 +142,13 @@ FLAGS = {
     "vary": Flag(None, "NAME=V1,V2: a model per value of lr (or gp_weight, clip) and seed",
                  ENSEMBLE, parse=parse_vary),
     "anneal": Flag(None, "NAME=START,...: start lr (or gp_weight, clip, ema) at START, moving "
-                   "linearly to its flag's value over --anneal-epochs", LOOP, parse=parse_anneal),
+                   "linearly to its flag's value over --anneal-epochs", LOOP, parse=parse_values),
     "anneal_epochs": Flag(40, "epochs over which --anneal's values reach their flags'", LOOP, INT),
+    "cooldown": Flag(None, "NAME=END,...: move lr (or gp_weight, clip, ema) linearly from its "
+                     "flag's value towards END (reached one epoch after the last, so 0 is one) "
+                     "over the last --cooldown-epochs", LOOP, parse=parse_values),
+    "cooldown_epochs": Flag(100, "the last epochs, over which --cooldown's values move", LOOP,
+                            INT),
     "device": Flag("auto", "auto: CUDA when there is one", RUN, choices=("auto", "cpu", "cuda")),
     "no_compile": Flag(False, "run the step eagerly instead of through torch.compile", RUN),
     "threads": Flag(1, "CPU threads that train (0: torch's default); recording has its own", RUN,
@@ -208,26 +213,50 @@ def member_configs(cfg: dict) -> list[dict]:
     return [{**cfg, "seed": seed, "seeds": 1, "vary": None, **({name: value} if name else {})}
             for seed in range(cfg["seed"], cfg["seed"] + cfg["seeds"]) for value in values]
 
+def resumed(variant: str, parser: argparse.ArgumentParser, argv, cfg: dict) -> dict:
+    """The config of the run that --resume continues, with the flags that argv sets (None: not
+    set) changed where they may be."""
+    parser.set_defaults(**dict.fromkeys(cfg))
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    cfg = {**cfg, **records.resumed_config(variant, given, RESUMABLE, FLAGS)}
+    planned = records.read_config(Path(cfg["resume"]))["epochs"]
+    if cfg["cooldown"] and cfg["epochs"] != planned:  # its last epochs are the cooldown's
+        raise UserError(f"--epochs {cfg['epochs']}: {cfg['resume']} cools down over the last "
+                        f"{cfg['cooldown_epochs']} of its {planned} epochs, so --resume cannot "
+                        "change --epochs")
+    return cfg
+
+def check_schedules(cfg: dict) -> None:
+    """--vary, --anneal and --cooldown name hyper-parameters that the variant holds as tensors,
+    with values that pass as the flags' would; the anneal ends before the cooldown starts."""
+    variable, variant = [name for name in VARIABLE if name in cfg], cfg["variant"]
+    for flag, name in [("vary", cfg["vary"] and cfg["vary"][0]),
+                       *((f, name) for f in ("anneal", "cooldown") for name in cfg[f] or {})]:
+        if name and name not in variable:
+            verb = {"cooldown": "cool down"}.get(flag, flag)
+            raise UserError(f"--{flag} {name}: {TITLES[variant]} can {verb} {', '.join(variable)}")
+    ends = {k: v for k, v in (cfg["cooldown"] or {}).items() if v != 0}  # approached, not reached
+    for flag, values in (("anneal", cfg["anneal"] or {}), ("cooldown", ends)):
+        try:
+            for member in member_configs(cfg) if values else []:
+                check_config({**member, **values})
+        except UserError as e:
+            raise UserError(f"--{flag} {e.args[0].removeprefix('--')}") from None
+    used = (cfg["anneal_epochs"] if cfg["anneal"] else 0) + cfg["cooldown_epochs"]
+    if cfg["cooldown"] and used > cfg["epochs"]:
+        windows = ("--anneal-epochs {anneal_epochs} and --cooldown-epochs {cooldown_epochs} add "
+                   "up to" if cfg["anneal"] else "--cooldown-epochs {cooldown_epochs} is")
+        raise UserError(f"{windows.format(**cfg)} more than --epochs {cfg['epochs']}")
+
 def parse_config(variant: str, argv: list[str] | None = None) -> dict:
     parser = build_parser(variant)
     cfg = vars(parser.parse_args(argv))
-    if cfg["resume"] is not None:  # the flags that argv sets (None: not set) against the run's
-        parser.set_defaults(**dict.fromkeys(cfg))
-        given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-        cfg = {**cfg, **records.resumed_config(variant, given, RESUMABLE, FLAGS)}
+    if cfg["resume"] is not None:
+        cfg = resumed(variant, parser, argv, cfg)
     cfg["variant"] = variant
-    variable = [name for name in VARIABLE if name in cfg]
-    for flag, name in [("vary", cfg["vary"] and cfg["vary"][0]), *(("anneal", name) for name
-                                                                   in cfg["anneal"] or {})]:
-        if name and name not in variable:
-            raise UserError(f"--{flag} {name}: {TITLES[variant]} can {flag} {', '.join(variable)}")
     for member in [cfg, *member_configs(cfg)]:  # each value checked as flags are
         check_config(member)
-    try:
-        for member in member_configs(cfg) if cfg["anneal"] else []:
-            check_config({**member, **cfg["anneal"]})
-    except UserError as e:
-        raise UserError(f"--anneal {e.args[0].removeprefix('--')}") from None
+    check_schedules(cfg)
     return cfg
 
 def resolve_device(name: str) -> torch.device:
@@ -595,11 +624,17 @@ def warm_up(run: dict, step: Callable, state: dict) -> float:
     step(state, {k: v[0] for k, v in batches.items()})
     return time.perf_counter() - started
 
-def annealed(cfg: dict, epoch: int) -> dict[str, float]:
-    """The --anneal'd hyper-parameters' values in this epoch, reaching the flags' at epoch
-    --anneal-epochs + 1."""
-    t = min((epoch - 1) / cfg["anneal_epochs"], 1.0)
-    return {k: start + (cfg[k] - start) * t for k, start in (cfg["anneal"] or {}).items()}
+def scheduled(cfg: dict, epoch: int) -> dict[str, float]:
+    """The --anneal'd and --cooldown'd hyper-parameters' values in this epoch: from START they
+    reach their flags' values at epoch --anneal-epochs + 1; from there they move towards END
+    over the last --cooldown-epochs, the flags' values in the first of them."""
+    warm = min((epoch - 1) / cfg["anneal_epochs"], 1.0)
+    cool = max(epoch - 1 - cfg["epochs"] + cfg["cooldown_epochs"], 0) / cfg["cooldown_epochs"]
+    values = {k: start + (cfg[k] - start) * warm for k, start in (cfg["anneal"] or {}).items()}
+    for k, end in (cfg["cooldown"] or {}).items():
+        value = values.get(k, cfg[k])
+        values[k] = value + (end - value) * cool
+    return values
 
 def with_hyper(state: dict, values: list[dict]) -> dict:
     """The state with each member's values (the learning rate of both optimisers, or one of
@@ -625,7 +660,7 @@ def train_epochs(run: dict, send: Callable) -> None:
         step = fast_calls(step)
     for epoch in range(first["epoch"] + 1, cfg["epochs"] + 1):
         started = time.perf_counter()
-        state = with_hyper(state, [annealed(m, epoch) for m in members])
+        state = with_hyper(state, [scheduled(m, epoch) for m in members])
         batches = members_batches(run["train_t"], members, run["steps"], rngs, device)
         new_state, losses = run_epoch(step, state, batches, run["steps"])
         seconds = time.perf_counter() - started

@@ -247,3 +247,27 @@ def test_a_run_with_a_moving_average_extends_to_the_same_files(tmp_path):
     raw, average = (torch.load(tmp_path / "short" / name) for name in ("generator_raw.pt",
                                                                        "generator.pt"))
     assert not torch.equal(raw["0.weight"], average["0.weight"])
+
+
+COOLDOWN = ["--cooldown", "lr=0,gp_weight=0.1", "--cooldown-epochs", "6"]
+
+
+def test_a_run_killed_in_its_cooldown_resumes_to_the_same_files(tmp_path):
+    """The cooldown's values come from the config and the epoch, the same after a resume."""
+    whole, out = tmp_path / "whole", tmp_path / "killed"
+    assert lab5.main("wgan_gp", [*SMALL, *COOLDOWN, "--epochs", str(EPOCHS),
+                                 "--out", str(whole)]) == 0
+    kill_after(start(out, COOLDOWN), out, 8, random.Random(8).uniform(0, 0.25))
+    assert lab5.main("wgan_gp", ["--resume", str(out)]) == 0
+    assert_same_files(whole, out)
+
+
+def test_a_cooled_down_run_is_not_extended(tmp_path, capsys):
+    """Its last epochs were the cooldown's: more epochs would make it a different schedule."""
+    out = tmp_path / "cooled"
+    assert lab5.main("wgan_gp", [*SMALL, *COOLDOWN, "--epochs", "6", "--out", str(out)]) == 0
+    before = folder_bytes(out)
+    assert lab5.main("wgan_gp", ["--resume", str(out), "--epochs", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "cools down over the last 6 of its 6 epochs" in err and folder_bytes(out) == before

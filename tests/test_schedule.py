@@ -1,6 +1,6 @@
-"""--anneal: a whole run, from the loop down, against the eager reference stepped through the
-same batches, its learning rate moved by torch.optim.lr_scheduler.LinearLR and its penalty
-weight by hand, once per epoch."""
+"""--anneal and --cooldown: a whole run, from the loop down, against the eager reference stepped
+through the same batches, its learning rate moved by torch.optim.lr_scheduler.LinearLR and its
+penalty weight by hand, once per epoch."""
 
 import pytest
 import torch
@@ -10,13 +10,15 @@ import lab5
 from tests.eager_reference import make_reference, reference_step
 
 LR, LR_START, GP, GP_START, EPOCHS = 0.001, 0.005, 0.001, 1.0, 2
-ARGV = ["--train-size", "96", "--test-size", "32", "--batch-size", "16", "--epochs", "4",
-        "--lr", str(LR), "--frame-every", "0", "--eval-every", "0", "--no-compile"]
+LR_END, GP_END, RUN_EPOCHS = 0.0, 0.1, 5
+ARGV = ["--train-size", "96", "--test-size", "32", "--batch-size", "16", "--epochs",
+        str(RUN_EPOCHS), "--lr", str(LR), "--frame-every", "0", "--eval-every", "0", "--no-compile"]
 
 
-def reference(cfg: dict, starts: dict, epochs: int) -> dict:
+def reference(cfg: dict, starts: dict, ends: dict) -> dict:
     """The eager networks after cfg's epochs, the learning rate and the penalty weight moving
-    from `starts` to cfg's values over `epochs` epochs, on the batches the run drew."""
+    from `starts` to cfg's values over the first EPOCHS epochs and from them towards `ends` over
+    the last EPOCHS, on the batches the run drew."""
     points, _, source = lab5.load_data(cfg)
     train = torch.as_tensor(lab5.split_data(cfg, points, source)[0], dtype=torch.float32)
     steps = len(train) // (cfg["batch_size"] * cfg["n_critic"])
@@ -24,12 +26,17 @@ def reference(cfg: dict, starts: dict, epochs: int) -> dict:
     lr = starts.get("lr", cfg["lr"])
     ref = make_reference({**cfg, "lr": lr}, init["g"], init["d"])
     schedules = [LinearLR(ref[o], start_factor=1.0, end_factor=cfg["lr"] / lr,
-                          total_iters=epochs) for o in ("opt_g", "opt_d")]
-    rng = lab5.make_rng(cfg["seed"], "train")
+                          total_iters=EPOCHS) for o in ("opt_g", "opt_d")]
+    rng, cooling = lab5.make_rng(cfg["seed"], "train"), cfg["epochs"] - EPOCHS
     for epoch in range(cfg["epochs"]):
+        if epoch == cooling and "lr" in ends:  # LinearLR goes on from the lr the group has
+            schedules += [LinearLR(ref[o], start_factor=1.0, end_factor=ends["lr"] / cfg["lr"],
+                                   total_iters=EPOCHS) for o in ("opt_g", "opt_d")]
         if "gp_weight" in cfg:
-            start, t = starts.get("gp_weight", cfg["gp_weight"]), min(epoch / epochs, 1.0)
-            ref["cfg"] = {**cfg, "gp_weight": start + (cfg["gp_weight"] - start) * t}
+            start, t = starts.get("gp_weight", cfg["gp_weight"]), min(epoch / EPOCHS, 1.0)
+            end, u = ends.get("gp_weight", cfg["gp_weight"]), max(epoch - cooling, 0) / EPOCHS
+            gp = start + (cfg["gp_weight"] - start) * t + (end - cfg["gp_weight"]) * u
+            ref["cfg"] = {**cfg, "gp_weight": gp}
         batches = lab5.epoch_batches(train, cfg, steps, rng, "cpu")
         for i in range(steps):
             reference_step(ref, {k: v[i] for k, v in batches.items()})
@@ -38,25 +45,35 @@ def reference(cfg: dict, starts: dict, epochs: int) -> dict:
     return {"g": ref["G"].state_dict(), "d": ref["D"].state_dict()}
 
 
-@pytest.mark.parametrize("variant,starts", [("wgan", {"lr": LR_START}),
-                                            ("wgan_gp", {"lr": LR_START}),
-                                            ("wgan_gp", {"gp_weight": GP_START}),
-                                            ("wgan_gp", {"lr": LR_START, "gp_weight": GP_START})])
-def test_annealed_values_move_per_epoch_as_the_reference_s(tmp_path, variant, starts):
-    anneal = ",".join(f"{k}={v}" for k, v in starts.items())
-    argv = [*ARGV, "--anneal", anneal, "--anneal-epochs", str(EPOCHS)]
+def flag(name: str, values: dict) -> list[str]:
+    return [f"--{name}", ",".join(f"{k}={v}" for k, v in values.items()),
+            f"--{name}-epochs", str(EPOCHS)] if values else []
+
+
+@pytest.mark.parametrize("variant,starts,ends", [
+    ("wgan", {"lr": LR_START}, {}),
+    ("wgan_gp", {"lr": LR_START}, {}),
+    ("wgan_gp", {"gp_weight": GP_START}, {}),
+    ("wgan_gp", {"lr": LR_START, "gp_weight": GP_START}, {}),
+    ("gan", {}, {"lr": LR_END}),
+    ("wgan_gp", {}, {"lr": LR_END, "gp_weight": GP_END}),
+    ("wgan_gp", {"lr": LR_START, "gp_weight": GP_START}, {"lr": LR_END, "gp_weight": GP_END})])
+def test_scheduled_values_move_per_epoch_as_the_reference_s(tmp_path, variant, starts, ends):
+    argv = [*ARGV, *flag("anneal", starts), *flag("cooldown", ends)]
     if variant == "wgan_gp":
         argv += ["--gp-weight", str(GP)]
     cfg = lab5.parse_config(variant, [*argv, "--out", str(tmp_path / "run")])
     lab5.train(cfg)
     run = {"g": torch.load(tmp_path / "run" / "generator_raw.pt"),
            "d": torch.load(tmp_path / "run" / "critic.pt")}
-    torch.testing.assert_close(run, reference(cfg, starts, EPOCHS), rtol=2e-4, atol=2e-6)
-    penalty_only = {k: v for k, v in starts.items() if k != "lr"}
-    for other in [{}, *([penalty_only] if penalty_only not in ({}, starts) else [])]:
-        expected = reference(cfg, other, EPOCHS)  # without the annealing, or without its lr's
-        assert any(not torch.allclose(run["g"][k], expected["g"][k], rtol=2e-3, atol=2e-5)
-                   for k in run["g"]), other
+    torch.testing.assert_close(run, reference(cfg, starts, ends), rtol=2e-4, atol=2e-6)
+    schedules = {"starts": starts, "ends": ends}
+    for part, values in schedules.items():  # without any one of the schedules' values
+        for name in values:
+            less = {**schedules, part: {k: v for k, v in values.items() if k != name}}
+            expected = reference(cfg, less["starts"], less["ends"])
+            assert any(not torch.allclose(run["g"][k], expected["g"][k], rtol=2e-3, atol=2e-5)
+                       for k in run["g"]), (part, name)
 
 
 def test_each_member_anneals_to_its_own_value_in_tensors_of_its_own():
@@ -66,7 +83,7 @@ def test_each_member_anneals_to_its_own_value_in_tensors_of_its_own():
                                         "lr=0.004,gp_weight=0.1"])
     members = lab5.member_configs(cfg)
     state = lab5.with_hyper(lab5.init_members(members, "cpu"),
-                            [lab5.annealed(m, 21) for m in members])
+                            [lab5.scheduled(m, 21) for m in members])
     for opt in ("g_opt", "d_opt"):
         assert state[opt]["lr"].tolist() == pytest.approx([0.0025, 0.003])
     assert state["hyper"]["gp_weight"].tolist() == pytest.approx([0.0505, 0.0505])
@@ -76,5 +93,5 @@ def test_each_member_anneals_to_its_own_value_in_tensors_of_its_own():
 def test_without_annealing_the_state_is_left_as_it_is():
     cfg = lab5.parse_config("wgan_gp", [])
     state = lab5.init_members(lab5.member_configs(cfg), "cpu")
-    after = lab5.with_hyper(state, [lab5.annealed(cfg, 1)])
+    after = lab5.with_hyper(state, [lab5.scheduled(cfg, 1)])
     assert all(after[k][n] is state[k][n] for k in ("g_opt", "d_opt", "hyper") for n in state[k])
