@@ -147,8 +147,7 @@ FLAGS = {
     "cooldown": Flag(None, "NAME=END,...: move lr (or gp_weight, clip, ema) linearly from its "
                      "flag's value towards END (reached one epoch after the last, so 0 is one) "
                      "over the last --cooldown-epochs", LOOP, parse=parse_values),
-    "cooldown_epochs": Flag(100, "the last epochs, over which --cooldown's values move", LOOP,
-                            INT),
+    "cooldown_epochs": Flag(100, "the last epochs, in which --cooldown's values move", LOOP, INT),
     "device": Flag("auto", "auto: CUDA when there is one", RUN, choices=("auto", "cpu", "cuda")),
     "no_compile": Flag(False, "run the step eagerly instead of through torch.compile", RUN),
     "threads": Flag(1, "CPU threads that train (0: torch's default); recording has its own", RUN,
@@ -222,8 +221,7 @@ def resumed(variant: str, parser: argparse.ArgumentParser, argv, cfg: dict) -> d
     planned = records.read_config(Path(cfg["resume"]))["epochs"]
     if cfg["cooldown"] and cfg["epochs"] != planned:  # its last epochs are the cooldown's
         raise UserError(f"--epochs {cfg['epochs']}: {cfg['resume']} cools down over the last "
-                        f"{cfg['cooldown_epochs']} of its {planned} epochs, so --resume cannot "
-                        "change --epochs")
+                        f"{cfg['cooldown_epochs']} of its {planned} epochs; they cannot change")
     return cfg
 
 def check_schedules(cfg: dict) -> None:
@@ -632,8 +630,7 @@ def scheduled(cfg: dict, epoch: int) -> dict[str, float]:
     cool = max(epoch - 1 - cfg["epochs"] + cfg["cooldown_epochs"], 0) / cfg["cooldown_epochs"]
     values = {k: start + (cfg[k] - start) * warm for k, start in (cfg["anneal"] or {}).items()}
     for k, end in (cfg["cooldown"] or {}).items():
-        value = values.get(k, cfg[k])
-        values[k] = value + (end - value) * cool
+        values[k] = values.get(k, cfg[k]) + (end - values.get(k, cfg[k])) * cool
     return values
 
 def with_hyper(state: dict, values: list[dict]) -> dict:
