@@ -1,5 +1,6 @@
 """The experiment report's arithmetic, on hand-made run folders."""
 
+import argparse
 import csv
 import json
 
@@ -14,8 +15,10 @@ from experiments.report import (
     PUBLISHED,
     member_results,
     run_config,
+    run_experiment,
     slug,
     table,
+    target_table,
     toy_table,
 )
 
@@ -105,9 +108,32 @@ def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, 
     assert seen["batch_size"] == first * 2
 
 
-def test_the_first_defaults_are_valid_flags():
+def test_a_row_with_bad_flags_stops_the_experiment_before_any_row_trains(tmp_path,
+                                                                          monkeypatch):
+    """Here `report.py fast_start --epochs 40`: its last row cools down over 100 epochs."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(lab5, "train", lambda cfg: pytest.fail("a row trained"))
+    args = argparse.Namespace(label="shipped", results=str(tmp_path / "results"), epochs=40,
+                              only=None, seed=0, seeds=2, data=None, force=False, no_train=False)
+    with pytest.raises(lab5.UserError, match="--cooldown-epochs 100 add up to more than --epochs"):
+        run_experiment("fast_start", args)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_first_defaults_and_every_experiment_s_rows_are_valid_flags():
     for variant, flags in FIRST_DEFAULTS.items():
         lab5.parse_config(variant, flags)
+    for spec in EXPERIMENTS.values():
+        for _, variant, flags in spec["configs"]:
+            lab5.parse_config(variant, flags)
+
+
+def test_target_table_reads_each_target_off_the_members(tmp_path):
+    fake_member(tmp_path / "run" / "seed0", {30: 0.03, 150: 0.02, 200: 0.02})
+    fake_member(tmp_path / "run" / "seed1", {30: 0.05, 150: 0.03, 200: 0.05})
+    lines = target_table({"fast": member_results(tmp_path / "run")}, 200)
+    # at 30: 1.5 and 2.5; seed1 first within 2× at 150; final 1.0 and 2.5; last 50: 1.0, 2.0
+    assert lines[2] == "| fast | 2.00 (2.50) | 1 of 2 | 1.75 ± 0.75 (2.50) | 1 of 2 | 1.50 (2.00) |"
 
 
 def test_toy_table_counts_modes_and_stands_beside_the_published_rows(tmp_path):
