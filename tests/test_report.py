@@ -23,14 +23,17 @@ from experiments.report import (
 )
 
 
-def fake_member(folder, w1_by_epoch, floor=0.02, fit=None, precision=0.9, recall=0.8):
+def fake_member(folder, w1_by_epoch, floor=0.02, fit=None, precision=0.9, recall=0.8,
+                energy=None):
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"fit_factor": 2.0}))
+    energy = energy or {}
     with open(folder / "metrics.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["epoch", "w1", "precision"])
+        writer = csv.DictWriter(f, fieldnames=["epoch", "w1", "precision", "energy"])
         writer.writeheader()
-        for epoch, w1 in w1_by_epoch.items():
-            writer.writerow({"epoch": epoch, "w1": w1, "precision": precision})
+        for epoch in sorted({*w1_by_epoch, *energy}):
+            writer.writerow({"epoch": epoch, "w1": w1_by_epoch.get(epoch, ""),
+                             "precision": precision, "energy": energy.get(epoch, "")})
         writer.writerow({"epoch": 201, "w1": "", "precision": precision})  # an epoch without W1
     last = max(w1_by_epoch)
     (folder / "summary.json").write_text(json.dumps({
@@ -129,11 +132,15 @@ def test_the_first_defaults_and_every_experiment_s_rows_are_valid_flags():
 
 
 def test_target_table_reads_each_target_off_the_members(tmp_path):
-    fake_member(tmp_path / "run" / "seed0", {30: 0.03, 150: 0.02, 200: 0.02})
-    fake_member(tmp_path / "run" / "seed1", {30: 0.05, 150: 0.03, 200: 0.05})
+    # the energy of epoch 100 is not in the second half; its jumps are 3x and 12x
+    fake_member(tmp_path / "run" / "seed0", {30: 0.03, 150: 0.02, 200: 0.02},
+                energy={100: 1e-6, 101: 2e-3, 150: 1e-3, 200: 3e-3})
+    fake_member(tmp_path / "run" / "seed1", {30: 0.05, 150: 0.03, 200: 0.05},
+                energy={100: 1.0, 150: 1e-3, 170: 1.2e-2})
     lines = target_table({"fast": member_results(tmp_path / "run")}, 200)
     # at 30: 1.5 and 2.5; seed1 first within 2× at 150; final 1.0 and 2.5; last 50: 1.0, 2.0
-    assert lines[2] == "| fast | 2.00 (2.50) | 1 of 2 | 1.75 ± 0.75 (2.50) | 1 of 2 | 1.50 (2.00) |"
+    assert lines[2] == ("| fast | 2.00 (2.50) | 1 of 2 | 1.75 ± 0.75 (2.50) | 1 of 2 | "
+                        "1.50 (2.00) | 12.0× (1 of 2) |")
 
 
 def test_toy_table_counts_modes_and_stands_beside_the_published_rows(tmp_path):
