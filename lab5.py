@@ -224,6 +224,17 @@ def resumed(variant: str, parser: argparse.ArgumentParser, argv, cfg: dict) -> d
                         f"{cfg['cooldown_epochs']} of its {planned} epochs; they cannot change")
     return cfg
 
+def scheduled(cfg: dict, epoch: int) -> dict[str, float]:
+    """The --anneal'd and --cooldown'd hyper-parameters' values in this epoch: from START they
+    reach their flags' values at epoch --anneal-epochs + 1; from there they move towards END
+    over the last --cooldown-epochs, the flags' values in the first of them."""
+    warm = min((epoch - 1) / cfg["anneal_epochs"], 1.0)
+    cool = max(epoch - 1 - cfg["epochs"] + cfg["cooldown_epochs"], 0) / cfg["cooldown_epochs"]
+    values = {k: start + (cfg[k] - start) * warm for k, start in (cfg["anneal"] or {}).items()}
+    for k, end in (cfg["cooldown"] or {}).items():
+        values[k] = values.get(k, cfg[k]) + (end - values.get(k, cfg[k])) * cool
+    return values
+
 def check_schedules(cfg: dict) -> None:
     """--vary, --anneal and --cooldown name hyper-parameters that the variant holds as tensors,
     with values that pass as the flags' would; the anneal ends before the cooldown starts."""
@@ -233,13 +244,12 @@ def check_schedules(cfg: dict) -> None:
         if name and name not in variable:
             verb = {"cooldown": "cool down"}.get(flag, flag)
             raise UserError(f"--{flag} {name}: {TITLES[variant]} can {verb} {', '.join(variable)}")
-    ends = {k: v for k, v in (cfg["cooldown"] or {}).items() if v != 0}  # approached, not reached
-    for flag, values in (("anneal", cfg["anneal"] or {}), ("cooldown", ends)):
-        try:
-            for member in member_configs(cfg) if values else []:
-                check_config({**member, **values})
+    for flag, epoch in (("anneal", 1), ("cooldown", cfg["epochs"])):  # where the line ends
+        try:  # a cooldown's END is approached, not reached: lr=0 never trains at 0
+            for member in member_configs(cfg) if cfg[flag] else []:
+                check_config({**member, **{k: scheduled(member, epoch)[k] for k in cfg[flag]}})
         except UserError as e:
-            raise UserError(f"--{flag} {e.args[0].removeprefix('--')}") from None
+            raise UserError(f"--{flag} {e.args[0].removeprefix('--')} in epoch {epoch}") from None
     used = (cfg["anneal_epochs"] if cfg["anneal"] else 0) + cfg["cooldown_epochs"]
     if cfg["cooldown"] and used > cfg["epochs"]:
         windows = ("--anneal-epochs {anneal_epochs} and --cooldown-epochs {cooldown_epochs} add "
@@ -621,17 +631,6 @@ def warm_up(run: dict, step: Callable, state: dict) -> float:
     batches = members_batches(run["train_t"], run["members"], 1, rngs, run["device"])
     step(state, {k: v[0] for k, v in batches.items()})
     return time.perf_counter() - started
-
-def scheduled(cfg: dict, epoch: int) -> dict[str, float]:
-    """The --anneal'd and --cooldown'd hyper-parameters' values in this epoch: from START they
-    reach their flags' values at epoch --anneal-epochs + 1; from there they move towards END
-    over the last --cooldown-epochs, the flags' values in the first of them."""
-    warm = min((epoch - 1) / cfg["anneal_epochs"], 1.0)
-    cool = max(epoch - 1 - cfg["epochs"] + cfg["cooldown_epochs"], 0) / cfg["cooldown_epochs"]
-    values = {k: start + (cfg[k] - start) * warm for k, start in (cfg["anneal"] or {}).items()}
-    for k, end in (cfg["cooldown"] or {}).items():
-        values[k] = values.get(k, cfg[k]) + (end - values.get(k, cfg[k])) * cool
-    return values
 
 def with_hyper(state: dict, values: list[dict]) -> dict:
     """The state with each member's values (the learning rate of both optimisers, or one of

@@ -290,10 +290,10 @@ def table(results: dict[str, list[dict]], epochs: int,
 
 
 def late_jump(energy_by_epoch: dict[int, float], epochs: int) -> float:
-    """The largest rise of the energy distance in the second half of a run: its maximum there
-    over its minimum there (a generator that leaves the data late: RESULTS.md §8)."""
-    late = [v for e, v in energy_by_epoch.items() if e > epochs // 2]
-    return max(late) / min(late)
+    """The largest rise of the energy distance in the second half of a run: a value over the
+    lowest before it there (a generator that leaves the data late: RESULTS.md §8)."""
+    late = [v for e, v in sorted(energy_by_epoch.items()) if e > epochs // 2]
+    return max(v / min(late[: i + 1]) for i, v in enumerate(late))
 
 
 def target_table(results: dict[str, list[dict]], epochs: int, last: int = 50,
@@ -302,15 +302,16 @@ def target_table(results: dict[str, list[dict]], epochs: int, last: int = 50,
     the final W1 in the mean and in the worst seed; the last epochs say whether the final one is
     typical of the run's end, and the late jumps what can make it untypical."""
     head = ["configuration", "at epoch 30: mean (worst)", "within 2× by epoch 30",
-            "final: mean ± s.e. (worst)", "above 2× at the end", f"last {last} epochs: mean "
-            "(worst seed)", f"late jumps: largest (seeds ≥ {jump:g}×)"]
+            "final: mean ± s.e. (worst)", "above 2× at the end", f"epochs {epochs - last}–"
+            f"{epochs}: mean (worst seed)", f"late jumps: largest (seeds ≥ {jump:g}×)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, rs in results.items():
-        at30 = [r["w1_by_epoch"][30] for r in rs]
+        at30 = [r["w1_by_epoch"].get(30) for r in rs]  # None: not measured there
         ends = [np.mean([v for e, v in r["w1_by_epoch"].items() if e >= epochs - last])
                 for r in rs]
         by30 = sum(r["first"] is not None and r["first"] <= 30 for r in rs)
-        cells = [label, f"{np.mean(at30):.2f} ({max(at30):.2f})", f"{by30} of {len(rs)}",
+        cells = [label, "—" if None in at30 else f"{np.mean(at30):.2f} ({max(at30):.2f})",
+                 f"{by30} of {len(rs)}",
                  f"{mean_se(r['final'] for r in rs)} ({max(r['final'] for r in rs):.2f})",
                  f"{sum(r['final'] > 2 for r in rs)} of {len(rs)}",
                  f"{np.mean(ends):.2f} ({max(ends):.2f})"]

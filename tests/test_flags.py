@@ -27,7 +27,8 @@ SPECIAL = {  # flags whose edges are not numbers of one kind
     "toy_size": [["4000"]], "eval_size": [["2500"], ["-1"]],  # a file's run refuses them
     "anneal": [["lr=5e-4"], ["lr=5e-4,gp_weight=0.1"], ["lr="], ["bogus=1"], ["lr=-1"],
                ["lr=1e30"], ["clip=0.1"], ["ema=0.5,lr=1e-3"]],
-    "cooldown": [["lr=0"], ["lr=0,gp_weight=0.1"], ["lr=-1"], ["ema=1"], ["bogus=1"]],
+    "cooldown": [[v, "--cooldown-epochs", "1"] for v in ("lr=0", "lr=0,gp_weight=0.1", "lr=-1",
+                                                         "ema=1", "ema=1.5", "bogus=1")],
     "out": [[""]],
     "resume": [["no-such-run"], [""]],
     "train_size": [["8191"], ["63"], ["1"], ["0"], ["0.5"], ["0.99999"], ["1.0"], ["1e-9"]],

@@ -3,6 +3,7 @@
 import argparse
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,9 @@ from experiments.report import (
     EXPERIMENTS,
     FIRST_DEFAULTS,
     PUBLISHED,
+    late_jump,
     member_results,
+    run_argv,
     run_config,
     run_experiment,
     slug,
@@ -126,9 +129,10 @@ def test_a_row_with_bad_flags_stops_the_experiment_before_any_row_trains(tmp_pat
 def test_the_first_defaults_and_every_experiment_s_rows_are_valid_flags():
     for variant, flags in FIRST_DEFAULTS.items():
         lab5.parse_config(variant, flags)
-    for spec in EXPERIMENTS.values():
-        for _, variant, flags in spec["configs"]:
-            lab5.parse_config(variant, flags)
+    for spec in EXPERIMENTS.values():  # with the epochs and seeds the report gives them
+        for label, variant, flags in spec["configs"]:
+            lab5.parse_config(variant, run_argv(flags, spec, spec["epochs"], [0, 1, 2], None,
+                                                Path(slug(label))))
 
 
 def test_target_table_reads_each_target_off_the_members(tmp_path):
@@ -141,6 +145,12 @@ def test_target_table_reads_each_target_off_the_members(tmp_path):
     # at 30: 1.5 and 2.5; seed1 first within 2× at 150; final 1.0 and 2.5; last 50: 1.0, 2.0
     assert lines[2] == ("| fast | 2.00 (2.50) | 1 of 2 | 1.75 ± 0.75 (2.50) | 1 of 2 | "
                         "1.50 (2.00) | 12.0× (1 of 2) |")
+
+
+def test_a_late_jump_is_a_rise_in_the_second_half_not_a_fall():
+    # 1e-9 is in the first half; 5e-2 -> 1e-3 is a fall; 1e-3 -> 4e-3 the largest rise
+    assert late_jump({90: 1e-9, 110: 5e-2, 150: 1e-3, 190: 4e-3, 200: 2e-3}, 200) == \
+        pytest.approx(4.0)
 
 
 def test_toy_table_counts_modes_and_stands_beside_the_published_rows(tmp_path):

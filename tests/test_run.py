@@ -244,8 +244,9 @@ def test_empty_out_is_an_error(capsys):
     (["--anneal", "bogus=1"], "--anneal bogus: WGAN-GP can anneal lr, gp_weight, ema"),
     (["--anneal", "lr=-1"], "--anneal lr must be a positive number (got -1.0)"),
     (["--cooldown", "bogus=1"], "--cooldown bogus: WGAN-GP can cool down lr, gp_weight, ema"),
-    (["--cooldown", "lr=-1"], "--cooldown lr must be a positive number (got -1.0)"),
-    (["--cooldown", "ema=1"], "--cooldown ema must be in [0, 1) (got 1.0)"),
+    (["--cooldown", "lr=-1"],  # what the last epoch would take: 1e-4 + (-1 - 1e-4) * 99/100
+     "--cooldown lr must be a positive number (got -0.989999) in epoch 200"),
+    (["--cooldown", "ema=1.5"], "--cooldown ema must be in [0, 1) (got 1.4949) in epoch 200"),
     (["--cooldown", "lr=0", "--epochs", "99"], "--cooldown-epochs 100 is more than --epochs 99"),
     (["--anneal", "lr=1e-3", "--cooldown", "lr=0", "--epochs", "139"],
      "--anneal-epochs 40 and --cooldown-epochs 100 add up to more than --epochs 139"),

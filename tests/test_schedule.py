@@ -95,3 +95,11 @@ def test_without_annealing_the_state_is_left_as_it_is():
     state = lab5.init_members(lab5.member_configs(cfg), "cpu")
     after = lab5.with_hyper(state, [lab5.scheduled(cfg, 1)])
     assert all(after[k][n] is state[k][n] for k in ("g_opt", "d_opt", "hyper") for n in state[k])
+
+
+def test_the_anneal_may_end_where_the_cooldown_starts():
+    """40 + 100 epochs in 140: the flag's lr in epoch 41 only, as each schedule has it alone."""
+    cfg = lab5.parse_config("wgan_gp", ["--epochs", "140", "--anneal", "lr=1e-3", "--cooldown",
+                                        "lr=0"])
+    assert [lab5.scheduled(cfg, e)["lr"] for e in (1, 40, 41, 42, 140)] == \
+        pytest.approx([1e-3, 1.225e-4, 1e-4, 0.99e-4, 0.01e-4])
