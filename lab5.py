@@ -145,7 +145,7 @@ FLAGS = {
                    "linearly to its flag's value over --anneal-epochs", LOOP, parse=parse_values),
     "anneal_epochs": Flag(40, "epochs over which --anneal's values reach their flags'", LOOP, INT),
     "cooldown": Flag(None, "NAME=END,...: move lr (or gp_weight, clip, ema) linearly from its "
-                     "flag's value towards END (reached one epoch after the last, so 0 is one) "
+                     "flag's value towards END (reached one epoch after the last: lr=0 is fine) "
                      "over the last --cooldown-epochs", LOOP, parse=parse_values),
     "cooldown_epochs": Flag(100, "the last epochs, in which --cooldown's values move", LOOP, INT),
     "device": Flag("auto", "auto: CUDA when there is one", RUN, choices=("auto", "cpu", "cuda")),
