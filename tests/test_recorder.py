@@ -97,12 +97,21 @@ def assert_files_agree(folder, epoch, frame_every=1):
     assert not list(folder.rglob("*.tmp"))
 
 
+# The script as a terminal's foreground job runs it: tests started as a background job (`cmd &`
+# in a script) ignore SIGINT, and a child would inherit that and never see the Ctrl-C.
+CTRL_C_AS_IN_A_TERMINAL = ("import runpy, signal, sys; "
+                           "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                           "sys.argv = sys.argv[1:]; "
+                           "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
 def test_ctrl_c_leaves_a_folder_whose_files_agree_on_the_last_epoch(tmp_path):
     """A real run, interrupted from outside as a terminal's Ctrl-C does (SIGINT to the whole
     process group, the recorder included), keeps epochs 0..E with E's parameters."""
     out = tmp_path / "stopped"
-    run = subprocess.Popen([sys.executable, lab5.ROOT / "variants" / "wgan.py", *SMALL,
-                            "--epochs", "500", "--out", out], start_new_session=True,
+    run = subprocess.Popen([sys.executable, "-c", CTRL_C_AS_IN_A_TERMINAL,
+                            lab5.ROOT / "variants" / "wgan.py", *SMALL, "--epochs", "500",
+                            "--out", out], start_new_session=True,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not ((out / "metrics.csv").exists() and len(rows(out)) >= 4) and time.time() < deadline:
