@@ -247,7 +247,8 @@ def check_schedules(cfg: dict) -> None:
     for flag, epoch in (("anneal", 1), ("cooldown", cfg["epochs"])):  # where the line ends
         try:  # a cooldown's END is approached, not reached: lr=0 never trains at 0
             for member in member_configs(cfg) if cfg[flag] else []:
-                check_config({**member, **{k: scheduled(member, epoch)[k] for k in cfg[flag]}})
+                values = scheduled(member, epoch)
+                check_config({**member, **{k: values[k] for k in cfg[flag]}})
         except UserError as e:
             raise UserError(f"--{flag} {e.args[0].removeprefix('--')} in epoch {epoch}") from None
     used = (cfg["anneal_epochs"] if cfg["anneal"] else 0) + cfg["cooldown_epochs"]

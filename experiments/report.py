@@ -184,25 +184,26 @@ def slug(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
 
 
-def run_argv(flags: list[str], spec: dict, epochs: int, seeds: list[int], data: str | None,
-             out: Path) -> list[str]:
-    """The variant script's flags that train one configuration's ensemble into `out`."""
+def plan_row(variant: str, flags: list[str], spec: dict, epochs: int, seeds: list[int],
+             data: str | None, out: Path) -> dict:
+    """One configuration's command (the variant script's flags that train its ensemble into
+    `out`) and the config it resolves to; a bad flag is a one-line error."""
     frame_every = min(spec.get("frame_epochs", FRAME_EPOCHS))
-    return [*flags, *(["--data", data] if data and "--data" not in flags else []),
+    argv = [*flags, *(["--data", data] if data and "--data" not in flags else []),
             *(["--epochs", str(epochs)] if "--epochs" not in flags else []),
             "--seed", str(seeds[0]), "--seeds", str(len(seeds)),
             "--eval-every", str(spec.get("eval_every", 5 if epochs <= 200 else 50)),
             "--frame-every", str(frame_every), "--out", str(out)]
+    return {"variant": variant, "argv": argv, "out": out,
+            "cfg": lab5.parse_config(variant, [*argv, "--overwrite"])}
 
 
-def run_config(variant: str, flags: list[str], spec: dict, epochs: int, seeds: list[int],
-               data: str | None, out: Path, force: bool, train: bool = True) -> dict:
-    """Train one configuration's ensemble, unless a finished run of the same configuration is
-    there (experiment.json records the command, every value it resolved to — so a changed
-    default trains again — and how it ended). A run in which a member diverged ends there and is
-    reported as such, not retried."""
-    argv = run_argv(flags, spec, epochs, seeds, data, out)
-    cfg = lab5.parse_config(variant, [*argv, "--overwrite"])
+def run_config(row: dict, force: bool, train: bool = True) -> dict:
+    """Train one configuration's ensemble (a plan_row), unless a finished run of the same
+    configuration is there (experiment.json records the command, every value it resolved to — so
+    a changed default trains again — and how it ended). A run in which a member diverged ends
+    there and is reported as such, not retried."""
+    variant, argv, cfg, out = row["variant"], row["argv"], row["cfg"], row["out"]
     record = {"variant": variant, "argv": argv,
               "config": json.loads(json.dumps({k: v for k, v in cfg.items()
                                                if k not in ("out", "overwrite")}))}
@@ -420,12 +421,10 @@ def run_experiment(name: str, args) -> None:
     if args.only and len(configs) != len(args.only):
         raise lab5.UserError(f"--only names configurations that {name} does not have; it has: "
                              + ", ".join(slug(c[0]) for c in spec["configs"]))
-    for label, variant, flags in configs:  # every row's flags, before any row trains
-        argv = run_argv(flags, spec, epochs, seeds, args.data, runs_root / slug(label))
-        lab5.parse_config(variant, [*argv, "--overwrite"])
-    records = {label: run_config(variant, flags, spec, epochs, seeds, args.data,
-                                 runs_root / slug(label), args.force, not args.no_train)
-               for label, variant, flags in configs}
+    # Every row planned before any trains: a bad flag in the last stops the experiment at once.
+    rows = {label: plan_row(variant, flags, spec, epochs, seeds, args.data, runs_root / slug(label))
+            for label, variant, flags in configs}
+    records = {label: run_config(row, args.force, not args.no_train) for label, row in rows.items()}
     runs = {label: Path(record["path"]) for label, record in records.items()}
     results = {label: member_results(run) for label, run in runs.items()}
     diverged = {label: f"diverged in epoch {r['epochs_done'] + 1} "

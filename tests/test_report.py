@@ -16,7 +16,7 @@ from experiments.report import (
     PUBLISHED,
     late_jump,
     member_results,
-    run_argv,
+    plan_row,
     run_config,
     run_experiment,
     slug,
@@ -93,7 +93,7 @@ def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, 
     defaults is not the same run (train=False says so instead of training)."""
     spec, out = EXPERIMENTS["variants"], tmp_path / "gan"
     with pytest.raises(lab5.UserError, match="holds no finished run"):
-        run_config("gan", [], spec, 200, [100, 101], None, out, force=False, train=False)
+        run_config(plan_row("gan", [], spec, 200, [100, 101], None, out), False, train=False)
     seen = {}
 
     def train(cfg):  # what a finished run leaves for the report
@@ -102,15 +102,15 @@ def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, 
         out.mkdir(exist_ok=True)
         return {"status": "completed", "epochs_done": 200}
     monkeypatch.setattr(lab5, "train", train)
-    run_config("gan", [], spec, 200, [100, 101], None, out, force=False)
+    run_config(plan_row("gan", [], spec, 200, [100, 101], None, out), False)
     assert seen["seed"] == 100 and seen["seeds"] == 2
-    assert run_config("gan", [], spec, 200, [100, 101], None, out, force=False, train=False)
+    assert run_config(plan_row("gan", [], spec, 200, [100, 101], None, out), False, train=False)
     first = lab5.FLAGS["batch_size"].default["gan"]
     monkeypatch.setitem(lab5.FLAGS, "batch_size", lab5.FLAGS["batch_size"]._replace(
         default={**lab5.FLAGS["batch_size"].default, "gan": first * 2}))
     with pytest.raises(lab5.UserError, match="holds no finished run"):
-        run_config("gan", [], spec, 200, [100, 101], None, out, force=False, train=False)
-    run_config("gan", [], spec, 200, [100, 101], None, out, force=False)
+        run_config(plan_row("gan", [], spec, 200, [100, 101], None, out), False, train=False)
+    run_config(plan_row("gan", [], spec, 200, [100, 101], None, out), False)
     assert seen["batch_size"] == first * 2
 
 
@@ -131,8 +131,7 @@ def test_the_first_defaults_and_every_experiment_s_rows_are_valid_flags():
         lab5.parse_config(variant, flags)
     for spec in EXPERIMENTS.values():  # with the epochs and seeds the report gives them
         for label, variant, flags in spec["configs"]:
-            lab5.parse_config(variant, run_argv(flags, spec, spec["epochs"], [0, 1, 2], None,
-                                                Path(slug(label))))
+            plan_row(variant, flags, spec, spec["epochs"], [0, 1, 2], None, Path(slug(label)))
 
 
 def test_target_table_reads_each_target_off_the_members(tmp_path):
