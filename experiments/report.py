@@ -54,10 +54,12 @@ FIRST_DEFAULTS = {
     "wgan": ["--batch-size", "64", "--clip", "0.1", "--ema", "0", "--order", "g-first"],
     "wgan_gp": ["--batch-size", "32", "--ema", "0", "--rms-alpha", "0.99"],
 }
-# WGAN-GP's departures from the report's settings that bring most seeds within 2× of the floor
+# WGAN-GP's departures from the report's settings that bring every seed within 2× of the floor
 # by epoch 30 (RESULTS.md §8): start fast, hand back to the report's lr and penalty by epoch 41,
-# and cool the lr down over the last 100 epochs.
-FAST_START = ["--anneal", "lr=0.0005,gp_weight=0.1,ema=0.99", "--ema", "0.999"]
+# and cool the lr down over the last 100 epochs. The start at penalty 0.1 missed epoch 30 in
+# about one seed-run in 30; it stays in the fast_start experiment for comparison.
+FAST_START = ["--anneal", "lr=0.0005,gp_weight=0.3,ema=0.99", "--ema", "0.999"]
+FAST_START_AT_0_1 = ["--anneal", "lr=0.0005,gp_weight=0.1,ema=0.99", "--ema", "0.999"]
 COOLDOWN = ["--cooldown", "lr=0"]
 FRAME_EPOCHS = (10, 30, 70, 200)
 # A seed whose final W1 is this many times the noise floor has lost part of the distribution: on
@@ -154,13 +156,14 @@ EXPERIMENTS = {
         "frames": ["report's loop (penalty 0.001)", "penalty 10", "lab5's first defaults"],
     },
     "fast_start": {
-        "title": "WGAN-GP by epoch 30: the defaults, a fast start, and a fast start with a "
-                 "cooldown",
+        "title": "WGAN-GP by epoch 30: the defaults and two fast starts with a cooldown",
         "epochs": 200,
         "configs": [("WGAN-GP, lab5's defaults", "wgan_gp", []),
-                    ("fast start", "wgan_gp", FAST_START),
-                    ("fast start and cooldown", "wgan_gp", [*FAST_START, *COOLDOWN])],
-        "frames": ["WGAN-GP, lab5's defaults", "fast start", "fast start and cooldown"],
+                    ("start at penalty 0.1, cooldown", "wgan_gp",
+                     [*FAST_START_AT_0_1, *COOLDOWN]),
+                    ("start at penalty 0.3, cooldown", "wgan_gp", [*FAST_START, *COOLDOWN])],
+        "frames": ["WGAN-GP, lab5's defaults", "start at penalty 0.1, cooldown",
+                   "start at penalty 0.3, cooldown"],
         "targets": True, "show_flags": True,
     },
     "toys": {

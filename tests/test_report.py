@@ -116,7 +116,7 @@ def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, 
 
 def test_a_row_with_bad_flags_stops_the_experiment_before_any_row_trains(tmp_path,
                                                                           monkeypatch):
-    """Here `report.py fast_start --epochs 40`: its last row cools down over 100 epochs."""
+    """Here `report.py fast_start --epochs 40`: its second row cools down over 100 epochs."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(lab5, "train", lambda cfg: pytest.fail("a row trained"))
     args = argparse.Namespace(label="shipped", results=str(tmp_path / "results"), epochs=40,
