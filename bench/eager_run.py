@@ -19,15 +19,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
+from config import parse_config  # noqa: E402
 from tests.eager_reference import make_reference, reference_step  # noqa: E402
 
 
 def train_eagerly(cfg: dict) -> None:
     points, _, source = lab5.load_data(cfg)
-    train, _ = lab5.split_data(cfg, points, source)
+    train_points, _ = lab5.split_data(cfg, points, source)
     state = lab5.init_state(cfg, lab5.make_rng(cfg["seed"], "init"), "cpu")
     model = make_reference(cfg, state["g"], state["d"])
-    rng, train = lab5.make_rng(cfg["seed"], "train"), torch.as_tensor(train, dtype=torch.float32)
+    rng = lab5.make_rng(cfg["seed"], "train")
+    train = torch.as_tensor(train_points, dtype=torch.float32)
     steps = len(train) // (cfg["batch_size"] * cfg["n_critic"])
     for _ in range(cfg["epochs"]):
         batches = lab5.epoch_batches(train, cfg, steps, rng, "cpu")
@@ -37,5 +39,5 @@ def train_eagerly(cfg: dict) -> None:
 
 if __name__ == "__main__":
     started = time.perf_counter()
-    train_eagerly(lab5.parse_config(sys.argv[1], sys.argv[2:]))
+    train_eagerly(parse_config(sys.argv[1], sys.argv[2:]))
     print(f"{time.perf_counter() - started:.2f}")

@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab5  # noqa: E402
+from config import parse_config  # noqa: E402
 from plots.compare import frame_files  # noqa: E402
 from plots.frames import frame_figure, plot_window  # noqa: E402
 
@@ -33,14 +34,15 @@ def data_box_pixels(run: Path) -> tuple[slice, slice]:
     """The rows and columns of a frame that show the test points' bounding box, laid out as
     the recorder laid the run's frames out."""
     saved = json.loads((run / "config.json").read_text())
-    cfg = {**lab5.parse_config(saved["variant"], []), **saved}  # flags added since: defaults
+    cfg = {**parse_config(saved["variant"], []), **saved}  # flags added since: defaults
     points, _, source = lab5.load_data(cfg)
     train, test = lab5.split_data(cfg, points, source)
     parts = frame_figure(plot_window(np.vstack([train, test])), test, cfg["variant"] == "gan")
     height = parts["fig"].bbox.height
     (x0, y0), (x1, y1) = parts["ax"].transData.transform([test.min(0), test.max(0)])
-    return slice(round(height - y1) + 1, round(height - y0) - 1), slice(round(x0) + 1,
-                                                                        round(x1) - 1)
+    return slice(round(height - y1) + 1, round(height - y0) - 1), slice(
+        round(x0) + 1, round(x1) - 1
+    )
 
 
 def colour_indices(frame: Path, box: tuple[slice, slice], tree: cKDTree) -> np.ndarray:
@@ -52,13 +54,14 @@ def colour_indices(frame: Path, box: tuple[slice, slice], tree: cKDTree) -> np.n
 
 def measure(run: Path) -> list[dict]:
     tree = cKDTree(colormaps["PuBuGn"](np.linspace(0, 1, 256))[:, :3] * 255)
-    box, rows, previous = data_box_pixels(run), [], None
+    box = data_box_pixels(run)
+    rows = []
+    previous = None
     for epoch, frame in sorted(frame_files(run).items()):
         index = colour_indices(frame, box, tree)
         low, high = np.nanpercentile(index, [2, 98])
         flicker = None if previous is None else float(np.nanmedian(abs(index - previous)) / 255)
-        rows.append({"epoch": epoch, "spread": (high - low) / 255,
-                     "flicker": flicker})
+        rows.append({"epoch": epoch, "spread": (high - low) / 255, "flicker": flicker})
         previous = index
     return rows
 
@@ -66,8 +69,13 @@ def measure(run: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders with frames")
-    parser.add_argument("--epochs", type=int, nargs="*", default=[10, 30, 70, 200],
-                        help="epochs to list (and the least spread over every frame)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        nargs="*",
+        default=[10, 30, 70, 200],
+        help="epochs to list (and the least spread over every frame)",
+    )
     args = parser.parse_args(argv)
     header = ["run", *(f"spread at {e}" for e in args.epochs), "least (epoch)", "flicker"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
@@ -79,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         spread = {r["epoch"]: r["spread"] for r in rows}
         worst = min(rows, key=lambda r: r["spread"])
         flicker = np.median([r["flicker"] for r in rows if r["flicker"] is not None])
-        print(f"| {run.name} | " + " | ".join(f"{spread[e]:.2f}" if e in spread else "–"
-                                             for e in args.epochs)
-              + f" | {worst['spread']:.2f} ({worst['epoch']}) | {flicker:.3f} |")
+        print(
+            f"| {run.name} | "
+            + " | ".join(f"{spread[e]:.2f}" if e in spread else "–" for e in args.epochs)
+            + f" | {worst['spread']:.2f} ({worst['epoch']}) | {flicker:.3f} |"
+        )
     return 0
 
 

@@ -47,6 +47,7 @@ from torch.utils.flop_counter import flop_registry
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
+from config import VARIANTS, member_configs, parse_config, resolve_device  # noqa: E402
 from plots.compare import latest_runs  # noqa: E402
 from plots.make_gifs import make_compare, make_gif  # noqa: E402
 from plots.page import write_index  # noqa: E402
@@ -62,9 +63,10 @@ def sync(device: torch.device) -> None:
 
 def setup(variant: str, batch_size: int, device: torch.device, seeds: int = 1):
     """The config, a fresh stacked training state and one epoch of batches, as a run has them."""
-    cfg = lab5.parse_config(variant, [*REPORT_LOOP, "--batch-size", str(batch_size),
-                                      "--seeds", str(seeds)])
-    members = lab5.member_configs(cfg)
+    cfg = parse_config(
+        variant, [*REPORT_LOOP, "--batch-size", str(batch_size), "--seeds", str(seeds)]
+    )
+    members = member_configs(cfg)
     state = lab5.init_members(members, device)
     train = torch.rand(7000, 2, generator=torch.Generator().manual_seed(0))  # the report's
     steps = len(train) // batch_size
@@ -75,6 +77,7 @@ def setup(variant: str, batch_size: int, device: torch.device, seeds: int = 1):
 
 def threads(n: int, run):
     """run, at n torch threads."""
+
     def timed() -> float:
         before = torch.get_num_threads()
         torch.set_num_threads(n)
@@ -82,16 +85,19 @@ def threads(n: int, run):
             return run()
         finally:
             torch.set_num_threads(before)
+
     return timed
 
 
 def lab5_runner(step, state, batches, device):
     def run() -> float:
-        s, started = state, time.perf_counter()
+        s = state
+        started = time.perf_counter()
         for batch in batches:
             s, metrics = step(s, batch)
         sync(device)
         return time.perf_counter() - started
+
     return run
 
 
@@ -105,6 +111,7 @@ def reference_runner(cfg, state, batches, device):
             reference_step(model, batch)
         sync(device)
         return time.perf_counter() - started
+
     return run
 
 
@@ -136,19 +143,27 @@ def without_cuda_graphs(cfg: dict, state: dict, batch: dict, n_threads: int) -> 
 
 def step_section(args, device) -> list[str]:
     graphs = device.type == "cuda"
-    lines = ["| variant | batch | compiled |" + " no CUDA graphs |" * graphs + " uncompiled | "
-             "reference, 1 thread | reference, 2 threads | compiled / best reference |",
-             "|---|---|---|---|---|---|---|" + "---|" * graphs]
+    lines = [
+        "| variant | batch | compiled |" + " no CUDA graphs |" * graphs + " uncompiled | "
+        "reference, 1 thread | reference, 2 threads | compiled / best reference |",
+        "|---|---|---|---|---|---|---|" + "---|" * graphs,
+    ]
     for variant in args.variants:
         for batch_size in (64, 256):
             cfg, state, batches = setup(variant, batch_size, device)
-            runners = {"compiled": compiled_step(cfg, state, batches[0], device, args.threads),
-                       **({"no graphs": without_cuda_graphs(cfg, state, batches[0],
-                                                          args.threads)}
-                          if graphs else {}),
-                       "uncompiled": vmap(lab5.make_train_step(cfg))}
-            runners = {name: threads(args.threads, lab5_runner(step, state, batches, device))
-                       for name, step in runners.items()}
+            runners = {
+                "compiled": compiled_step(cfg, state, batches[0], device, args.threads),
+                **(
+                    {"no graphs": without_cuda_graphs(cfg, state, batches[0], args.threads)}
+                    if graphs
+                    else {}
+                ),
+                "uncompiled": vmap(lab5.make_train_step(cfg)),
+            }
+            runners = {
+                name: threads(args.threads, lab5_runner(step, state, batches, device))
+                for name, step in runners.items()
+            }
             for n in (1, 2):
                 runners[f"reference{n}"] = threads(n, reference_runner(cfg, state, batches, device))
             for run in runners.values():
@@ -156,8 +171,11 @@ def step_section(args, device) -> list[str]:
             r = alternate(runners, len(batches), args.reps)
             best = max(r["reference1"], r["reference2"])
             cells = [r[name] for name in runners]
-            lines.append(f"| {variant} | {batch_size} | " + " | ".join(f"{c:,.0f}" for c in cells)
-                         + f" | **{r['compiled'] / best:.2f}×** |")
+            lines.append(
+                f"| {variant} | {batch_size} | "
+                + " | ".join(f"{c:,.0f}" for c in cells)
+                + f" | **{r['compiled'] / best:.2f}×** |"
+            )
     return lines
 
 
@@ -173,19 +191,24 @@ def first_step(variant: str, batch_size: int, device, vmapped: bool = True) -> N
 
 def warm_up_seconds(variant: str, device: str, cache: str, vmapped: bool = True) -> float:
     """Seconds to the end of the first compiled step in a fresh process, imports included."""
-    code = ("import sys, time; t0 = time.perf_counter(); sys.argv = ['speed.py']; "
-            f"sys.path.insert(0, {str(ROOT / 'bench')!r}); import speed, torch; "
-            f"speed.first_step({variant!r}, 64, torch.device({device!r}), {vmapped}); "
-            "print(time.perf_counter() - t0)")
+    code = (
+        "import sys, time; t0 = time.perf_counter(); sys.argv = ['speed.py']; "
+        f"sys.path.insert(0, {str(ROOT / 'bench')!r}); import speed, torch; "
+        f"speed.first_step({variant!r}, 64, torch.device({device!r}), {vmapped}); "
+        "print(time.perf_counter() - t0)"
+    )
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     return float(done.stdout.split()[-1])
 
 
 def compile_section(args, device) -> list[str]:
-    lines = ["| variant | empty cache | filled cache | the unvmapped step, empty cache |",
-             "|---|---|---|---|"]
+    lines = [
+        "| variant | empty cache | filled cache | the unvmapped step, empty cache |",
+        "|---|---|---|---|",
+    ]
     for variant in args.variants:
         with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as single:
             cold = warm_up_seconds(variant, device.type, cache)
@@ -197,18 +220,23 @@ def compile_section(args, device) -> list[str]:
 
 def ensemble_section(args, device) -> list[str]:
     """Model-steps/s of each ensemble size against one model, in alternating repetitions."""
-    lines = ["| variant | " + " | ".join(f"{e} seeds" for e in args.seeds) + " |",
-             "|---|" + "---|" * len(args.seeds)]
+    lines = [
+        "| variant | " + " | ".join(f"{e} seeds" for e in args.seeds) + " |",
+        "|---|" + "---|" * len(args.seeds),
+    ]
     for variant in args.variants:
         setups = {e: setup(variant, 64, device, seeds=e) for e in args.seeds}
         # compile_step empties dynamo's cache: wrap them all first, then compile each
-        steps = {e: lab5.compile_step(vmap(lab5.make_train_step(cfg)), device)
-                 for e, (cfg, _, _) in setups.items()}
+        steps = {
+            e: lab5.compile_step(vmap(lab5.make_train_step(cfg)), device)
+            for e, (cfg, _, _) in setups.items()
+        }
         runners = {}
         for e, (_, state, batches) in setups.items():
             threads(args.threads, partial(steps[e], state, batches[0]))()
-            runners[e] = threads(args.threads, lab5_runner(lab5.fast_calls(steps[e]), state,
-                                                           batches, device))
+            runners[e] = threads(
+                args.threads, lab5_runner(lab5.fast_calls(steps[e]), state, batches, device)
+            )
             runners[e]()
         rate = alternate(runners, len(batches), args.reps)
         one = rate[args.seeds[0]] * args.seeds[0]
@@ -219,8 +247,9 @@ def ensemble_section(args, device) -> list[str]:
 
 def process_seconds(command: list[str], env: dict | None = None) -> float:
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True, env={**os.environ, **(env or {})},
-                   cwd=ROOT)
+    subprocess.run(
+        command, check=True, capture_output=True, env={**os.environ, **(env or {})}, cwd=ROOT
+    )
     return time.perf_counter() - started
 
 
@@ -229,8 +258,16 @@ def runs_section(args, device) -> list[str]:
     script, alternating; medians."""
     flags = ["--n-critic", "1", "--batch-size", "64", "--epochs", str(args.epochs)]
     with tempfile.TemporaryDirectory() as folder:
-        lab5_run = [sys.executable, "variants/wgan_gp.py", *flags, "--device", device.type,
-                    "--out", f"{folder}/run", "--overwrite"]
+        lab5_run = [
+            sys.executable,
+            "variants/wgan_gp.py",
+            *flags,
+            "--device",
+            device.type,
+            "--out",
+            f"{folder}/run",
+            "--overwrite",
+        ]
         eager = [sys.executable, "bench/eager_run.py", "wgan_gp", *flags]
         process_seconds(lab5_run)  # fills the default inductor cache
         times = {"warm": [], "cold": [], "eager": []}
@@ -240,9 +277,14 @@ def runs_section(args, device) -> list[str]:
             times["cold"].append(process_seconds(lab5_run, cold))
             times["eager"].append(process_seconds(eager))
     median = {name: statistics.median(ts) for name, ts in times.items()}
-    return ["| process | wall (median) | eager script / this |", "|---|---|---|",
-            *(f"| {name} | {median[name]:.1f} s | **{median['eager'] / median[name]:.2f}×** |"
-              for name in ("warm", "cold", "eager"))]
+    return [
+        "| process | wall (median) | eager script / this |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {median[name]:.1f} s | **{median['eager'] / median[name]:.2f}×** |"
+            for name in ("warm", "cold", "eager")
+        ),
+    ]
 
 
 def summary_of(argv: list[str]) -> dict:
@@ -254,16 +296,21 @@ def summary_of(argv: list[str]) -> dict:
 
 def defaults_section(args, device) -> list[str]:
     """Each variant's default run (a first one-epoch run fills the compile cache)."""
-    lines = ["| variant | final W1 / floor | wall | compile warm-up | training | recording "
-             "(beside) | wall / (warm-up + training) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | final W1 / floor | wall | compile warm-up | training | recording "
+        "(beside) | wall / (warm-up + training) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for variant in args.variants:
         summary_of([variant, "--device", device.type, "--epochs", "1"])
         data = ["--data", *args.data] if args.data else []
         s = summary_of([variant, "--device", device.type, *data])
         ratio = s["wall_s"] / (s["warm_up_s"] + s["train_s"])
-        lines.append(f"| {variant} | {s['final']['w1'] / s['noise_floor']['w1']:.2f} | "
-                     f"{s['wall_s']:.1f} s | {s['warm_up_s']:.1f} s | {s['train_s']:.1f} s | "
-                     f"{s['record_s']:.1f} s | **{ratio:.2f}** |")
+        lines.append(
+            f"| {variant} | {s['final']['w1'] / s['noise_floor']['w1']:.2f} | "
+            f"{s['wall_s']:.1f} s | {s['warm_up_s']:.1f} s | {s['train_s']:.1f} s | "
+            f"{s['record_s']:.1f} s | **{ratio:.2f}** |"
+        )
     return lines
 
 
@@ -272,14 +319,26 @@ def threads_section(args, device) -> list[str]:
     beside it, for one model and for 8 seeds: which thread count trains fastest."""
     lines = ["| models | 1 thread | 2 threads |", "|---|---|---|"]
     for seeds in (1, 8):
-        argv = ["wgan_gp", "--n-critic", "1", "--batch-size", "64", "--epochs", "60",
-                "--seeds", str(seeds)]
+        argv = [
+            "wgan_gp",
+            "--n-critic",
+            "1",
+            "--batch-size",
+            "64",
+            "--epochs",
+            "60",
+            "--seeds",
+            str(seeds),
+        ]
         seconds = {n: [] for n in (1, 2)}
         for _ in range(args.run_reps):
             for n in seconds:
                 seconds[n].append(summary_of([*argv, "--threads", str(n)])["train_s"])
-        lines.append(f"| {seeds} | " + " | ".join(f"{statistics.median(seconds[n]):.1f} s"
-                                                  for n in seconds) + " |")
+        lines.append(
+            f"| {seeds} | "
+            + " | ".join(f"{statistics.median(seconds[n]):.1f} s" for n in seconds)
+            + " |"
+        )
     return lines
 
 
@@ -309,7 +368,8 @@ def step_flops(variant: str, batch_size: int) -> int:
 def matmul_rate(device, n: int = 2048, reps: int = 5) -> float:
     """FLOP/s of a large float32 matrix multiply: the most this machine does with the step's
     main operation."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
     times = []
     for _ in range(reps + 1):
         sync(device)
@@ -317,13 +377,17 @@ def matmul_rate(device, n: int = 2048, reps: int = 5) -> float:
         a @ b
         sync(device)
         times.append(time.perf_counter() - started)
-    return 2 * n ** 3 / statistics.median(times[1:])
+    return 2 * n**3 / statistics.median(times[1:])
 
 
 def floor_section(args, device) -> list[str]:
     rate = matmul_rate(device)
-    lines = [f"A 2048×2048 float32 matrix multiply: {rate / 1e9:.1f} GFLOP/s.", "",
-             "| variant | MFLOP per step (batch 64) | steps/s at that rate |", "|---|---|---|"]
+    lines = [
+        f"A 2048×2048 float32 matrix multiply: {rate / 1e9:.1f} GFLOP/s.",
+        "",
+        "| variant | MFLOP per step (batch 64) | steps/s at that rate |",
+        "|---|---|---|",
+    ]
     for variant in args.variants:
         flops = step_flops(variant, 64)
         lines.append(f"| {variant} | {flops / 1e6:.1f} | {rate / flops:,.0f} |")
@@ -338,17 +402,32 @@ def pictures_section(args, device) -> list[str]:
         if args.runs:
             shutil.copytree(args.runs, root)
         for variant in [] if args.runs else args.variants:
-            process_seconds([sys.executable, f"variants/{variant}.py", "--device", device.type,
-                             "--out", str(root / variant)])
+            process_seconds(
+                [
+                    sys.executable,
+                    f"variants/{variant}.py",
+                    "--device",
+                    device.type,
+                    "--out",
+                    str(root / variant),
+                ]
+            )
         runs = latest_runs(root)
-        timed = {"runs/index.html": lambda: write_index(root),
-                 "runs/compare.gif": lambda: make_compare(runs, root),
-                 f"{runs[0].name}.gif (reference)": lambda: make_gif(runs[0])}
-        seconds = {name: statistics.median(timer(f) for _ in range(args.reps))
-                   for name, f in timed.items()}
+        timed = {
+            "runs/index.html": lambda: write_index(root),
+            "runs/compare.gif": lambda: make_compare(runs, root),
+            f"{runs[0].name}.gif (reference)": lambda: make_gif(runs[0]),
+        }
+        seconds = {
+            name: statistics.median(timer(f) for _ in range(args.reps)) for name, f in timed.items()
+        }
     reference = seconds[f"{runs[0].name}.gif (reference)"]
-    lines = [f"Runs: {', '.join(r.name for r in runs)}.", "", "| file | seconds | × one GIF |",
-             "|---|---|---|"]
+    lines = [
+        f"Runs: {', '.join(r.name for r in runs)}.",
+        "",
+        "| file | seconds | × one GIF |",
+        "|---|---|---|",
+    ]
     return lines + [f"| {name} | {t:.2f} | {t / reference:.2f} |" for name, t in seconds.items()]
 
 
@@ -358,9 +437,16 @@ def timer(f: Callable) -> float:
     return time.perf_counter() - started
 
 
-SECTIONS = {"step": step_section, "compile": compile_section, "ensembles": ensemble_section,
-            "runs": runs_section, "defaults": defaults_section, "threads": threads_section,
-            "floor": floor_section, "pictures": pictures_section}
+SECTIONS = {
+    "step": step_section,
+    "compile": compile_section,
+    "ensembles": ensemble_section,
+    "runs": runs_section,
+    "defaults": defaults_section,
+    "threads": threads_section,
+    "floor": floor_section,
+    "pictures": pictures_section,
+}
 
 
 def machine(device) -> str:
@@ -370,34 +456,66 @@ def machine(device) -> str:
         with open("/proc/cpuinfo") as f:
             names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
         what = names[0] if names else platform.processor() or platform.machine()
-    return (f"{what}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{what}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"Python {platform.python_version()}"
+    )
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", metavar="SECTION",
-                        help=f"what to measure, of {', '.join(SECTIONS)} (default: all)")
-    parser.add_argument("--variants", nargs="+", default=list(lab5.VARIANTS),
-                        choices=lab5.VARIANTS)
+    parser.add_argument(
+        "sections",
+        nargs="*",
+        metavar="SECTION",
+        help=f"what to measure, of {', '.join(SECTIONS)} (default: all)",
+    )
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--reps", type=int, default=7, help="alternating repetitions (median)")
     parser.add_argument("--run-reps", type=int, default=2, help="repetitions of whole runs")
     parser.add_argument("--epochs", type=int, default=200, help="epochs of the whole runs")
     parser.add_argument("--threads", type=int, default=1, help="threads of lab5's step (a run's)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None,
-                        help="ensemble sizes (default: 1 8 on CPU, 1 8 64 256 on CUDA)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="ensemble sizes (default: 1 8 on CPU, 1 8 64 256 on CUDA)",
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--data", nargs=1, default=[], metavar="PATH",
-                        help="the defaults section on this points file (e.g. the original)")
-    parser.add_argument("--runs", type=Path, default=None,
-                        help="pictures: a folder holding the variants' runs (default: train them)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="markdown file for the tables (default: bench/results-<device>.md)")
+    add_inputs_and_output(parser)
     args = parser.parse_args()
     unknown = [name for name in args.sections if name not in SECTIONS]
     if unknown:
         parser.error(f"no section {', '.join(unknown)}; there are {', '.join(SECTIONS)}")
-    device = lab5.resolve_device(args.device)
+    return args
+
+
+def add_inputs_and_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        nargs=1,
+        default=[],
+        metavar="PATH",
+        help="the defaults section on this points file (e.g. the original)",
+    )
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=None,
+        help="pictures: a folder holding the variants' runs (default: train them)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="markdown file for the tables (default: bench/results-<device>.md)",
+    )
+
+
+def main() -> int:
+    args = parse_args()
+    device = resolve_device(args.device)
     args.seeds = args.seeds or ([1, 8, 64, 256] if device.type == "cuda" else [1, 8])
     command = " ".join(["python bench/speed.py", *sys.argv[1:]])
     lines = [f"# `{command}`", "", f"Machine: {machine(device)}.", ""]

@@ -23,21 +23,25 @@ CLUSTERS = {  # name: (mean, covariance), before scaling
     "d": ((15.0, -2.0), ((2.5, -3.0), (-3.0, 5.0))),
 }
 POINTS_PER_CLUSTER = 2048
-SCALE, SHIFT = 0.04, 0.5
+SCALE = 0.04
+SHIFT = 0.5
 
 
 def make_points(seed: int = 0) -> dict[str, np.ndarray]:
     """The MAT file's variables: a, b, c, d (2048×2 each, unscaled) and xx (8192×2)."""
     rng = np.random.default_rng(seed)
-    clusters = {name: rng.multivariate_normal(mean, cov, POINTS_PER_CLUSTER)
-                for name, (mean, cov) in CLUSTERS.items()}
+    clusters = {
+        name: rng.multivariate_normal(mean, cov, POINTS_PER_CLUSTER)
+        for name, (mean, cov) in CLUSTERS.items()
+    }
     return {**clusters, "xx": SCALE * np.vstack(list(clusters.values())) + SHIFT}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(Path(__file__).with_name("points.mat")),
-                   help="MAT file to write")
+    p.add_argument(
+        "--out", default=str(Path(__file__).with_name("points.mat")), help="MAT file to write"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sample")
     args = p.parse_args()
     scipy.io.savemat(args.out, make_points(args.seed))

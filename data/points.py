@@ -15,24 +15,26 @@ import scipy.io
 import scipy.sparse
 import torch
 
+from errors import UserError
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class UserError(Exception):
-    """A mistake in the user's flags or input file: one line on stderr, exit status 2."""
 
 
 # PacGAN's 2D-ring and 2D-grid (isotropic Gaussians, so samples can be scored against the modes)
 # and the swiss roll of the WGAN-GP authors' toy script; as many points as points.mat.
-TOY_DATA = {"ring8": {"means": [(math.cos(math.pi * i / 4), math.sin(math.pi * i / 4))
-                                for i in range(8)], "std": 0.01},
-            "grid25": {"means": [(i, j) for i in range(-4, 5, 2) for j in range(-4, 5, 2)],
-                       "std": 0.05},
-            "swissroll": None}
+TOY_DATA = {
+    "ring8": {
+        "means": [(math.cos(math.pi * i / 4), math.sin(math.pi * i / 4)) for i in range(8)],
+        "std": 0.01,
+    },
+    "grid25": {"means": [(i, j) for i in range(-4, 5, 2) for j in range(-4, 5, 2)], "std": 0.05},
+    "swissroll": None,
+}
 
 
 def toy_points(name: str, rng: torch.Generator, n: int = 8192) -> np.ndarray:
-    modes, f64 = TOY_DATA[name], torch.float64
+    modes = TOY_DATA[name]
+    f64 = torch.float64
     if modes is None:  # t ∈ [1.5π, 4.5π], (t cos t, t sin t) / 7.5 with noise 0.25 / 7.5
         t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=rng, dtype=f64))
         roll = torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1)
@@ -55,19 +57,23 @@ def file_sha256(path: Path) -> str:
 
 # Every reader: (path, key, delimiter) -> (array, where in the file); each uses what it needs.
 
+
 def read_mat(path: Path, key: str | None, delimiter: str | None) -> tuple[np.ndarray, str]:
     key = key or "xx"  # the course file's
     try:
         mat = scipy.io.loadmat(path)
     except NotImplementedError:  # scipy's answer to MATLAB v7.3, which is HDF5
-        raise UserError(f"{path} is a MATLAB v7.3 (HDF5) file; save it with save(..., '-v7') "
-                        "to read it here") from None
+        raise UserError(
+            f"{path} is a MATLAB v7.3 (HDF5) file; save it with save(..., '-v7') to read it here"
+        ) from None
     except Exception as e:  # noqa: BLE001 - scipy raises many kinds for a file that is not MAT
         raise UserError(f"{path} is not a MATLAB .mat file ({' '.join(str(e).split())})") from None
     names = sorted(k for k in mat if not k.startswith("__"))
     if key not in names:
-        raise UserError(f"{path} has no variable '{key}'; it has: {', '.join(names) or 'none'} "
-                        "(choose with --key)")
+        raise UserError(
+            f"{path} has no variable '{key}'; it has: {', '.join(names) or 'none'} "
+            "(choose with --key)"
+        )
     x = mat[key].toarray() if scipy.sparse.issparse(mat[key]) else mat[key]
     return x, f"{path}:{key}"
 
@@ -86,8 +92,9 @@ def read_npz(path: Path, key: str | None, delimiter: str | None) -> tuple[np.nda
             key = key or (names[0] if len(names) == 1 else None)
             if key not in names:
                 what = f"no array '{key}'" if key else f"{len(names)} arrays"
-                raise UserError(f"{path} has {what}; it has: {', '.join(names) or 'none'} "
-                                "(choose with --key)")
+                raise UserError(
+                    f"{path} has {what}; it has: {', '.join(names) or 'none'} (choose with --key)"
+                )
             return archive[key], f"{path}:{key}"
     except UserError:
         raise
@@ -117,8 +124,10 @@ def read_text(path: Path, key: str | None, delimiter: str | None) -> tuple[np.nd
         if None in numbers and i == 0:
             continue  # a header
         if None in numbers:
-            raise UserError(f"{path}, line {n}: '{cells[numbers.index(None)]}' is not a number;"
-                            " expected two numeric columns")
+            raise UserError(
+                f"{path}, line {n}: '{cells[numbers.index(None)]}' is not a number;"
+                " expected two numeric columns"
+            )
         if len(cells) != 2 or not all(map(math.isfinite, numbers)):
             what = f"has {len(cells)} columns" if len(cells) != 2 else "has NaN or Inf"
             raise UserError(f"{path}, line {n} {what}; expected two finite numbers (x, y)")
@@ -133,20 +142,28 @@ def number(cell: str) -> float | None:
         return None
 
 
-READERS = {".mat": read_mat, ".npy": read_npy, ".npz": read_npz, ".csv": read_text,
-           ".tsv": read_text, ".txt": read_text}
+READERS = {
+    ".mat": read_mat,
+    ".npy": read_npy,
+    ".npz": read_npz,
+    ".csv": read_text,
+    ".tsv": read_text,
+    ".txt": read_text,
+}
 
 
 def data_format(path: Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in READERS:
-        raise UserError(f"{path}: cannot read '{suffix or 'no suffix'}' files; expected "
-                        f"{', '.join(READERS)}")
+        raise UserError(
+            f"{path}: cannot read '{suffix or 'no suffix'}' files; expected {', '.join(READERS)}"
+        )
     return suffix[1:]
 
 
-def load_points(path: str | Path, key: str | None = None,
-                delimiter: str | None = None) -> tuple[np.ndarray, str]:
+def load_points(
+    path: str | Path, key: str | None = None, delimiter: str | None = None
+) -> tuple[np.ndarray, str]:
     """The N×2 float64 points of a .mat (variable `key`, default xx), .npy, .npz (array `key`,
     default its only one) or text file, and where in it they are; or a UserError that says
     what is wrong."""
@@ -155,55 +172,78 @@ def load_points(path: str | Path, key: str | None = None,
         raise UserError(f"data file not found: {path}")
     x, where = READERS[f".{data_format(path)}"](path, key, delimiter)
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "iuf":
-        raise UserError(f"{where} is not a numeric array (found {getattr(x, 'dtype', type(x))}); "
-                        "expected N×2 points")
+        raise UserError(
+            f"{where} is not a numeric array (found {getattr(x, 'dtype', type(x))}); "
+            "expected N×2 points"
+        )
     if x.ndim != 2 or x.shape[1] != 2:
-        raise UserError(f"{where} has shape {'×'.join(map(str, x.shape))}; expected N×2 (one "
-                        "point per row)")
+        raise UserError(
+            f"{where} has shape {'×'.join(map(str, x.shape))}; expected N×2 (one point per row)"
+        )
     bad_rows = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if len(bad_rows):
-        raise UserError(f"{where} has {len(bad_rows)} rows with NaN or Inf (first: row "
-                        f"{bad_rows[0] + 1}); expected finite points")
+        raise UserError(
+            f"{where} has {len(bad_rows)} rows with NaN or Inf (first: row "
+            f"{bad_rows[0] + 1}); expected finite points"
+        )
     if len(np.unique(x, axis=0)) < 2:
-        raise UserError(f"{where} holds {len(x)} point{'s' * (len(x) != 1)} and fewer than two "
-                        "distinct ones; there is no distribution to learn")
+        raise UserError(
+            f"{where} holds {len(x)} point{'' if len(x) == 1 else 's'} and fewer than two "
+            "distinct ones; there is no distribution to learn"
+        )
     return x.astype(np.float64), where
 
 
 MAX_TEST_SIZE = 4096  # the exact W1 is O(n³): minutes per evaluation beyond this
 
 
-def size(text: str) -> int | float:
-    """A --train-size or --test-size: '7000' points, or '0.85' of the file's."""
-    return int(text) if text.strip().lstrip("+-").isdigit() else float(text)
+def check_split(n: int, train_size: int, test_size: int, source: str, fewest: int, batch) -> None:
+    """Do `train_size` and `test_size` rows (counts) fit in `n`, with room for one step's
+    `batch` = (batch size, critic updates) batches of training points and a test set the
+    distances can use?"""
+    if train_size >= n:
+        raise UserError(
+            f"{source} has {n} rows, not more than --train-size {train_size}: none "
+            "would be left to test on"
+        )
+    if batch[0] * batch[1] > train_size:
+        raise UserError(
+            f"--batch-size {batch[0]} × --n-critic {batch[1]} needs more training "
+            f"points than --train-size {train_size}"
+        )
+    if train_size + test_size > n:
+        raise UserError(
+            f"{source} has {n} rows, fewer than --train-size {train_size} + --test-size {test_size}"
+        )
+    if not fewest <= test_size <= MAX_TEST_SIZE:
+        raise UserError(
+            f"a test set of {test_size} points: the distances need {fewest} to "
+            f"{MAX_TEST_SIZE} (give --test-size {MAX_TEST_SIZE} or less, or leave "
+            "more rows after --train-size)"
+        )
+    if test_size > train_size:  # the noise floor compares it with training samples of its size
+        raise UserError(
+            f"--test-size {test_size} is larger than --train-size {train_size}; "
+            "give a --test-size up to the training size"
+        )
 
 
-def split_points(points: np.ndarray, train_size: int | float, test_size: int | float,
-                 rng: torch.Generator, source: str = "data", fewest: int = 4,
-                 batch: tuple[int, int] = (1, 1)) -> tuple[np.ndarray, np.ndarray]:
+def split_points(
+    points: np.ndarray,
+    train_size: int | float,
+    test_size: int | float,
+    rng: torch.Generator,
+    source: str = "data",
+    fewest: int = 4,
+    batch: tuple[int, int] = (1, 1),
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded shuffle, then `train_size` rows train and the next `test_size` (0: the rest) test;
     either a count or a fraction of the rows. The course file's rows are in cluster order:
-    unshuffled, the test set would be one cluster. A step takes `batch` = (batch size, critic
-    updates) batches of training points."""
+    unshuffled, the test set would be one cluster."""
     n = len(points)
-    train_size, test_size = (s if isinstance(s, int) else round(s * n)
-                             for s in (train_size, test_size))
-    if train_size >= n:
-        raise UserError(f"{source} has {n} rows, not more than --train-size {train_size}: none "
-                        "would be left to test on")
-    if batch[0] * batch[1] > train_size:
-        raise UserError(f"--batch-size {batch[0]} × --n-critic {batch[1]} needs more training "
-                        f"points than --train-size {train_size}")
+    train_size = train_size if isinstance(train_size, int) else round(train_size * n)
+    test_size = test_size if isinstance(test_size, int) else round(test_size * n)
     test_size = test_size or n - train_size
-    if train_size + test_size > n:
-        raise UserError(f"{source} has {n} rows, fewer than --train-size {train_size} + "
-                        f"--test-size {test_size}")
-    if not fewest <= test_size <= MAX_TEST_SIZE:
-        raise UserError(f"a test set of {test_size} points: the distances need {fewest} to "
-                        f"{MAX_TEST_SIZE} (give --test-size {MAX_TEST_SIZE} or less, or leave "
-                        "more rows after --train-size)")
-    if test_size > train_size:  # the noise floor compares it with training samples of its size
-        raise UserError(f"--test-size {test_size} is larger than --train-size {train_size}; "
-                        "give a --test-size up to the training size")
+    check_split(n, train_size, test_size, source, fewest, batch)
     order = torch.randperm(n, generator=rng).numpy()
-    return points[order[:train_size]], points[order[train_size:train_size + test_size]]
+    return points[order[:train_size]], points[order[train_size : train_size + test_size]]

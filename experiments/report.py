@@ -39,15 +39,14 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
-from plots.measures import MODE_COLUMNS, mean_and_se  # noqa: E402
-from plots.records import read_table  # noqa: E402
+from config import as_json, fail, parse_config  # noqa: E402
+from data.points import TOY_DATA  # noqa: E402
+from errors import UserError  # noqa: E402
+from recording.files import read_table  # noqa: E402
+from recording.metrics import MODE_COLUMNS, mean_and_se  # noqa: E402
 
-# The report's loop, literally: its code's simultaneous update, one critic step per generator
-# step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init,
-# RMSprop's alpha, no averaging); WGAN's clip, which it does not give, at lab5's first 0.1.
-REPORT_LOOP = ["--order", "simultaneous", "--n-critic", "1", "--batch-size", "64",
-               "--init", "torch", "--ema", "0", "--rms-alpha", "0.99"]
-# lab5's first defaults (README, "Defaults"), with which §2-§4 of RESULTS.md were measured:
+REPORT = ["--preset", "report"]  # the report's loop, literally (config.py)
+# lab5's first defaults (docs/defaults.md), with which §2-§4 of RESULTS.md were measured:
 # pinned, so that those commands still make those tables under today's defaults.
 FIRST_DEFAULTS = {
     "gan": ["--batch-size", "64", "--n-critic", "5", "--ema", "0"],
@@ -58,65 +57,64 @@ FRAME_EPOCHS = (10, 30, 70, 200)
 # A seed whose final W1 is this many times the noise floor has lost part of the distribution: on
 # points.mat the seeds that fit end within 3×, the ones that collapse onto part of it at 10×-25×.
 COLLAPSED = 5.0
-# WGAN-GP's departures from the report's settings that brought every seed measured within 2× of
-# the floor by epoch 30 (RESULTS.md §8): start fast, hand back to the report's lr and penalty by
-# epoch 41, and cool the lr down over the last 100 epochs. The start at penalty 0.3 is the one
-# recommended; at 0.1 it missed epoch 30 in 4 of 144 seed-runs, and stays for comparison.
-COOLDOWN = ["--cooldown", "lr=0"]
 
 
+# WGAN-GP's fast start (--preset fast, RESULTS.md §8) beside the same start at penalty 0.1,
+# which missed epoch 30 in 4 of 144 seed-runs and stays for comparison.
 def fast_start(penalty: float) -> list[str]:
-    return ["--anneal", f"lr=0.0005,gp_weight={penalty:g},ema=0.99", "--ema", "0.999"]
+    return ["--preset", "fast", "--anneal", f"lr=0.0005,gp_weight={penalty:g},ema=0.99"]
 
 
-# PacGAN's protocol for its Table 1 (RESULTS.md §4): 100,000 points drawn from the mixture, the
-# mode metrics over 2,500 generated points. W1 is measured against 1,000 held-out points, not
-# 2,500: the exact transport problem then takes ~1 s a model instead of ~15 s early in training.
-TOY_PROTOCOL = ["--toy-size", "100000", "--train-size", "99000", "--test-size", "1000",
-                "--eval-size", "2500"]
 # The published rows the toy tables stand beside, as printed there: model, source, runs, then for
 # the ring and for the grid modes captured, high quality (%), reverse KL (mean ± s.e. over PacGAN's
 # 10 trials; VEEGAN and GDPP give the mean of 5 runs and no reverse KL).
 PUBLISHED = [
-    ("GAN", "PacGAN, Table 1", 10, ("6.3 ± 0.5", "98.2 ± 0.2", "0.45 ± 0.09"),
-     ("17.3 ± 0.8", "94.8 ± 0.7", "0.70 ± 0.07")),
-    ("PacGAN4", "PacGAN, Table 1", 10, ("7.8 ± 0.1", "95.9 ± 1.4", "0.07 ± 0.02"),
-     ("24.8 ± 0.2", "93.6 ± 0.6", "0.04 ± 0.01")),
+    (
+        "GAN",
+        "PacGAN, Table 1",
+        10,
+        ("6.3 ± 0.5", "98.2 ± 0.2", "0.45 ± 0.09"),
+        ("17.3 ± 0.8", "94.8 ± 0.7", "0.70 ± 0.07"),
+    ),
+    (
+        "PacGAN4",
+        "PacGAN, Table 1",
+        10,
+        ("7.8 ± 0.1", "95.9 ± 1.4", "0.07 ± 0.02"),
+        ("24.8 ± 0.2", "93.6 ± 0.6", "0.04 ± 0.01"),
+    ),
     ("Unrolled GAN", "VEEGAN, Table 1", 5, ("7.6", "35.6", "—"), ("23.6", "16.0", "—")),
     ("VEEGAN", "VEEGAN, Table 1", 5, ("8.0", "52.9", "—"), ("24.6", "40.0", "—")),
     ("WGAN-GP", "GDPP, Table 1", 5, ("6.8", "59.6", "—"), ("24.2", "28.7", "—")),
     ("GDPP-GAN", "GDPP, Table 1", 5, ("8.0", "71.7", "—"), ("24.8", "68.5", "—")),
 ]
 PUBLISHED_TOYS = ("ring8", "grid25")  # the order of PUBLISHED's two groups of cells
+TOY_EPOCHS = 150  # the toy preset's; the anneal spans the run
 
 
-# The settings the search on seeds 1000-1002 chose (RESULTS.md §4), the same for both mixtures:
-# small networks (the generator wider: it sharpened the grid twice as fast), Adam with a learning
-# rate falling linearly from 1e-3 to 1e-5 over the run, the generator's moving average sampled.
-TOY_SETTINGS = {
-    "gan": ["--betas", "0.5", "0.999", "--gan-loss", "nonsaturating"],
-    "wgan": ["--betas", "0.5", "0.999", "--clip", "0.1", "--n-critic", "5"],
-    "wgan_gp": ["--betas", "0.5", "0.9", "--gp-weight", "0.1", "--n-critic", "5"],
-}
-TOY_EPOCHS = 150
-
-
-def toy_flags(toy: str, variant: str, epochs: int = TOY_EPOCHS) -> list[str]:
-    """A toy benchmark row's flags; --epochs only where the row trains longer than the table."""
-    return ["--data", toy, *TOY_PROTOCOL, "--hidden", "128,128,128", "--critic-hidden", "64,64,64",
-            "--optimizer", "adam", "--batch-size", "256", "--lr", "1e-5", "--anneal", "lr=1e-3",
-            "--anneal-epochs", str(epochs), "--ema", "0.999", *TOY_SETTINGS[variant],
-            *(["--epochs", str(epochs)] if epochs != TOY_EPOCHS else [])]
+def toy_flags(toy: str, epochs: int = TOY_EPOCHS) -> list[str]:
+    """A toy benchmark row's flags (--preset toy, RESULTS.md §4.1) on `toy`, for `epochs`."""
+    longer = ["--epochs", str(epochs), "--anneal-epochs", str(epochs)]
+    return ["--preset", "toy", "--data", toy, *(longer if epochs != TOY_EPOCHS else [])]
 
 
 def toy_benchmark(toy: str, title: str) -> dict:
     labels = {"gan": "GAN", "wgan": "WGAN", "wgan_gp": "WGAN-GP"}
-    return {"title": title, "toy": toy, "epochs": TOY_EPOCHS, "seeds": 10, "eval_every": 10,
-            "configs": [*((labels[v], v, toy_flags(toy, v)) for v in TOY_SETTINGS),
-                        # the search's longer schedule: near the budget on the ring
-                        ("WGAN-GP 200 epochs", "wgan_gp", toy_flags(toy, "wgan_gp", 200))],
-            "frames": [*labels.values(), "WGAN-GP 200 epochs"],
-            "frame_epochs": (10, 50, 100, TOY_EPOCHS), "show_flags": True}
+    return {
+        "title": title,
+        "toy": toy,
+        "epochs": TOY_EPOCHS,
+        "seeds": 10,
+        "eval_every": 10,
+        "configs": [
+            *((labels[v], v, toy_flags(toy)) for v in labels),
+            # the search's longer schedule: near the budget on the ring
+            ("WGAN-GP 200 epochs", "wgan_gp", toy_flags(toy, 200)),
+        ],
+        "frames": [*labels.values(), "WGAN-GP 200 epochs"],
+        "frame_epochs": (10, 50, 100, TOY_EPOCHS),
+        "show_flags": True,
+    }
 
 
 EXPERIMENTS = {
@@ -124,18 +122,22 @@ EXPERIMENTS = {
         "title": "GAN, WGAN and WGAN-GP, 200 epochs",
         "epochs": 200,
         "configs": [
-            ("GAN", "gan", []), ("WGAN", "wgan", []), ("WGAN-GP", "wgan_gp", []),
-            ("GAN, report's loop", "gan", REPORT_LOOP),
-            ("WGAN, report's loop", "wgan", [*REPORT_LOOP, "--clip", "0.1"]),
-            ("WGAN-GP, report's loop", "wgan_gp", REPORT_LOOP),
+            ("GAN", "gan", []),
+            ("WGAN", "wgan", []),
+            ("WGAN-GP", "wgan_gp", []),
+            ("GAN, report's loop", "gan", REPORT),
+            ("WGAN, report's loop", "wgan", REPORT),
+            ("WGAN-GP, report's loop", "wgan_gp", REPORT),
         ],
         "frames": ["GAN", "WGAN", "WGAN-GP"],
     },
     "optimizers": {
         "title": "GAN with RMSprop and with SGD (both lr 1e-4), 2000 epochs",
         "epochs": 2000,
-        "configs": [("GAN, RMSprop", "gan", FIRST_DEFAULTS["gan"]),
-                    ("GAN, SGD", "gan", [*FIRST_DEFAULTS["gan"], "--optimizer", "sgd"])],
+        "configs": [
+            ("GAN, RMSprop", "gan", FIRST_DEFAULTS["gan"]),
+            ("GAN, SGD", "gan", [*FIRST_DEFAULTS["gan"], "--optimizer", "sgd"]),
+        ],
         "frames": ["GAN, RMSprop", "GAN, SGD"],
         "frame_epochs": (100, 200, 1000, 2000),
     },
@@ -143,17 +145,20 @@ EXPERIMENTS = {
         "title": "WGAN-GP: the report's loop, one change at a time, 200 epochs",
         "epochs": 200,
         "configs": [
-            ("report's loop (penalty 0.001)", "wgan_gp", REPORT_LOOP),
-            ("penalty 0.1", "wgan_gp", [*REPORT_LOOP, "--gp-weight", "0.1"]),
-            ("penalty 10", "wgan_gp", [*REPORT_LOOP, "--gp-weight", "10"]),
-            ("order g-first", "wgan_gp", [*REPORT_LOOP, "--order", "g-first"]),
-            ("order d-first", "wgan_gp", [*REPORT_LOOP, "--order", "d-first"]),
-            ("5 critic steps", "wgan_gp", [*REPORT_LOOP, "--n-critic", "5"]),
-            ("He init", "wgan_gp", [*REPORT_LOOP, "--init", "kaiming"]),
-            ("batch 32", "wgan_gp", [*REPORT_LOOP, "--batch-size", "32"]),
-            ("noise dim 2", "wgan_gp", [*REPORT_LOOP, "--noise-dim", "2"]),
-            ("g-first + penalty 10", "wgan_gp",
-             [*REPORT_LOOP, "--order", "g-first", "--gp-weight", "10"]),
+            ("report's loop (penalty 0.001)", "wgan_gp", REPORT),
+            ("penalty 0.1", "wgan_gp", [*REPORT, "--gp-weight", "0.1"]),
+            ("penalty 10", "wgan_gp", [*REPORT, "--gp-weight", "10"]),
+            ("order g-first", "wgan_gp", [*REPORT, "--order", "g-first"]),
+            ("order d-first", "wgan_gp", [*REPORT, "--order", "d-first"]),
+            ("5 critic steps", "wgan_gp", [*REPORT, "--n-critic", "5"]),
+            ("He init", "wgan_gp", [*REPORT, "--init", "kaiming"]),
+            ("batch 32", "wgan_gp", [*REPORT, "--batch-size", "32"]),
+            ("noise dim 2", "wgan_gp", [*REPORT, "--noise-dim", "2"]),
+            (
+                "g-first + penalty 10",
+                "wgan_gp",
+                [*REPORT, "--order", "g-first", "--gp-weight", "10"],
+            ),
             ("lab5's first defaults", "wgan_gp", FIRST_DEFAULTS["wgan_gp"]),
         ],
         "frames": ["report's loop (penalty 0.001)", "penalty 10", "lab5's first defaults"],
@@ -161,27 +166,38 @@ EXPERIMENTS = {
     "fast_start": {
         "title": "WGAN-GP by epoch 30: the defaults and two fast starts with a cooldown",
         "epochs": 200,
-        "configs": [("WGAN-GP, lab5's defaults", "wgan_gp", []),
-                    *((f"start at penalty {penalty:g}, cooldown", "wgan_gp",
-                       [*fast_start(penalty), *COOLDOWN]) for penalty in (0.1, 0.3))],
-        "frames": ["WGAN-GP, lab5's defaults", "start at penalty 0.1, cooldown",
-                   "start at penalty 0.3, cooldown"],
-        "targets": True, "show_flags": True,
+        "configs": [
+            ("WGAN-GP, lab5's defaults", "wgan_gp", []),
+            *(
+                (f"start at penalty {penalty:g}, cooldown", "wgan_gp", fast_start(penalty))
+                for penalty in (0.1, 0.3)
+            ),
+        ],
+        "frames": [
+            "WGAN-GP, lab5's defaults",
+            "start at penalty 0.1, cooldown",
+            "start at penalty 0.3, cooldown",
+        ],
+        "targets": True,
+        "show_flags": True,
     },
     "toys": {
         "title": "The three variants on PacGAN's 2D-ring (8 modes) and 2D-grid (25 modes), "
-                 "200 epochs",
+        "200 epochs",
         "epochs": 200,
-        "configs": [(f"{name}, {toy}", variant, ["--data", toy, *FIRST_DEFAULTS[variant]])
-                    for toy in ("ring8", "grid25")
-                    for name, variant in (("GAN", "gan"), ("WGAN", "wgan"),
-                                          ("WGAN-GP", "wgan_gp"))],
+        "configs": [
+            (f"{name}, {toy}", variant, ["--data", toy, *FIRST_DEFAULTS[variant]])
+            for toy in ("ring8", "grid25")
+            for name, variant in (("GAN", "gan"), ("WGAN", "wgan"), ("WGAN-GP", "wgan_gp"))
+        ],
         "frames": ["GAN, ring8", "WGAN-GP, ring8", "GAN, grid25", "WGAN-GP, grid25"],
     },
-    "ring": toy_benchmark("ring8", "The toy benchmark on PacGAN's 2D-ring: 8 Gaussians, s.d. 0.01, "
-                          "radius 1"),
-    "grid": toy_benchmark("grid25", "The toy benchmark on PacGAN's 2D-grid: 25 Gaussians, s.d. "
-                          "0.05, spacing 2"),
+    "ring": toy_benchmark(
+        "ring8", "The toy benchmark on PacGAN's 2D-ring: 8 Gaussians, s.d. 0.01, radius 1"
+    ),
+    "grid": toy_benchmark(
+        "grid25", "The toy benchmark on PacGAN's 2D-grid: 25 Gaussians, s.d. 0.05, spacing 2"
+    ),
 }
 
 
@@ -189,18 +205,39 @@ def slug(label: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
 
 
-def plan_row(variant: str, flags: list[str], spec: dict, epochs: int, seeds: list[int],
-             data: str | None, out: Path) -> dict:
+def plan_row(
+    variant: str,
+    flags: list[str],
+    spec: dict,
+    epochs: int,
+    seeds: list[int],
+    data: str | None,
+    out: Path,
+) -> dict:
     """One configuration's command (the variant script's flags that train its ensemble into
     `out`) and the config it resolves to; a bad flag is a one-line error."""
     frame_every = min(spec.get("frame_epochs", FRAME_EPOCHS))
-    argv = [*flags, *(["--data", data] if data and "--data" not in flags else []),
-            *(["--epochs", str(epochs)] if "--epochs" not in flags else []),
-            "--seed", str(seeds[0]), "--seeds", str(len(seeds)),
-            "--eval-every", str(spec.get("eval_every", 5 if epochs <= 200 else 50)),
-            "--frame-every", str(frame_every), "--out", str(out)]
-    return {"variant": variant, "argv": argv, "out": out,
-            "cfg": lab5.parse_config(variant, [*argv, "--overwrite"])}
+    argv = [
+        *flags,
+        *(["--data", data] if data and "--data" not in flags else []),
+        *(["--epochs", str(epochs)] if "--epochs" not in flags else []),
+        "--seed",
+        str(seeds[0]),
+        "--seeds",
+        str(len(seeds)),
+        "--eval-every",
+        str(spec.get("eval_every", 5 if epochs <= 200 else 50)),
+        "--frame-every",
+        str(frame_every),
+        "--out",
+        str(out),
+    ]
+    return {
+        "variant": variant,
+        "argv": argv,
+        "out": out,
+        "cfg": parse_config(variant, [*argv, "--overwrite"]),
+    }
 
 
 def run_config(row: dict, force: bool, train: bool = True) -> dict:
@@ -208,51 +245,68 @@ def run_config(row: dict, force: bool, train: bool = True) -> dict:
     configuration is there (experiment.json records the command, every value it resolved to — so
     a changed default trains again — and how it ended). A run in which a member diverged ends
     there and is reported as such, not retried."""
-    variant, argv, cfg, out = row["variant"], row["argv"], row["cfg"], row["out"]
-    record = {"variant": variant, "argv": argv,
-              "config": json.loads(json.dumps({k: v for k, v in cfg.items()
-                                               if k not in ("out", "overwrite")}))}
+    cfg = row["cfg"]
+    out = row["out"]
+    # What decides the training: every value, but for where it goes (a preset's name adds
+    # nothing to the values it set)
+    config = as_json({k: v for k, v in cfg.items() if k not in ("out", "overwrite", "preset")})
+    record = {"variant": row["variant"], "argv": row["argv"], "config": config}
     done = out / "experiment.json"
     saved = json.loads(done.read_text()) if done.exists() else {}
-    if not force and {k: v for k, v in saved.items() if k in record} == record:
+    if not force and (saved.get("variant"), saved.get("config")) == (row["variant"], config):
         print(f"{out}: finished, not trained again", flush=True)
         return {"path": str(out), "status": "completed", **saved}
     if not train:
-        raise lab5.UserError(f"{out} holds no finished run of this configuration "
-                             "(run without --no-train)")
+        raise UserError(
+            f"{out} holds no finished run of this configuration (run without --no-train)"
+        )
     done.unlink(missing_ok=True)  # --overwrite empties the folder: its record goes first
     summary = lab5.train(cfg)  # over an unfinished run
     if summary["status"] not in ("completed", "diverged"):
-        raise lab5.UserError(f"{out} ended {summary['status']}")
-    record.update(path=str(out), status=summary["status"], epochs_done=summary["epochs_done"],
-                  diverged_members=summary.get("diverged_members"))
+        raise UserError(f"{out} ended {summary['status']}")
+    record.update(
+        path=str(out),
+        status=summary["status"],
+        epochs_done=summary["epochs_done"],
+        diverged_members=summary.get("diverged_members"),
+    )
     done.write_text(json.dumps(record))
     return record
 
 
-
 def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
     """Per seed: the final metrics, W1 / floor at some epochs, and the epochs to fit."""
-    return [member_result(member, at_epochs) for member in sorted(run.iterdir())
-            if member.is_dir() and (member / "summary.json").exists()]
+    return [
+        member_result(member, at_epochs)
+        for member in sorted(run.iterdir())
+        if member.is_dir() and (member / "summary.json").exists()
+    ]
 
 
 def member_result(member: Path, at_epochs=(30, 70)) -> dict:
     summary = json.loads((member / "summary.json").read_text())
     factor = json.loads((member / "config.json").read_text())["fit_factor"]
-    floor, rows = summary["noise_floor"], read_table(member / "metrics.csv")
+    floor = summary["noise_floor"]
+    rows = read_table(member / "metrics.csv")
     w1 = {int(r["epoch"]): r["w1"] / floor["w1"] for r in rows if r["w1"] is not None}
     final = summary["final"]
     # None: interrupted before its first distance
     ratio = None if final["w1"] is None else final["w1"] / floor["w1"]
-    return {"name": member.name, "final": ratio, **{f"at{e}": w1.get(e) for e in at_epochs},
-            "fit": summary["epochs_to_fit"],
-            "first": min((e for e, v in w1.items() if v <= factor), default=None),
-            "precision": final["precision"], "recall": final["recall"],
-            **{k: final[k] for k in MODE_COLUMNS if k in final},
-            "w1_by_epoch": w1, "floor": floor,
-            "energy_by_epoch": {int(r["epoch"]): r["energy"] for r in rows
-                                if r.get("energy") is not None}}
+    return {
+        "name": member.name,
+        "final": ratio,
+        **{f"at{e}": w1.get(e) for e in at_epochs},
+        "fit": summary["epochs_to_fit"],
+        "first": min((e for e, v in w1.items() if v <= factor), default=None),
+        "precision": final["precision"],
+        "recall": final["recall"],
+        **{k: final[k] for k in MODE_COLUMNS if k in final},
+        "w1_by_epoch": w1,
+        "floor": floor,
+        "energy_by_epoch": {
+            int(r["epoch"]): r["energy"] for r in rows if r.get("energy") is not None
+        },
+    }
 
 
 def mean_se(values, digits: int = 2) -> str:
@@ -263,37 +317,54 @@ def mean_se(values, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 
-def table(results: dict[str, list[dict]], epochs: int,
-          diverged: dict[str, str] | None = None) -> list[str]:
+def markdown_table(head: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(row) + " |" for row in [head, *rows]]
+    return [lines[0], "|" + "---|" * len(head), *lines[1:]]
+
+
+def result_cells(label: str, rs: list[dict], at_epochs: tuple, modes: bool) -> list[str]:
+    """A configuration's row of the experiment table, from its members' results."""
+    fitted = [r["fit"] for r in rs if r["fit"] is not None]
+    first = [r["first"] for r in rs if r["first"] is not None]
+    cells = [
+        label,
+        str(len(rs)),
+        mean_se(r["final"] for r in rs),
+        f"{np.median([r['final'] for r in rs]):.2f}",
+        str(sum(r["final"] > COLLAPSED for r in rs)),
+        *(mean_se([r["w1_by_epoch"].get(e) for r in rs]) for e in at_epochs),
+        f"{mean_se(first, 0)} ({len(first)}/{len(rs)})",
+        f"{mean_se(fitted, 0)} ({len(fitted)}/{len(rs)})",
+        mean_se(r["precision"] for r in rs),
+        mean_se(r["recall"] for r in rs),
+    ]
+    if modes:
+        cells += [
+            mean_se(r.get("modes") for r in rs),
+            mean_se(100 * r["hq"] for r in rs if "hq" in r) + " %",
+            mean_se(r.get("reverse_kl") for r in rs),
+        ]
+    return cells
+
+
+def table(
+    results: dict[str, list[dict]], epochs: int, diverged: dict[str, str] | None = None
+) -> list[str]:
     """One row per configuration; a configuration in which a member diverged says so instead
     of reporting numbers from the epoch before (which would flatter it)."""
     modes = any("modes" in r for rs in results.values() for r in rs)
-    head = ["configuration", "seeds", "final W1 / floor", "median", f"collapsed (> {COLLAPSED:g}×)",
-            *(["at epoch 30", "at epoch 70"] if epochs == 200 else ["at epoch 200"]),
-            "first within 2× (seeds)", "epochs to fit (fitted)", "precision", "recall",
-            *(["modes", "high quality", "reverse KL"] if modes else [])]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    at_epochs = (30, 70) if epochs == 200 else (200,)
+    head = ["configuration", "seeds", "final W1 / floor", "median", f"collapsed (> {COLLAPSED:g}×)"]
+    head += [f"at epoch {e}" for e in at_epochs]
+    head += ["first within 2× (seeds)", "epochs to fit (fitted)", "precision", "recall"]
+    head += ["modes", "high quality", "reverse KL"] if modes else []
+    rows = []
     for label, rs in results.items():
         if label in (diverged or {}):
-            lines.append("| " + " | ".join([label, str(len(rs)), diverged[label],
-                                            *["—"] * (len(head) - 3)]) + " |")
-            continue
-        fitted = [r["fit"] for r in rs if r["fit"] is not None]
-        first = [r["first"] for r in rs if r["first"] is not None]
-        at = [[r["w1_by_epoch"].get(e) for r in rs]
-              for e in ((30, 70) if epochs == 200 else (200,))]
-        cells = [label, str(len(rs)), mean_se(r["final"] for r in rs),
-                 f"{np.median([r['final'] for r in rs]):.2f}",
-                 str(sum(r["final"] > COLLAPSED for r in rs)), *(mean_se(a) for a in at),
-                 f"{mean_se(first, 0)} ({len(first)}/{len(rs)})",
-                 f"{mean_se(fitted, 0)} ({len(fitted)}/{len(rs)})",
-                 mean_se(r["precision"] for r in rs), mean_se(r["recall"] for r in rs)]
-        if modes:
-            cells += [mean_se(r.get("modes") for r in rs),
-                      mean_se(100 * r["hq"] for r in rs if "hq" in r) + " %",
-                      mean_se(r.get("reverse_kl") for r in rs)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+            rows.append([label, str(len(rs)), diverged[label], *["—"] * (len(head) - 3)])
+        else:
+            rows.append(result_cells(label, rs, at_epochs, modes))
+    return markdown_table(head, rows)
 
 
 def late_jump(energy_by_epoch: dict[int, float], epochs: int) -> float:
@@ -303,62 +374,85 @@ def late_jump(energy_by_epoch: dict[int, float], epochs: int) -> float:
     return max(v / min(late[: i + 1]) for i, v in enumerate(late))
 
 
-def target_table(results: dict[str, list[dict]], epochs: int, last: int = 50,
-                 jump: float = 10.0) -> list[str]:
+def target_cells(label: str, rs: list[dict], epochs: int, last: int, jump: float) -> list[str]:
+    at30 = [r["w1_by_epoch"].get(30) for r in rs]  # None: not measured there
+    ends = [np.mean([v for e, v in r["w1_by_epoch"].items() if e >= epochs - last]) for r in rs]
+    by30 = sum(r["first"] is not None and r["first"] <= 30 for r in rs)
+    jumps = [late_jump(r["energy_by_epoch"], epochs) for r in rs]
+    return [
+        label,
+        "—" if None in at30 else f"{np.mean(at30):.2f} ({max(at30):.2f})",
+        f"{by30} of {len(rs)}",
+        f"{mean_se(r['final'] for r in rs)} ({max(r['final'] for r in rs):.2f})",
+        f"{sum(r['final'] > 2 for r in rs)} of {len(rs)}",
+        f"{np.mean(ends):.2f} ({max(ends):.2f})",
+        f"{max(jumps):.1f}× ({sum(j >= jump for j in jumps)} of {len(rs)})",
+    ]
+
+
+def target_table(
+    results: dict[str, list[dict]], epochs: int, last: int = 50, jump: float = 10.0
+) -> list[str]:
     """Against WGAN-GP's targets (RESULTS.md §8): every seed within 2× of the floor by epoch 30,
     the final W1 in the mean and in the worst seed; the last epochs say whether the final one is
     typical of the run's end, and the late jumps what can make it untypical."""
-    head = ["configuration", "at epoch 30: mean (worst)", "within 2× by epoch 30",
-            "final: mean ± s.e. (worst)", "above 2× at the end", f"epochs {epochs - last}–"
-            f"{epochs}: mean (worst seed)", f"late jumps: largest (seeds ≥ {jump:g}×)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, rs in results.items():
-        at30 = [r["w1_by_epoch"].get(30) for r in rs]  # None: not measured there
-        ends = [np.mean([v for e, v in r["w1_by_epoch"].items() if e >= epochs - last])
-                for r in rs]
-        by30 = sum(r["first"] is not None and r["first"] <= 30 for r in rs)
-        cells = [label, "—" if None in at30 else f"{np.mean(at30):.2f} ({max(at30):.2f})",
-                 f"{by30} of {len(rs)}",
-                 f"{mean_se(r['final'] for r in rs)} ({max(r['final'] for r in rs):.2f})",
-                 f"{sum(r['final'] > 2 for r in rs)} of {len(rs)}",
-                 f"{np.mean(ends):.2f} ({max(ends):.2f})"]
-        jumps = [late_jump(r["energy_by_epoch"], epochs) for r in rs]
-        cells.append(f"{max(jumps):.1f}× ({sum(j >= jump for j in jumps)} of {len(rs)})")
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    head = [
+        "configuration",
+        "at epoch 30: mean (worst)",
+        "within 2× by epoch 30",
+        "final: mean ± s.e. (worst)",
+        "above 2× at the end",
+        f"epochs {epochs - last}–{epochs}: mean (worst seed)",
+        f"late jumps: largest (seeds ≥ {jump:g}×)",
+    ]
+    rows = [target_cells(label, rs, epochs, last, jump) for label, rs in results.items()]
+    return markdown_table(head, rows)
 
 
-def toy_table(results: dict[str, list[dict]], minutes: dict[str, float], toy: str, floor: dict,
-              diverged: dict[str, str] | None = None) -> list[str]:
+def toy_cells(label: str, rs: list[dict], total: int, minutes: float) -> list[str]:
+    return [
+        label,
+        "lab5",
+        str(len(rs)),
+        mean_se(r["modes"] for r in rs),
+        mean_se((100 * r["hq"] for r in rs), 1),
+        mean_se((r["reverse_kl"] for r in rs), 3),
+        f"{sum(r['modes'] == total for r in rs)}/{len(rs)}",
+        mean_se(r["final"] for r in rs),
+        f"{minutes:.1f}",
+    ]
+
+
+def toy_table(
+    results: dict[str, list[dict]],
+    minutes: dict[str, float],
+    toy: str,
+    floor: dict,
+    diverged: dict[str, str] | None = None,
+) -> list[str]:
     """Ours (mean ± s.e. over seeds, the minutes each 10-seed ensemble took), then what samples
     of the training points score (the noise floor's mode metrics, mean over its draws), then the
     published rows of the same mixture, in the papers' columns."""
-    total = len(lab5.TOY_DATA[toy]["means"])
-    head = ["model", "source", "runs", f"modes (of {total})", "high quality (%)", "reverse KL",
-            "all modes (runs)", "W1 / floor", "minutes"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    total = len(TOY_DATA[toy]["means"])
+    head = ["model", "source", "runs", f"modes (of {total})", "high quality (%)", "reverse KL"]
+    head += ["all modes (runs)", "W1 / floor", "minutes"]
+    rows = []
     for label, rs in results.items():
         if label in (diverged or {}):
-            cells = [label, "lab5", str(len(rs)), diverged[label], *["—"] * (len(head) - 4)]
+            rows.append([label, "lab5", str(len(rs)), diverged[label], *["—"] * (len(head) - 4)])
         else:
-            cells = [label, "lab5", str(len(rs)), mean_se(r["modes"] for r in rs),
-                     mean_se((100 * r["hq"] for r in rs), 1),
-                     mean_se((r["reverse_kl"] for r in rs), 3),
-                     f"{sum(r['modes'] == total for r in rs)}/{len(rs)}",
-                     mean_se(r["final"] for r in rs), f"{minutes[label]:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines.append("| " + " | ".join([  # what a perfect sampler scores
-        "training points (a perfect generator)", "lab5", str(floor["draws"]),
-        f"{floor['modes']:.2f}", f"{100 * floor['hq']:.1f}", f"{floor['reverse_kl']:.3f}", "—",
-        "1", "—"]) + " |")
+            rows.append(toy_cells(label, rs, total, minutes[label]))
+    perfect = [f"{floor['modes']:.2f}", f"{100 * floor['hq']:.1f}", f"{floor['reverse_kl']:.3f}"]
+    rows.append(["training points (a perfect generator)", "lab5", str(floor["draws"]), *perfect])
+    rows[-1] += ["—", "1", "—"]
     for model, source, runs, *cells in PUBLISHED:
-        lines.append("| " + " | ".join([model, source, str(runs),
-                                        *cells[PUBLISHED_TOYS.index(toy)], "—", "—", "—"]) + " |")
-    return lines
+        rows.append([model, source, str(runs), *cells[PUBLISHED_TOYS.index(toy)], "—", "—", "—"])
+    return markdown_table(head, rows)
 
 
-def band_figure(results: dict[str, list[dict]], title: str, path: Path,
-                log_x: bool = False) -> None:
+def band_figure(
+    results: dict[str, list[dict]], title: str, path: Path, log_x: bool = False
+) -> None:
     fig = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -372,14 +466,20 @@ def band_figure(results: dict[str, list[dict]], title: str, path: Path,
         ax.plot(x, mean, lw=1.4, color=color, label=label)
         ax.fill_between(x, mean - se, mean + se, color=color, alpha=0.2, lw=0)
     ax.axhline(1, color="black", ls=":", lw=1, label="noise floor")
-    ax.set(yscale="log", xscale="log" if log_x else "linear", xlabel="epoch",
-           ylabel="W1 / noise floor (mean ± s.e. over seeds)", title=title)
+    ax.set(
+        yscale="log",
+        xscale="log" if log_x else "linear",
+        xlabel="epoch",
+        ylabel="W1 / noise floor (mean ± s.e. over seeds)",
+        title=title,
+    )
     ax.legend(fontsize=8, ncols=2)
     fig.savefig(path)
 
 
-def frame_grid(runs: dict[str, Path], labels: list[str], epochs, path: Path,
-               member: str = "seed0") -> None:
+def frame_grid(
+    runs: dict[str, Path], labels: list[str], epochs, path: Path, member: str = "seed0"
+) -> None:
     """One member's frames of some configurations side by side at the same epochs."""
     fig = Figure(figsize=(3.2 * len(epochs), 2.1 * len(labels)), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
@@ -397,59 +497,98 @@ def frame_grid(runs: dict[str, Path], labels: list[str], epochs, path: Path,
 
 
 def caption(spec: dict, floor: dict, seeds: list[int]) -> str:
-    what = (f"Mean ± standard error over {len(seeds)} seeds ({seeds[0]}–{seeds[-1]}). ")
+    what = f"Mean ± standard error over {len(seeds)} seeds ({seeds[0]}–{seeds[-1]}). "
     if "toy" in spec:
         return what + (
             "A generated point is of **high quality** within 3 standard deviations of its "
             "nearest mode; a mode is **captured** with at least one such point; **reverse KL** is "
             "KL(the high-quality points' modes ‖ uniform). lab5 counts 2,500 generated points "
             "per run at the last epoch; W1 / floor is measured on 1,000 held-out points "
-            f"(floor W1 = {floor['w1']:.4f} ± {floor['w1_sd']:.4f}). \"minutes\": the wall time "
+            f'(floor W1 = {floor["w1"]:.4f} ± {floor["w1_sd"]:.4f}). "minutes": the wall time '
             f"of the whole {len(seeds)}-seed ensemble (compiling and measuring included) on one "
-            "thread of this 2-core CPU, beside another such run.")
-    return (f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± "
-            f"{floor['w1_sd']:.4f}; precision {floor['precision']:.3f}, recall "
-            f"{floor['recall']:.3f}. " + what + "\"First within 2×\": the first epoch at which "
-            "W1 is within 2× the floor; \"epochs to fit\": the first from which it stays there to "
-            "the end; both over the seeds that got there. \"Collapsed\": seeds that end beyond "
-            "5× the floor.")
+            "thread of this 2-core CPU, beside another such run."
+        )
+    return (
+        f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± "
+        f"{floor['w1_sd']:.4f}; precision {floor['precision']:.3f}, recall "
+        f"{floor['recall']:.3f}. " + what + '"First within 2×": the first epoch at which '
+        'W1 is within 2× the floor; "epochs to fit": the first from which it stays there to '
+        'the end; both over the seeds that got there. "Collapsed": seeds that end beyond '
+        "5× the floor."
+    )
 
 
-def run_experiment(name: str, args) -> None:
+def plan_experiment(name: str, args) -> dict:
+    """The experiment's configurations (--only's), seeds, epochs and where they go; every row
+    planned before any trains, so that a bad flag in the last stops the experiment at once."""
     spec = EXPERIMENTS[name]
-    runs_root = Path("runs/experiments") / args.label / name
-    results_dir = Path(args.results) / args.label
-    results_dir.mkdir(parents=True, exist_ok=True)
-    epochs = args.epochs or spec["epochs"]
     configs = [c for c in spec["configs"] if not args.only or slug(c[0]) in args.only]
-    seeds = list(range(args.seed, args.seed + (args.seeds or spec.get("seeds", 8))))
     if args.only and len(configs) != len(args.only):
-        raise lab5.UserError(f"--only names configurations that {name} does not have; it has: "
-                             + ", ".join(slug(c[0]) for c in spec["configs"]))
-    # Every row planned before any trains: a bad flag in the last stops the experiment at once.
-    rows = {label: plan_row(variant, flags, spec, epochs, seeds, args.data, runs_root / slug(label))
-            for label, variant, flags in configs}
-    records = {label: run_config(row, args.force, not args.no_train) for label, row in rows.items()}
-    runs = {label: Path(record["path"]) for label, record in records.items()}
-    results = {label: member_results(run) for label, run in runs.items()}
-    diverged = {label: f"diverged in epoch {r['epochs_done'] + 1} "
-                       f"({', '.join(r['diverged_members'] or [])})"
-                for label, r in records.items() if r["status"] == "diverged"}
-    band_figure(results, spec["title"], results_dir / f"{name}_w1.png", log_x=epochs > 200)
+        raise UserError(
+            f"--only names configurations that {name} does not have; it has: "
+            + ", ".join(slug(c[0]) for c in spec["configs"])
+        )
+    epochs = args.epochs or spec["epochs"]
+    seeds = list(range(args.seed, args.seed + (args.seeds or spec.get("seeds", 8))))
+    runs_root = Path("runs/experiments") / args.label / name
+    rows = {
+        label: plan_row(variant, flags, spec, epochs, seeds, args.data, runs_root / slug(label))
+        for label, variant, flags in configs
+    }
+    return {"spec": spec, "configs": configs, "epochs": epochs, "seeds": seeds, "rows": rows}
+
+
+def diverged_cells(records: dict[str, dict]) -> dict[str, str]:
+    """What a table says of each configuration in which a member diverged."""
+    return {
+        label: f"diverged in epoch {r['epochs_done'] + 1} "
+        f"({', '.join(r['diverged_members'] or [])})"
+        for label, r in records.items()
+        if r["status"] == "diverged"
+    }
+
+
+def draw_figures(plan: dict, name: str, runs: dict, results: dict, folder: Path) -> None:
+    """W1 / floor per epoch with its band, and a grid of one member's frames."""
+    spec = plan["spec"]
+    epochs = plan["epochs"]
+    band_figure(results, spec["title"], folder / f"{name}_w1.png", log_x=epochs > 200)
     frame_epochs = [e for e in spec.get("frame_epochs", FRAME_EPOCHS) if e <= epochs] or [epochs]
     # --only may leave out the usual ones
     shown = [label for label in spec["frames"] if label in runs] or list(runs)
-    frame_grid(runs, shown, frame_epochs, results_dir / f"{name}_frames.png", f"seed{seeds[0]}")
-    floor = results[configs[0][0]][0]["floor"]
-    rows = (toy_table(results, {label: wall_minutes(run) for label, run in runs.items()},
-                      spec["toy"], floor, diverged) if "toy" in spec else
-            table(results, epochs, diverged))
+    path = folder / f"{name}_frames.png"
+    frame_grid(runs, shown, frame_epochs, path, f"seed{plan['seeds'][0]}")
+
+
+def report_lines(plan: dict, name: str, args, results: dict, records: dict) -> list[str]:
+    """results/<label>/<name>.md: the command, the caption, the table, the settings, figures."""
+    spec = plan["spec"]
+    seeds = plan["seeds"]
+    diverged = diverged_cells(records)
+    floor = results[plan["configs"][0][0]][0]["floor"]
+    if "toy" in spec:
+        minutes = {label: wall_minutes(Path(r["path"])) for label, r in records.items()}
+        rows = toy_table(results, minutes, spec["toy"], floor, diverged)
+    else:
+        rows = table(results, plan["epochs"], diverged)
     if spec.get("targets") and not diverged:
-        rows += ["", "Against the targets:", "", *target_table(results, epochs)]
-    lines = [f"## {spec['title']}", "", f"`{command_line(name, args, len(seeds))}`", "",
-             caption(spec, floor, seeds), "", *rows, "",
-             *settings_lines(configs, spec, epochs, seeds),
-             f"![W1 per epoch]({name}_w1.png)", "", f"![frames]({name}_frames.png)", ""]
+        rows += ["", "Against the targets:", "", *target_table(results, plan["epochs"])]
+    head = [f"## {spec['title']}", "", f"`{command_line(name, args, len(seeds))}`", ""]
+    settings = settings_lines(plan["configs"], spec, plan["epochs"], seeds)
+    figures = [f"![W1 per epoch]({name}_w1.png)", "", f"![frames]({name}_frames.png)", ""]
+    return [*head, caption(spec, floor, seeds), "", *rows, "", *settings, *figures]
+
+
+def run_experiment(name: str, args) -> None:
+    plan = plan_experiment(name, args)
+    results_dir = Path(args.results) / args.label
+    results_dir.mkdir(parents=True, exist_ok=True)
+    rows = plan["rows"]
+    records = {label: run_config(row, args.force, not args.no_train) for label, row in rows.items()}
+    runs = {label: Path(record["path"]) for label, record in records.items()}
+    results = {label: member_results(run) for label, run in runs.items()}
+    draw_figures(plan, name, runs, results, results_dir)
+    lines = report_lines(plan, name, args, results, records)
     (results_dir / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines), flush=True)
 
@@ -459,51 +598,83 @@ def wall_minutes(run: Path) -> float:
 
 
 def command_line(name: str, args, seeds: int) -> str:
-    return (f"python experiments/report.py {name} --seeds {seeds}"
-            + (f" --seed {args.seed}" if args.seed else "")
-            + (f" --data {args.data} --label {args.label}" if args.data else "")
-            + (f" --epochs {args.epochs}" if args.epochs else "")
-            + (f" --only {','.join(args.only)}" if args.only else ""))
+    return (
+        f"python experiments/report.py {name} --seeds {seeds}"
+        + (f" --seed {args.seed}" if args.seed else "")
+        + (f" --data {args.data} --label {args.label}" if args.data else "")
+        + (f" --epochs {args.epochs}" if args.epochs else "")
+        + (f" --only {','.join(args.only)}" if args.only else "")
+    )
 
 
 def settings_lines(configs: list, spec: dict, epochs: int, seeds: list[int]) -> list[str]:
     """Each configuration's flags, for the tables whose rows differ in more than a label says."""
     if not spec.get("show_flags"):
         return []
-    return [f"Settings (each row: the variant's script with these flags, `--seed {seeds[0]} "
-            f"--seeds {len(seeds)}`, and `--epochs {epochs}` where they set none):", "",
-            *(f"- {label}: `{' '.join(['python', f'variants/{variant}.py', *flags])}`"
-              for label, variant, flags in configs), ""]
+    return [
+        f"Settings (each row: the variant's script with these flags, `--seed {seeds[0]} "
+        f"--seeds {len(seeds)}`, and `--epochs {epochs}` where they set none):",
+        "",
+        *(
+            f"- {label}: `{' '.join(['python', f'variants/{variant}.py', *flags])}`"
+            for label, variant, flags in configs
+        ),
+        "",
+    ]
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.error = fail
+    p.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "all"])
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="models per configuration (default: 10 on the toy benchmarks, else 8)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the first of their seeds")
+    p.add_argument(
+        "--data", default=None, help="a MAT file or built-in data set instead of data/points.mat"
+    )
+    p.add_argument(
+        "--label", default="shipped", help="names the data in results/ and runs/ (e.g. original)"
+    )
+    p.add_argument("--results", default="results", help="where the tables and figures go")
+    p.add_argument(
+        "--force", action="store_true", help="train again even where a complete run exists"
+    )
+    p.add_argument(
+        "--no-train",
+        action="store_true",
+        help="only write the tables and figures, from finished runs (safe while others train)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="override every experiment's epochs (quick checks; a row that sets its own keeps it)",
+    )
+    p.add_argument(
+        "--only",
+        type=slugs,
+        default=None,
+        metavar="SLUG,SLUG",
+        help="run these configurations only, named as their run folders are (e.g. penalty_10)",
+    )
+    return p.parse_args()
+
+
+def slugs(text: str) -> list[str]:
+    return text.split(",")
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.error = lab5.fail
-    p.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "all"])
-    p.add_argument("--seeds", type=int, default=None,
-                   help="models per configuration (default: 10 on the toy benchmarks, else 8)")
-    p.add_argument("--seed", type=int, default=0, help="the first of their seeds")
-    p.add_argument("--data", default=None,
-                   help="a MAT file or built-in data set instead of data/points.mat")
-    p.add_argument("--label", default="shipped",
-                   help="names the data in results/ and runs/ (e.g. original)")
-    p.add_argument("--results", default="results", help="where the tables and figures go")
-    p.add_argument("--force", action="store_true",
-                   help="train again even where a complete run exists")
-    p.add_argument("--no-train", action="store_true",
-                   help="only write the tables and figures, from finished runs "
-                   "(safe while others train)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="override every experiment's epochs (quick checks; a row that sets "
-                   "its own keeps it)")
-    p.add_argument("--only", type=lambda text: text.split(","), default=None, metavar="SLUG,SLUG",
-                   help="run these configurations only, named as their run folders are "
-                   "(e.g. penalty_10)")
     try:
-        args = p.parse_args()
+        args = parse_args()
         for name in EXPERIMENTS if "all" in args.experiments else args.experiments:
             run_experiment(name, args)
-    except lab5.UserError as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -30,6 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
+from config import VARIANTS, fail, parse_config  # noqa: E402
+from errors import UserError  # noqa: E402
 from experiments.report import mean_se, member_results  # noqa: E402
 
 AT_EPOCHS = (30, 70)
@@ -44,12 +46,14 @@ def grid_flags(grid: list[str]) -> list[list[str]]:
     ('betas=0.5 0.9,0.9 0.999')."""
     bad = [g for g in grid if "=" not in g or not g.split("=", 1)[1]]
     if bad:
-        raise lab5.UserError(f"--grid {bad[0]}: expected FLAG=V1,V2,...")
+        raise UserError(f"--grid {bad[0]}: expected FLAG=V1,V2,...")
     axes = []
     for flag, values in (g.split("=", 1) for g in grid):
         axes.append(("--" + flag, [values] if "=" in values else values.split(",")))
-    return [[x for (flag, _), v in zip(axes, values) for x in (flag, *v.split())]
-            for values in itertools.product(*(vs for _, vs in axes))]
+    return [
+        [x for (flag, _), v in zip(axes, values) for x in (flag, *v.split())]
+        for values in itertools.product(*(vs for _, vs in axes))
+    ]
 
 
 def point_name(variant: str, flags: list[str]) -> str:
@@ -61,19 +65,37 @@ def train_point(job: tuple[str, list[str], int, Path]) -> dict:
     """One ensemble in a process of its own; its members' results, read from its run folder."""
     variant, flags, seeds, root = job
     out = root / point_name(variant, flags)
-    argv = [sys.executable, str(ROOT / "variants" / f"{variant}.py"), *flags,
-            "--seeds", str(seeds), "--frame-every", "0", "--eval-every", "5",
-            "--out", str(out), "--overwrite"]
+    argv = [
+        sys.executable,
+        str(ROOT / "variants" / f"{variant}.py"),
+        *flags,
+        "--seeds",
+        str(seeds),
+        "--frame-every",
+        "0",
+        "--eval-every",
+        "5",
+        "--out",
+        str(out),
+        "--overwrite",
+    ]
     out.mkdir(parents=True, exist_ok=True)
-    log_path, start = out.parent / f"{out.name}.log", time.perf_counter()
+    log_path = out.parent / f"{out.name}.log"
+    start = time.perf_counter()
     with open(log_path, "w") as log:
         code = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT).returncode
-    record = {"variant": variant, "flags": " ".join(flags), "seeds": seeds,
-              "status": STATUS.get(code, f"failed (exit {code}, see {log_path})"),
-              "wall_s": round(time.perf_counter() - start, 1), "members": []}
+    record = {
+        "variant": variant,
+        "flags": " ".join(flags),
+        "seeds": seeds,
+        "status": STATUS.get(code, f"failed (exit {code}, see {log_path})"),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "members": [],
+    }
     if code in STATUS:  # an interrupted run keeps its members up to their last recorded epoch
-        record["members"] = [{k: r[k] for k in KEPT} for r in member_results(out)
-                             if r["final"] is not None]
+        record["members"] = [
+            {k: r[k] for k in KEPT} for r in member_results(out) if r["final"] is not None
+        ]
     return record
 
 
@@ -84,7 +106,7 @@ def rows(records: list[dict]) -> dict[str, list[dict]]:
     for r in records:
         flags = r["flags"].split()
         if "--vary" in flags:
-            del flags[flags.index("--vary"):flags.index("--vary") + 2]
+            del flags[flags.index("--vary") : flags.index("--vary") + 2]
         for m in r["members"]:
             label = " ".join([*flags, m["name"].partition("_")[2]]).strip()
             out.setdefault(label or "(defaults)", []).append(m)
@@ -94,18 +116,27 @@ def rows(records: list[dict]) -> dict[str, list[dict]]:
 def table(records: list[dict], factor: float = 2.0) -> str:
     """A markdown row per configuration, best final mean first: mean (worst seed) of W1 / floor
     at the AT_EPOCHS and at the end, and the last seed's first epoch within the factor."""
-    head = ["configuration", "seeds", *(f"at epoch {e}: mean (worst)" for e in AT_EPOCHS),
-            "final: mean ± s.e. (worst)", f"first within {factor:g}×: latest seed"]
+    head = [
+        "configuration",
+        "seeds",
+        *(f"at epoch {e}: mean (worst)" for e in AT_EPOCHS),
+        "final: mean ± s.e. (worst)",
+        f"first within {factor:g}×: latest seed",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, ms in sorted(rows(records).items(),
-                            key=lambda item: np.mean([m["final"] for m in item[1]])):
+    for label, ms in sorted(
+        rows(records).items(), key=lambda item: np.mean([m["final"] for m in item[1]])
+    ):
         at = [[m["w1_by_epoch"].get(e) for m in ms] for e in AT_EPOCHS]
         firsts = [m["first"] for m in ms]
         latest = f"never ({firsts.count(None)})" if None in firsts else str(max(firsts))
-        cells = [label, str(len(ms)),
-                 *(f"{np.mean(a):.2f} ({max(a):.2f})" if None not in a else "—" for a in at),
-                 f"{mean_se([m['final'] for m in ms])} ({max(m['final'] for m in ms):.2f})",
-                 latest]
+        cells = [
+            label,
+            str(len(ms)),
+            *(f"{np.mean(a):.2f} ({max(a):.2f})" if None not in a else "—" for a in at),
+            f"{mean_se([m['final'] for m in ms])} ({max(m['final'] for m in ms):.2f})",
+            latest,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -120,22 +151,31 @@ def read_results(path: Path) -> list[dict]:
 def main() -> int:
     try:
         return sweep()
-    except lab5.UserError as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.error = lab5.fail
-    p.add_argument("variant", choices=lab5.VARIANTS)
-    p.add_argument("--grid", action="append", default=[], metavar="FLAG=V1,V2",
-                   help="a flag of the variant (without its dashes) and the values to try; repeat "
-                   "it for the product of several flags")
+    p.error = fail
+    p.add_argument("variant", choices=VARIANTS)
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="FLAG=V1,V2",
+        help="a flag of the variant (without its dashes) and the values to try; repeat "
+        "it for the product of several flags",
+    )
     p.add_argument("--seeds", type=int, default=8, help="models per point, in one ensemble")
     p.add_argument("--workers", type=int, default=2, help="points training at once")
-    p.add_argument("--results", type=Path, default=None,
-                   help="JSONL file (default: runs/sweeps/<variant>.jsonl)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="JSONL file (default: runs/sweeps/<variant>.jsonl)",
+    )
     p.add_argument("--table", action="store_true", help="only print the table from the file")
     return p.parse_args()
 
@@ -147,10 +187,13 @@ def sweep() -> int:
     done = read_results(results_file) if results_file.exists() else []
     points = grid_flags(args.grid)
     for flags in points:  # a bad value stops the sweep here, not in a worker
-        lab5.parse_config(args.variant, [*flags, "--seeds", str(args.seeds)])
+        parse_config(args.variant, [*flags, "--seeds", str(args.seeds)])
     seen = {(r["variant"], r["flags"], r["seeds"]) for r in done}
-    jobs = [(args.variant, flags, args.seeds, results_file.with_suffix(""))
-            for flags in points if (args.variant, " ".join(flags), args.seeds) not in seen]
+    jobs = [
+        (args.variant, flags, args.seeds, results_file.with_suffix(""))
+        for flags in points
+        if (args.variant, " ".join(flags), args.seeds) not in seen
+    ]
     if not args.table:
         print(f"{len(jobs)} points to train, {len(done)} already in {results_file}", flush=True)
         with ThreadPoolExecutor(args.workers) as pool, results_file.open("a") as out:
@@ -158,8 +201,10 @@ def sweep() -> int:
                 r = future.result()
                 out.write(json.dumps(r) + "\n")
                 out.flush()
-                print(f"{r['flags'] or '(defaults)'}: {r['status']} in {r['wall_s']:.0f} s",
-                      flush=True)
+                print(
+                    f"{r['flags'] or '(defaults)'}: {r['status']} in {r['wall_s']:.0f} s",
+                    flush=True,
+                )
                 done.append(r)
     wanted = {(args.variant, " ".join(f), args.seeds) for f in points}
     print(table([r for r in done if (r["variant"], r["flags"], r["seeds"]) in wanted]))

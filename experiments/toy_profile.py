@@ -21,7 +21,8 @@ from scipy.spatial.distance import cdist
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
-from plots.measures import HIGH_QUALITY_SDS  # noqa: E402
+from data.points import TOY_DATA, toy_points  # noqa: E402
+from recording.metrics import HIGH_QUALITY_SDS  # noqa: E402
 
 BANDS = ("within 3 s.d.", "3-5 s.d.", "beyond 5 s.d.")
 
@@ -30,8 +31,9 @@ def distance_shares(points: np.ndarray, means: np.ndarray, std: float) -> np.nda
     """The shares of points whose nearest mode is ≤ 3 (high quality), 3-5 and > 5 standard
     deviations away."""
     r = cdist(points, means).min(axis=1) / std
-    return np.array([(r <= HIGH_QUALITY_SDS).mean(), ((r > HIGH_QUALITY_SDS) & (r <= 5)).mean(),
-                     (r > 5).mean()])
+    return np.array(
+        [(r <= HIGH_QUALITY_SDS).mean(), ((r > HIGH_QUALITY_SDS) & (r <= 5)).mean(), (r > 5).mean()]
+    )
 
 
 def member_samples(member: Path, n: int, seed: int = 0) -> np.ndarray:
@@ -48,20 +50,21 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     run = Path(sys.argv[1])
-    members = sorted(m for m in run.iterdir() if (m / "generator.pt").exists()) \
-        if run.is_dir() else []
+    members = (
+        sorted(m for m in run.iterdir() if (m / "generator.pt").exists()) if run.is_dir() else []
+    )
     toy = json.loads((members[0] / "config.json").read_text())["data"] if members else None
-    if toy not in lab5.TOY_DATA or lab5.TOY_DATA[toy] is None:
+    if toy not in TOY_DATA or TOY_DATA[toy] is None:
         print(f"error: {run} holds no run on a toy mixture (ring8, grid25)", file=sys.stderr)
         return 2
-    means, std = np.array(lab5.TOY_DATA[toy]["means"]), lab5.TOY_DATA[toy]["std"]
+    means = np.array(TOY_DATA[toy]["means"])
+    std = TOY_DATA[toy]["std"]
     print(f"{'':>12}" + "".join(f"{band:>16}" for band in BANDS))
     shares = []
     for member in members:
         shares.append(distance_shares(member_samples(member, 100_000), means, std))
         print(f"{member.name:>12}" + "".join(f"{100 * s:>15.1f}%" for s in shares[-1]))
-    truth = distance_shares(lab5.toy_points(toy, torch.Generator().manual_seed(0), 100_000),
-                            means, std)
+    truth = distance_shares(toy_points(toy, torch.Generator().manual_seed(0), 100_000), means, std)
     for name, row in (("mean", np.mean(shares, axis=0)), ("the mixture", truth)):
         print(f"{name:>12}" + "".join(f"{100 * s:>15.1f}%" for s in row))
     return 0

@@ -10,9 +10,10 @@ from pathlib import Path
 import matplotlib
 from PIL import Image, ImageDraw, ImageFont
 
-from plots.records import read_table
+from recording.files import read_table
 
-TITLE_HEIGHT, TITLE_SIZE = 30, 17
+TITLE_HEIGHT = 30
+TITLE_SIZE = 17
 FONT = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")  # has "×"
 
 
@@ -24,8 +25,11 @@ def w1_ratios(run: Path) -> dict[int, float]:
     """W1 / noise floor at each epoch that has an exact W1 (every frame's epoch has one)."""
     summary = json.loads((run / "summary.json").read_text())
     floor = summary["noise_floor"]["w1"]
-    return {int(r["epoch"]): r["w1"] / floor for r in read_table(run / "metrics.csv")
-            if r["w1"] is not None and floor > 0}
+    return {
+        int(r["epoch"]): r["w1"] / floor
+        for r in read_table(run / "metrics.csv")
+        if r["w1"] is not None and floor > 0
+    }
 
 
 def latest_runs(root: Path) -> list[Path]:
@@ -39,19 +43,23 @@ def latest_runs(root: Path) -> list[Path]:
 
 
 def title_line(epoch: int, runs: list[Path], ratios: list[dict]) -> str:
-    parts = [f"{run.name} {r[epoch]:.2f}×" if epoch in r else f"{run.name} –"
-             for run, r in zip(runs, ratios)]
+    parts = [
+        f"{run.name} {r[epoch]:.2f}×" if epoch in r else f"{run.name} –"
+        for run, r in zip(runs, ratios)
+    ]
     return f"epoch {epoch}   ·   W1 / noise floor:   " + "   ".join(parts)
 
 
 def side_by_side(images: list[Image.Image], title: str) -> Image.Image:
-    width, height = sum(im.width for im in images), max(im.height for im in images)
+    width = sum(im.width for im in images)
+    height = max(im.height for im in images)
     canvas = Image.new("RGB", (width, height + TITLE_HEIGHT), "white")
     for i, im in enumerate(images):
         canvas.paste(im.convert("RGB"), (sum(m.width for m in images[:i]), TITLE_HEIGHT))
     font = ImageFont.truetype(FONT, TITLE_SIZE)
-    ImageDraw.Draw(canvas).text((width / 2, TITLE_HEIGHT / 2), title, fill="black", font=font,
-                                anchor="mm")
+    ImageDraw.Draw(canvas).text(
+        (width / 2, TITLE_HEIGHT / 2), title, fill="black", font=font, anchor="mm"
+    )
     return canvas
 
 
@@ -60,5 +68,7 @@ def compare_frames(runs: list[Path]) -> list[Image.Image]:
     files = [frame_files(run) for run in runs]
     ratios = [w1_ratios(run) for run in runs]
     epochs = sorted(set.intersection(*(set(f) for f in files)))
-    return [side_by_side([Image.open(f[epoch]) for f in files], title_line(epoch, runs, ratios))
-            for epoch in epochs]
+    return [
+        side_by_side([Image.open(f[epoch]) for f in files], title_line(epoch, runs, ratios))
+        for epoch in epochs
+    ]

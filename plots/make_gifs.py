@@ -15,20 +15,20 @@ with a warning; the others are still made, and no half-written file is left behi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.points import UserError  # noqa: E402
+from errors import UserError  # noqa: E402
 from plots.compare import compare_frames, frame_files, latest_runs  # noqa: E402
-from plots.frames import plot_curves  # noqa: E402
+from plots.curves import plot_curves  # noqa: E402
 from plots.page import write_index  # noqa: E402
-from plots.records import atomic_write, read_table  # noqa: E402
+from recording.files import atomic_write, read_json, read_table  # noqa: E402
 
-FRAME_MS, LAST_FRAME_MS = 150, 2000
+FRAME_MS = 150
+LAST_FRAME_MS = 2000
 RUN_TABLES = ("metrics.csv", "ensemble.csv")  # a run's, an ensemble's
 
 
@@ -55,11 +55,17 @@ def write_gif(gif: Path, images: list[Image.Image], scale: float = 1.0) -> Path:
     if scale != 1.0:
         size = (round(images[0].width * scale), round(images[0].height * scale))
         images = [im.resize(size, Image.LANCZOS) for im in images]
-    images = [im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-              for im in images]
+    images = [
+        im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+        for im in images
+    ]
     durations = [FRAME_MS] * (len(images) - 1) + [LAST_FRAME_MS]
-    atomic_write(gif, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, loop=0,
-                                                 append_images=images[1:], duration=durations))
+    atomic_write(
+        gif,
+        lambda tmp: images[0].save(
+            tmp, format="GIF", save_all=True, loop=0, append_images=images[1:], duration=durations
+        ),
+    )
     return gif
 
 
@@ -67,10 +73,6 @@ def make_gif(run: Path, scale: float = 1.0) -> Path | None:
     """runs/<name>.gif from runs/<name>/frames; a run with one frame gets a one-frame GIF."""
     images = read_frames(run)
     return write_gif(run.with_name(run.name + ".gif"), images, scale) if images else None
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def make_curves(run: Path) -> Path | None:
@@ -82,8 +84,14 @@ def make_curves(run: Path) -> Path | None:
         return None
     members = [read_table(m) for m in sorted(run.glob("*/metrics.csv"))] if ensemble else []
     path = run / "curves.png"
-    plot_curves(read_table(table), members, read_json(run / "config.json"),
-                read_json(run / "summary.json"), run.name, path)
+    plot_curves(
+        read_table(table),
+        members,
+        read_json(run / "config.json"),
+        read_json(run / "summary.json"),
+        run.name,
+        path,
+    )
     return path
 
 
@@ -94,15 +102,31 @@ def usage_error(message: str):
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.error = usage_error
-    parser.add_argument("runs", nargs="*", type=Path,
-                        help="run or ensemble folders (default: every run under --root)")
-    parser.add_argument("--root", type=Path, default=Path("runs"),
-                        help="where to look for run folders, and to write index.html and "
-                             "compare.gif")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="resize the GIFs' frames (compare.gif's too) by this factor")
-    parser.add_argument("--compare", nargs="+", type=Path, metavar="RUN",
-                        help="the runs of compare.gif (default: each variant's latest)")
+    parser.add_argument(
+        "runs",
+        nargs="*",
+        type=Path,
+        help="run or ensemble folders (default: every run under --root)",
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path("runs"),
+        help="where to look for run folders, and to write index.html and compare.gif",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="resize the GIFs' frames (compare.gif's too) by this factor",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        type=Path,
+        metavar="RUN",
+        help="the runs of compare.gif (default: each variant's latest)",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.scale <= 4:
         usage_error(f"--scale must be in (0, 4] (got {args.scale})")
@@ -124,20 +148,30 @@ def show_together(runs: list[Path] | None, root: Path, scale: float) -> None:
     try:
         compared = make_compare(runs or latest_runs(root), root, scale)
     except (OSError, ValueError, KeyError) as e:
-        compared, why = None, str(e)
+        compared = None
+        why = str(e)
     else:
         why = "fewer than two runs, or no epoch at which all of them drew a frame"
-    print(compared or f"no {root / 'compare.gif'}: {why}", file=sys.stdout if compared else
-          sys.stderr)
+    print(
+        compared or f"no {root / 'compare.gif'}: {why}", file=sys.stdout if compared else sys.stderr
+    )
 
 
 def find_runs(args: argparse.Namespace) -> list[Path]:
     # run folders at any depth: an ensemble keeps one per member inside its own
-    runs = sorted({m.parent for top in args.runs or [args.root] for name in RUN_TABLES
-                   for m in top.rglob(name)})
+    runs = sorted(
+        {
+            m.parent
+            for top in args.runs or [args.root]
+            for name in RUN_TABLES
+            for m in top.rglob(name)
+        }
+    )
     if not runs:
-        usage_error(f"no run folder at {', '.join(map(str, args.runs)) or args.root} "
-                    "(train one with python variants/wgan_gp.py)")
+        usage_error(
+            f"no run folder at {', '.join(map(str, args.runs)) or args.root} "
+            "(train one with python variants/wgan_gp.py)"
+        )
     return runs
 
 

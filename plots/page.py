@@ -16,12 +16,17 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from plots.records import atomic_write
+from recording.files import atomic_write, read_json
 
 # (summary key, label, format): a run's final row holds the key, an ensemble's key_mean/key_se
-NUMBERS = (("w1", "W1", ".4f"), ("precision", "precision", ".3f"), ("recall", "recall", ".3f"),
-           ("modes", "modes", ".1f"), ("hq", "high quality", ".3f"),
-           ("reverse_kl", "reverse KL", ".3f"))
+NUMBERS = (
+    ("w1", "W1", ".4f"),
+    ("precision", "precision", ".3f"),
+    ("recall", "recall", ".3f"),
+    ("modes", "modes", ".1f"),
+    ("hq", "high quality", ".3f"),
+    ("reverse_kl", "reverse KL", ".3f"),
+)
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1b1b1b; }
 .card { border: 1px solid #ccc; border-radius: 6px; padding: 0.8em 1em; margin: 1em 0; }
@@ -36,14 +41,6 @@ code { background: #f3f3f3; padding: 0 0.3em; border-radius: 3px; }
 """
 
 
-def read_json(path: Path) -> dict:
-    """A run's JSON file, or {} where it is missing or unreadable (the card says so)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 def relative(path: Path, root: Path) -> str:
     return Path(os.path.relpath(path, root)).as_posix()
 
@@ -55,15 +52,20 @@ def link(path: Path, root: Path) -> str:
 
 def number(key: str, value, text: str) -> str:
     """A number as shown, with its exact value beside it for anyone checking the page."""
-    return (f'<td class="number" data-key="{escape(key)}" data-value="{escape(repr(value))}">'
-            f"{escape(text)}</td>")
+    return (
+        f'<td class="number" data-key="{escape(key)}" data-value="{escape(repr(value))}">'
+        f"{escape(text)}</td>"
+    )
 
 
 def final_numbers(summary: dict) -> list[str]:
     """The final row's numbers, each a table row: a run's value, or an ensemble's mean ± s.e."""
-    final, floor, rows = summary.get("final") or {}, summary.get("noise_floor") or {}, []
+    final = summary.get("final") or {}
+    floor = summary.get("noise_floor") or {}
+    rows = []
     for key, label, fmt in NUMBERS:
-        value, se = final.get(key, final.get(f"{key}_mean")), final.get(f"{key}_se")
+        value = final.get(key, final.get(f"{key}_mean"))
+        se = final.get(f"{key}_se")
         if value is None:
             continue
         text = format(value, fmt) + (f" ± {se:{fmt}}" if se is not None else "")
@@ -103,30 +105,46 @@ def flag_text(name: str, value) -> str:
 
 
 def pictures(run: Path, root: Path) -> str:
-    images = [(run.with_name(run.name + ".gif"), "training, frame by frame"),
-              (run / "curves.png", "losses and distances per epoch")]
-    return "".join(f'<img src="{link(path, root)}" alt="{escape(alt)}">'
-                   for path, alt in images if path.exists())
+    images = [
+        (run.with_name(run.name + ".gif"), "training, frame by frame"),
+        (run / "curves.png", "losses and distances per epoch"),
+    ]
+    return "".join(
+        f'<img src="{link(path, root)}" alt="{escape(alt)}">'
+        for path, alt in images
+        if path.exists()
+    )
 
 
 def card(run: Path, root: Path, members: list[Path]) -> str:
     """One run's card; an ensemble's holds its members' cards, folded."""
-    config, summary = read_json(run / "config.json"), read_json(run / "summary.json")
+    config = read_json(run / "config.json")
+    summary = read_json(run / "summary.json")
     status = summary.get("status", "not-started")
-    changed = " ".join(f"<code>{escape(flag_text(k, v))}</code>"
-                       for k, v in (config.get("changed") or {}).items())
-    rows = [f'<tr><th>status</th><td class="status status-{escape(status)}">'
-            f"{escape(status_text(summary))}</td></tr>", *final_numbers(summary)]
+    changed = " ".join(
+        f"<code>{escape(flag_text(k, v))}</code>" for k, v in (config.get("changed") or {}).items()
+    )
+    rows = [
+        f'<tr><th>status</th><td class="status status-{escape(status)}">'
+        f"{escape(status_text(summary))}</td></tr>",
+        *final_numbers(summary),
+    ]
     if summary:
-        rows.append(f'<tr><th>fitted</th><td class="fit">'
-                    f"{escape(fit_text(summary.get('epochs_to_fit')))}</td></tr>")
+        rows.append(
+            f'<tr><th>fitted</th><td class="fit">'
+            f"{escape(fit_text(summary.get('epochs_to_fit')))}</td></tr>"
+        )
     rows.append(f'<tr><th>changed flags</th><td class="flags">{changed or "none"}</td></tr>')
-    folded = "".join(card(m, root, []) for m in members)
-    folded = f"<details><summary>{len(members)} members</summary>{folded}</details>" * bool(members)
-    return (f'<section class="card" data-run="{link(run, root)}"><h2>{escape(relative(run, root))}'
-            f" <small>{escape(config.get('variant', '?'))} · {escape(str(config.get('data')))}"
-            f'</small></h2><div class="pictures">{pictures(run, root)}</div>'
-            f"<table>{''.join(rows)}</table>{folded}</section>")
+    folded = ""
+    if members:
+        inner = "".join(card(m, root, []) for m in members)
+        folded = f"<details><summary>{len(members)} members</summary>{inner}</details>"
+    return (
+        f'<section class="card" data-run="{link(run, root)}"><h2>{escape(relative(run, root))}'
+        f" <small>{escape(config.get('variant', '?'))} · {escape(str(config.get('data')))}"
+        f'</small></h2><div class="pictures">{pictures(run, root)}</div>'
+        f"<table>{''.join(rows)}</table>{folded}</section>"
+    )
 
 
 def find_runs(root: Path) -> list[tuple[Path, list[Path]]]:
@@ -141,8 +159,10 @@ def find_runs(root: Path) -> list[tuple[Path, list[Path]]]:
 def write_index(root: Path) -> Path:
     """root/index.html, written whole (a reader never sees half a page)."""
     cards = "".join(card(run, root, members) for run, members in find_runs(root))
-    page = (f"<!doctype html><html lang=en><meta charset=utf-8><title>lab5 runs</title>"
-            f"<style>{STYLE}</style><h1>lab5 runs in {escape(root.resolve().name)}</h1>"
-            f"{cards or '<p>No runs yet: python variants/wgan_gp.py</p>'}</html>\n")
+    page = (
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>lab5 runs</title>"
+        f"<style>{STYLE}</style><h1>lab5 runs in {escape(root.resolve().name)}</h1>"
+        f"{cards or '<p>No runs yet: python variants/wgan_gp.py</p>'}</html>\n"
+    )
     atomic_write(root / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return root / "index.html"

@@ -26,21 +26,42 @@ def sequential(params: dict, sigmoid: bool = False) -> nn.Sequential:
 
 def optimizer(cfg: dict, parameters) -> torch.optim.Optimizer:
     if cfg["optimizer"] == "sgd":
-        return torch.optim.SGD(parameters, lr=cfg["lr"], momentum=cfg["momentum"],
-                               nesterov=cfg["nesterov"], weight_decay=cfg["weight_decay"])
+        return torch.optim.SGD(
+            parameters,
+            lr=cfg["lr"],
+            momentum=cfg["momentum"],
+            nesterov=cfg["nesterov"],
+            weight_decay=cfg["weight_decay"],
+        )
     if cfg["optimizer"] == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=cfg["lr"], alpha=cfg["rms_alpha"],
-                                   eps=cfg["opt_eps"], momentum=cfg["momentum"],
-                                   centered=cfg["centered"], weight_decay=cfg["weight_decay"])
-    return torch.optim.Adam(parameters, lr=cfg["lr"], betas=tuple(cfg["betas"]), eps=cfg["opt_eps"],
-                            weight_decay=cfg["weight_decay"])
+        return torch.optim.RMSprop(
+            parameters,
+            lr=cfg["lr"],
+            alpha=cfg["rms_alpha"],
+            eps=cfg["opt_eps"],
+            momentum=cfg["momentum"],
+            centered=cfg["centered"],
+            weight_decay=cfg["weight_decay"],
+        )
+    return torch.optim.Adam(
+        parameters,
+        lr=cfg["lr"],
+        betas=tuple(cfg["betas"]),
+        eps=cfg["opt_eps"],
+        weight_decay=cfg["weight_decay"],
+    )
 
 
 def make_reference(cfg: dict, g_params: dict, d_params: dict) -> dict:
     G = sequential(g_params)
     D = sequential(d_params, sigmoid=cfg["variant"] == "gan")
-    return {"cfg": cfg, "G": G, "D": D, "opt_g": optimizer(cfg, G.parameters()),
-            "opt_d": optimizer(cfg, D.parameters())}
+    return {
+        "cfg": cfg,
+        "G": G,
+        "D": D,
+        "opt_g": optimizer(cfg, G.parameters()),
+        "opt_d": optimizer(cfg, D.parameters()),
+    }
 
 
 def gradient_penalty(D: nn.Module, real, fake, eps):
@@ -50,7 +71,8 @@ def gradient_penalty(D: nn.Module, real, fake, eps):
 
 
 def critic_step(ref: dict, real, fake, eps) -> dict:
-    cfg, D = ref["cfg"], ref["D"]
+    cfg = ref["cfg"]
+    D = ref["D"]
     if cfg["variant"] == "gan":  # the report's objective, with logs of the sigmoid's output
         loss = -(torch.log(D(real)).mean() + torch.log(1 - D(fake)).mean())
     else:
@@ -70,7 +92,8 @@ def critic_step(ref: dict, real, fake, eps) -> dict:
 
 
 def generator_step(ref: dict, z) -> torch.Tensor:
-    cfg, D = ref["cfg"], ref["D"]
+    cfg = ref["cfg"]
+    D = ref["D"]
     score = D(ref["G"](z))
     if cfg["variant"] != "gan":
         loss = -score.mean()
@@ -95,8 +118,9 @@ def reference_step(ref: dict, batch: dict) -> dict:
             return [ref["G"](batch["z_critic"][k]) for k in range(n_critic)]
 
     def critic_steps(fakes):
-        ms = [critic_step(ref, batch["real"][k], fakes[k], batch["eps"][k])
-              for k in range(n_critic)]
+        ms = [
+            critic_step(ref, batch["real"][k], fakes[k], batch["eps"][k]) for k in range(n_critic)
+        ]
         return {key: sum(m[key] for m in ms) / n_critic for key in ms[0]}
 
     order = ref["cfg"]["order"]

@@ -9,17 +9,20 @@ from bench.speed import CountFlops, alternate
 
 
 def test_flops_of_matrix_multiplies_are_counted():
-    a, b = torch.randn(64, 256), torch.randn(256, 32)
-    w, bias = torch.randn(10, 256), torch.randn(10)
+    a = torch.randn(64, 256)
+    b = torch.randn(256, 32)
+    w = torch.randn(10, 256)
+    bias = torch.randn(10)
     with CountFlops() as counter:
-        a @ b                  # 2·64·256·32
-        F.linear(a, w, bias)   # 2·64·256·10
-        torch.relu(a)          # not a matrix multiply: not counted
+        a @ b  # 2·64·256·32
+        F.linear(a, w, bias)  # 2·64·256·10
+        torch.relu(a)  # not a matrix multiply: not counted
     assert counter.total == 2 * 64 * 256 * 32 + 2 * 64 * 256 * 10
 
 
 def test_flops_of_a_backward_pass_are_counted_too():
-    x, w = torch.randn(8, 16), torch.randn(16, 4, requires_grad=True)
+    x = torch.randn(8, 16)
+    w = torch.randn(16, 4, requires_grad=True)
     with CountFlops() as counter:
         (x @ w).sum().backward()  # forward 2·8·16·4, and the weight gradient xᵀ·g of the same size
     assert counter.total == 2 * (2 * 8 * 16 * 4)
@@ -33,6 +36,7 @@ def test_alternate_takes_the_median_of_each_runner():
         def run():
             order.append(name)
             return next(times[name])
+
         return run
 
     result = alternate({"a": runner("a"), "b": runner("b")}, steps=100, reps=3)

@@ -15,15 +15,21 @@ CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", 
 DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and DRIVER),
-    reason="no chromium and chromedriver on PATH (apt-get install chromium chromium-driver)")
+    reason="no chromium and chromedriver on PATH (apt-get install chromium chromium-driver)",
+)
 
 
 @pytest.fixture(scope="module")
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,2400",
-                     "--disable-dev-shm-usage"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--window-size=1200,2400",
+        "--disable-dev-shm-usage",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
     yield driver
@@ -36,15 +42,19 @@ def test_the_page_loads_every_image_and_shows_the_summaries(browser, tmp_path):
     browser.get(page.resolve().as_uri())
     images = browser.execute_script(
         "return Array.from(document.images, i => [i.getAttribute('src'),"
-        " i.complete && i.naturalWidth > 0])")
-    expected = sorted(p.relative_to(tmp_path).as_posix() for p in
-                      [*tmp_path.rglob("*.gif"), *tmp_path.rglob("curves.png")])
+        " i.complete && i.naturalWidth > 0])"
+    )
+    expected = sorted(
+        p.relative_to(tmp_path).as_posix()
+        for p in [*tmp_path.rglob("*.gif"), *tmp_path.rglob("curves.png")]
+    )
     assert sorted(unquote(src) for src, _ in images) == expected
     assert [src for src, loaded in images if not loaded] == []
     cards = browser.execute_script(
         "return Array.from(document.querySelectorAll('section.card'), c => [c.dataset.run,"
         " Array.from(c.querySelectorAll(':scope > table td.number'),"
-        " td => [td.dataset.key, td.dataset.value, td.textContent])])")
+        " td => [td.dataset.key, td.dataset.value, td.textContent])])"
+    )
     assert {unquote(name) for name, _ in cards} == set(summaries)
     for name, numbers in cards:
         final = summaries[unquote(name)]["final"]

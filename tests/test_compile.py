@@ -7,16 +7,21 @@ differences of a reordered sum into visible ones wherever a gradient is close to
 import pytest
 import torch
 
+import config
 import lab5
 
 CASES = {
     "gan-rmsprop": ("gan", []),
     "wgan-rmsprop": ("wgan", ["--clip", "0.05", "--order", "simultaneous"]),
     "wgan_gp-rmsprop": ("wgan_gp", ["--gp-weight", "0.5", "--order", "d-first", "--ema", "0.9"]),
-    "gan-sgd": ("gan", ["--optimizer", "sgd", "--momentum", "0.9", "--nesterov",
-                        "--weight-decay", "0.01"]),
-    "gan-adam": ("gan", ["--optimizer", "adam", "--weight-decay", "0.01",
-                         "--gan-loss", "nonsaturating"]),
+    "gan-sgd": (
+        "gan",
+        ["--optimizer", "sgd", "--momentum", "0.9", "--nesterov", "--weight-decay", "0.01"],
+    ),
+    "gan-adam": (
+        "gan",
+        ["--optimizer", "adam", "--weight-decay", "0.01", "--gan-loss", "nonsaturating"],
+    ),
     "gan-rmsprop-options": ("gan", ["--momentum", "0.5", "--centered", "--weight-decay", "0.01"]),
 }
 
@@ -37,22 +42,31 @@ def assert_same_trajectory(eager, compiled, state, batches: dict, steps: int) ->
 @pytest.mark.parametrize("case", CASES)
 def test_compiled_step_matches_eager(case, device):
     variant, flags = CASES[case]
-    cfg = lab5.parse_config(variant, ["--n-critic", "2", "--batch-size", "32", "--lr", "0.01",
-                                      *flags])
+    cfg = config.parse_config(
+        variant, ["--n-critic", "2", "--batch-size", "32", "--lr", "0.01", *flags]
+    )
     state = lab5.init_state(cfg, lab5.make_rng(0, "init"), device, torch.float64)
     rng = torch.Generator().manual_seed(0)
     batches = lab5.epoch_batches(torch.rand(1000, 2, generator=rng), cfg, 4, rng, device)
     batches = {k: v.double() for k, v in batches.items()}
-    a = assert_same_trajectory(lab5.make_train_step(cfg),
-                               lab5.compile_step(lab5.make_train_step(cfg), device),
-                               state, batches, steps=4)
+    a = assert_same_trajectory(
+        lab5.make_train_step(cfg),
+        lab5.compile_step(lab5.make_train_step(cfg), device),
+        state,
+        batches,
+        steps=4,
+    )
     # not a comparison of two untouched states (a Wasserstein critic's last bias has zero gradient)
-    assert all(not torch.equal(a[n][k], state[n][k])
-               for n in ("g", "d") for k in state[n] if k.endswith("weight"))
+    assert all(
+        not torch.equal(a[n][k], state[n][k])
+        for n in ("g", "d")
+        for k in state[n]
+        if k.endswith("weight")
+    )
 
 
 def test_no_recompiles_across_epochs_and_a_new_learning_rate(device):
-    cfg = lab5.parse_config("gan", ["--batch-size", "32", "--n-critic", "1"])
+    cfg = config.parse_config("gan", ["--batch-size", "32", "--n-critic", "1"])
     state = lab5.init_state(cfg, lab5.make_rng(0, "init"), device)
     step = lab5.compile_step(lab5.make_train_step(cfg), device)
     train = torch.rand(200, 2)
@@ -74,9 +88,27 @@ def test_a_normal_run_compiles_its_step_once(tmp_path, monkeypatch, device):
     monkeypatch.setattr(lab5, "fast_calls", lambda step: step)
     torch._dynamo.utils.counters.clear()
     with torch._dynamo.config.patch(error_on_recompile=True):
-        code = lab5.main("wgan", ["--train-size", "640", "--test-size", "200", "--batch-size", "32",
-                                  "--epochs", "3", "--frame-every", "2", "--seeds", "2",
-                                  "--device", device.type, "--out", str(tmp_path / "run")])
+        code = lab5.main(
+            "wgan",
+            [
+                "--train-size",
+                "640",
+                "--test-size",
+                "200",
+                "--batch-size",
+                "32",
+                "--epochs",
+                "3",
+                "--frame-every",
+                "2",
+                "--seeds",
+                "2",
+                "--device",
+                device.type,
+                "--out",
+                str(tmp_path / "run"),
+            ],
+        )
     assert code == 0
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
 
@@ -85,15 +117,17 @@ def test_an_epoch_of_the_compiled_step_keeps_every_step_apart(device):
     """run_epoch chains the compiled step, each step taking the last one's state, and keeps every
     step's losses. On CUDA each step replays a CUDA graph into the same memory, which a step
     that did not copy its outputs out would overwrite. Against the eager step, in float64."""
-    cfg = lab5.parse_config("wgan_gp", ["--batch-size", "32", "--n-critic", "1"])
+    cfg = config.parse_config("wgan_gp", ["--batch-size", "32", "--n-critic", "1"])
     state = lab5.init_state(cfg, lab5.make_rng(0, "init"), device, torch.float64)
-    batches = lab5.epoch_batches(torch.rand(400, 2), cfg, 5, torch.Generator().manual_seed(0),
-                                 device)
+    batches = lab5.epoch_batches(
+        torch.rand(400, 2), cfg, 5, torch.Generator().manual_seed(0), device
+    )
     batches = {k: v.double() for k, v in batches.items()}
     step = lab5.make_train_step(cfg)
     eager = [lab5.run_epoch(step, state, batches, steps) for steps in (4, 5)]
     compiled = lab5.compile_step(step, device)
     for steps, expected in zip((4, 5), eager):
-        torch.testing.assert_close(lab5.run_epoch(compiled, state, batches, steps), expected,
-                                   rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(
+            lab5.run_epoch(compiled, state, batches, steps), expected, rtol=1e-9, atol=1e-12
+        )
     assert not torch.equal(eager[0][1]["d_loss"], eager[1][1]["d_loss"])  # the losses differ

@@ -10,14 +10,18 @@ import torch
 from scipy.spatial.distance import cdist
 
 import lab5
+from data import points
 from data.make_points import CLUSTERS, POINTS_PER_CLUSTER, make_points
-from data.points import UserError, load_points, split_points
-from plots import measures
+from data.points import load_points, split_points
+from errors import UserError
+from recording import metrics
+from tests import ROOT
 
-SHIPPED = lab5.ROOT / "data" / "points.mat"
-ORIGINAL = lab5.ROOT.parent / "shared" / "data" / "points.mat"
+SHIPPED = ROOT / "data" / "points.mat"
+ORIGINAL = ROOT.parent / "shared" / "data" / "points.mat"
 needs_original = pytest.mark.skipif(
-    not ORIGINAL.exists(), reason="the course's original points.mat is not beside the repository")
+    not ORIGINAL.exists(), reason="the course's original points.mat is not beside the repository"
+)
 
 
 def test_shipped_file_is_what_the_script_makes():
@@ -27,16 +31,19 @@ def test_shipped_file_is_what_the_script_makes():
         assert shipped[name].dtype == np.float64, name
         np.testing.assert_allclose(shipped[name], array, rtol=0, atol=1e-12, err_msg=name)
     assert shipped["xx"].shape == (8192, 2)
-    np.testing.assert_array_equal(shipped["xx"],
-                                  0.04 * np.vstack([shipped[c] for c in "abcd"]) + 0.5)
+    np.testing.assert_array_equal(
+        shipped["xx"], 0.04 * np.vstack([shipped[c] for c in "abcd"]) + 0.5
+    )
 
 
 def cluster_z_scores(sample: np.ndarray, mean, cov) -> np.ndarray:
     """How many standard errors a sample's mean and covariance entries lie from the given ones."""
-    mean, cov, n = np.asarray(mean), np.asarray(cov), len(sample)
+    mean = np.asarray(mean)
+    cov = np.asarray(cov)
+    n = len(sample)
     z_mean = (sample.mean(0) - mean) / np.sqrt(np.diag(cov) / n)
     var = np.diag(cov)
-    se_cov = np.sqrt((np.outer(var, var) + cov ** 2) / n)  # Gaussian sampling error of a covariance
+    se_cov = np.sqrt((np.outer(var, var) + cov**2) / n)  # Gaussian sampling error of a covariance
     return np.concatenate([z_mean, ((np.cov(sample.T) - cov) / se_cov).ravel()])
 
 
@@ -49,7 +56,8 @@ def test_shipped_clusters_match_the_description(name):
 @needs_original
 @pytest.mark.parametrize("name", "abcd")
 def test_shipped_clusters_match_the_original_within_sampling_error(name):
-    ours, theirs = scipy.io.loadmat(SHIPPED)[name], scipy.io.loadmat(ORIGINAL)[name]
+    ours = scipy.io.loadmat(SHIPPED)[name]
+    theirs = scipy.io.loadmat(ORIGINAL)[name]
     assert len(ours) == len(theirs) == POINTS_PER_CLUSTER
     # the difference of two independent samples has √2 × one sample's standard error
     z = cluster_z_scores(ours, theirs.mean(0), np.cov(theirs.T)) / np.sqrt(2)
@@ -58,13 +66,14 @@ def test_shipped_clusters_match_the_original_within_sampling_error(name):
 
 @needs_original
 def test_shipped_points_are_no_farther_from_the_original_than_its_own_halves():
-    ours, theirs = scipy.io.loadmat(SHIPPED)["xx"], scipy.io.loadmat(ORIGINAL)["xx"]
+    ours = scipy.io.loadmat(SHIPPED)["xx"]
+    theirs = scipy.io.loadmat(ORIGINAL)["xx"]
     rng = np.random.default_rng(0)
     halves = []
     for _ in range(5):
         order = rng.permutation(len(theirs))
-        halves.append(measures.energy_distance(theirs[order[:4096]], theirs[order[4096:]]))
-    assert measures.energy_distance(ours, theirs) <= np.mean(halves)
+        halves.append(metrics.energy_distance(theirs[order[:4096]], theirs[order[4096:]]))
+    assert metrics.energy_distance(ours, theirs) <= np.mean(halves)
     assert load_points(ORIGINAL, "xx")[0].shape == (8192, 2)
 
 
@@ -72,8 +81,11 @@ def test_load_points_returns_float64_rows(tmp_path):
     path = tmp_path / "p.mat"
     scipy.io.savemat(path, {"pts": np.arange(10, dtype=np.int32).reshape(5, 2)})
     points, where = load_points(path, "pts")
-    assert (points.dtype == np.float64 and where == f"{path}:pts"
-            and points.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]])
+    assert (
+        points.dtype == np.float64
+        and where == f"{path}:pts"
+        and points.tolist() == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    )
 
 
 def text_file(path: Path) -> Path:
@@ -87,18 +99,32 @@ def write(tmp_path: Path, **arrays) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make,key,expected", [
-    (lambda t: t / "nowhere.mat", "xx", "data file not found"),
-    (lambda t: text_file(t / "x.mat"), "xx", "is not a MATLAB .mat file"),
-    (lambda t: write(t, yy=np.zeros((9, 2)), zz=np.zeros(1)), "xx",
-     "has no variable 'xx'; it has: yy, zz"),
-    (lambda t: write(t, xx=np.zeros((9, 3))), "xx", "has shape 9×3; expected N×2"),
-    (lambda t: write(t, xx=np.zeros(9)), "xx", "has shape 1×9; expected N×2"),
-    (lambda t: write(t, xx=np.array(["ab", "cd"])), "xx", "is not a numeric array"),
-    (lambda t: write(t, xx=np.array([[0, 1], [np.nan, 2], [3, np.inf]])), "xx",
-     "has 2 rows with NaN or Inf (first: row 2)"),
-    (lambda t: write(t, xx=np.ones((50, 2))), "xx", "holds 50 points and fewer than two distinct"),
-], ids=["missing", "not-mat", "no-key", "three-columns", "vector", "strings", "nan", "one-point"])
+@pytest.mark.parametrize(
+    "make,key,expected",
+    [
+        (lambda t: t / "nowhere.mat", "xx", "data file not found"),
+        (lambda t: text_file(t / "x.mat"), "xx", "is not a MATLAB .mat file"),
+        (
+            lambda t: write(t, yy=np.zeros((9, 2)), zz=np.zeros(1)),
+            "xx",
+            "has no variable 'xx'; it has: yy, zz",
+        ),
+        (lambda t: write(t, xx=np.zeros((9, 3))), "xx", "has shape 9×3; expected N×2"),
+        (lambda t: write(t, xx=np.zeros(9)), "xx", "has shape 1×9; expected N×2"),
+        (lambda t: write(t, xx=np.array(["ab", "cd"])), "xx", "is not a numeric array"),
+        (
+            lambda t: write(t, xx=np.array([[0, 1], [np.nan, 2], [3, np.inf]])),
+            "xx",
+            "has 2 rows with NaN or Inf (first: row 2)",
+        ),
+        (
+            lambda t: write(t, xx=np.ones((50, 2))),
+            "xx",
+            "holds 50 points and fewer than two distinct",
+        ),
+    ],
+    ids=["missing", "not-mat", "no-key", "three-columns", "vector", "strings", "nan", "one-point"],
+)
 def test_bad_input_is_a_one_line_error(tmp_path, make, key, expected):
     path = make(tmp_path)
     with pytest.raises(UserError, match=re.escape(expected)) as err:
@@ -108,8 +134,10 @@ def test_bad_input_is_a_one_line_error(tmp_path, make, key, expected):
 
 def test_a_sparse_matrix_is_read_as_points(tmp_path):
     import scipy.sparse
-    path = write(tmp_path,
-                 xx=scipy.sparse.csc_matrix(np.array([[0.0, 1.0], [2.0, 0.0], [3.0, 4.0]])))
+
+    path = write(
+        tmp_path, xx=scipy.sparse.csc_matrix(np.array([[0.0, 1.0], [2.0, 0.0], [3.0, 4.0]]))
+    )
     assert load_points(path, "xx")[0].tolist() == [[0, 1], [2, 0], [3, 4]]
 
 
@@ -155,16 +183,17 @@ def test_toy_data_is_seeded(name):
         d = cdist(points, modes["means"])
         assert d.min(axis=1).max() < 6 * modes["std"]
         counts = np.bincount(d.argmin(axis=1), minlength=len(modes["means"]))
-        assert (np.abs(counts - len(points) / len(counts)).max()
-                < 5 * np.sqrt(len(points) / len(counts)))
+        assert np.abs(counts - len(points) / len(counts)).max() < 5 * np.sqrt(
+            len(points) / len(counts)
+        )
 
 
 def test_the_ring_has_eight_distinct_evenly_spaced_modes():
     """PacGAN's 2D-ring: 8 modes 45° apart on the unit circle (a linspace(0, 2π, 8) ring, as some
     public toy code builds it, has its first and last mode on the same point: 7 distinct)."""
-    means = np.array(lab5.TOY_DATA["ring8"]["means"])
+    means = np.array(points.TOY_DATA["ring8"]["means"])
     assert np.allclose(np.linalg.norm(means, axis=1), 1)
     gaps = cdist(means, means) + np.diag([np.inf] * 8)
     assert np.allclose(gaps.min(axis=1), 2 * np.sin(np.pi / 8))
-    grid = np.array(lab5.TOY_DATA["grid25"]["means"])
+    grid = np.array(points.TOY_DATA["grid25"]["means"])
     assert len({tuple(m) for m in grid}) == 25 and np.ptp(grid, axis=0).tolist() == [8, 8]

@@ -5,10 +5,26 @@ import math
 
 import pytest
 
+import config
 import lab5
 
-TINY = ["--train-size", "64", "--test-size", "32", "--batch-size", "8", "--n-critic", "1",
-        "--epochs", "1", "--frame-every", "0", "--eval-every", "0", "--no-compile"]
+TINY = [
+    "--train-size",
+    "64",
+    "--test-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--n-critic",
+    "1",
+    "--epochs",
+    "1",
+    "--frame-every",
+    "0",
+    "--eval-every",
+    "0",
+    "--no-compile",
+]
 NUMBERS = {
     "a positive integer": ["0", "1", "-1", "2"],
     "a non-negative integer": ["0", "1", "-1"],
@@ -24,11 +40,22 @@ SPECIAL = {  # flags whose edges are not numbers of one kind
     "vary": [["lr=1e-4"], ["lr="], ["bogus=1"], ["lr=1e-4,1e30"], ["clip=0.1,0.2"]],
     "hidden": [["8"], ["512,512,512"], ["0"], ["64,a"], [""], ["1,2,3,4,5,6,7,8,9"], ["5000"]],
     "critic_hidden": [["4,4"], ["-1"], ["9" * 30]],
-    "toy_size": [["4000"]], "eval_size": [["2500"], ["-1"]],  # a file's run refuses them
-    "anneal": [["lr=5e-4"], ["lr=5e-4,gp_weight=0.1"], ["lr="], ["bogus=1"], ["lr=-1"],
-               ["lr=1e30"], ["clip=0.1"], ["ema=0.5,lr=1e-3"]],
-    "cooldown": [[v, "--cooldown-epochs", "1"] for v in ("lr=0", "lr=0,gp_weight=0.1", "lr=-1",
-                                                         "ema=1", "ema=1.5", "bogus=1")],
+    "toy_size": [["4000"]],
+    "eval_size": [["2500"], ["-1"]],  # a file's run refuses them
+    "anneal": [
+        ["lr=5e-4"],
+        ["lr=5e-4,gp_weight=0.1"],
+        ["lr="],
+        ["bogus=1"],
+        ["lr=-1"],
+        ["lr=1e30"],
+        ["clip=0.1"],
+        ["ema=0.5,lr=1e-3"],
+    ],
+    "cooldown": [
+        [v, "--cooldown-epochs", "1"]
+        for v in ("lr=0", "lr=0,gp_weight=0.1", "lr=-1", "ema=1", "ema=1.5", "bogus=1")
+    ],
     "out": [[""]],
     "resume": [["no-such-run"], [""]],
     "train_size": [["8191"], ["63"], ["1"], ["0"], ["0.5"], ["0.99999"], ["1.0"], ["1e-9"]],
@@ -39,25 +66,33 @@ SPECIAL = {  # flags whose edges are not numbers of one kind
 }
 
 
-def edge_values(name: str, flag: lab5.Flag) -> list[list[str]]:
+def edge_values(name: str, flag: config.Flag) -> list[list[str]]:
     if name in SPECIAL:
         return SPECIAL[name]
     if flag.default is False:
         return [[]]
     if flag.choices:
         return [[choice] for choice in flag.choices] + [["bogus"]]
-    return [[value] for value in NUMBERS[flag.must]]
+    return [[value] for value in NUMBERS[flag.rule.text]]
 
 
-CASES = [(variant, name, values) for name, flag in lab5.FLAGS.items() for variant in flag.variants
-         for values in edge_values(name, flag) if variant == "wgan_gp" or len(flag.variants) < 3]
+CASES = [
+    (variant, name, values)
+    for name, flag in config.FLAGS.items()
+    for variant in flag.variants
+    for values in edge_values(name, flag)
+    if variant == "wgan_gp" or len(flag.variants) < 3
+]
 
 
-@pytest.mark.parametrize("variant,name,values", CASES,
-                         ids=[f"{v}--{n}={'_'.join(x)}" for v, n, x in CASES])
+@pytest.mark.parametrize(
+    "variant,name,values", CASES, ids=[f"{v}--{n}={'_'.join(x)}" for v, n, x in CASES]
+)
 def test_every_flag_at_its_edges_ends_with_a_status(tmp_path, capsys, variant, name, values):
-    optimizer = {"nesterov": ["--optimizer", "sgd", "--momentum", "0.5"],
-                 "betas": ["--optimizer", "adam"]}.get(name, [])
+    optimizer = {
+        "nesterov": ["--optimizer", "sgd", "--momentum", "0.5"],
+        "betas": ["--optimizer", "adam"],
+    }.get(name, [])
     flag = "--" + name.replace("_", "-")
     out = [] if name == "out" else ["--out", str(tmp_path / "run")]
     code = lab5.main(variant, [*TINY, *optimizer, *out, flag, *values])

@@ -10,16 +10,19 @@ import pytest
 import scipy.io
 
 import lab5
-from data.points import UserError, load_points
+from data.points import load_points
+from errors import UserError
 
 POINTS = np.array([[0.5, -1.25], [2.0, 3.0], [-4.5, 0.125], [1e-3, 7.0]])
 
 
 def made(name, write):
     """A function of a folder that writes a file there with `write` and returns its path."""
+
     def make(folder):
         write(folder / name)
         return folder / name
+
     return make
 
 
@@ -45,15 +48,21 @@ GOOD = {
     "npz-only-array": (npz("p.npz", points=POINTS), {}),
     "npz-key": (npz("p.npz", a=POINTS, b=np.zeros(3)), {"key": "a"}),
     "csv-header": (text("p.csv", "x,y\n0.5,-1.25\n2,3\n-4.5,0.125\n1e-3,7\n"), {}),
-    "csv-comments-spaces": (text("p.csv", "# points\nx, y\n0.5, -1.25 # first\n\n2, 3\n"
-                                 "-4.5, 0.125\n1e-3, 7\n"), {}),
+    "csv-comments-spaces": (
+        text("p.csv", "# points\nx, y\n0.5, -1.25 # first\n\n2, 3\n-4.5, 0.125\n1e-3, 7\n"),
+        {},
+    ),
     "tsv": (text("p.tsv", "0.5\t-1.25\n2\t3\n-4.5\t0.125\n1e-3\t7\n"), {}),
     "txt-spaces": (text("p.txt", "0.5  -1.25\n2 3\n  -4.5 0.125\n1e-3\t7\n"), {}),
     "txt-found-semicolon": (text("p.txt", "x;y\n0.5;-1.25\n2;3\n-4.5;0.125\n1e-3;7\n"), {}),
-    "csv-given-semicolon": (text("p.csv", "0.5;-1.25\n2;3\n-4.5;0.125\n1e-3;7\n"),
-                            {"delimiter": ";"}),
-    "txt-given-tab": (text("p.txt", "x\ty\n0.5\t-1.25\n2\t3\n-4.5\t0.125\n1e-3\t7\n"),
-                      {"delimiter": "tab"}),
+    "csv-given-semicolon": (
+        text("p.csv", "0.5;-1.25\n2;3\n-4.5;0.125\n1e-3;7\n"),
+        {"delimiter": ";"},
+    ),
+    "txt-given-tab": (
+        text("p.txt", "x\ty\n0.5\t-1.25\n2\t3\n-4.5\t0.125\n1e-3\t7\n"),
+        {"delimiter": "tab"},
+    ),
 }
 
 
@@ -66,21 +75,27 @@ def test_every_format_reads_the_same_points(tmp_path, case):
 
 BAD = {  # per format: wrong shape, NaN/Inf, not numbers (the row named), empty, too few
     "mat-shape": (mat("p.mat", xx=np.zeros((4, 3))), "has shape 4×3; expected N×2"),
-    "mat-nan": (mat("p.mat", xx=np.array([[0, 1], [np.inf, 2.0]])), "1 rows with NaN or Inf "
-                "(first: row 2)"),
+    "mat-nan": (
+        mat("p.mat", xx=np.array([[0, 1], [np.inf, 2.0]])),
+        "1 rows with NaN or Inf (first: row 2)",
+    ),
     "mat-text": (mat("p.mat", xx=np.array(["ab", "cd"])), "is not a numeric array"),
     "mat-empty": (mat("p.mat", xx=np.zeros((0, 2))), "holds 0 points"),
     "mat-one": (mat("p.mat", xx=np.ones((5, 2))), "holds 5 points and fewer than two distinct"),
     "npy-shape": (npy("p.npy", np.zeros(8)), "has shape 8; expected N×2"),
     "npy-nan": (npy("p.npy", np.array([[0, 1], [2, 3], [np.nan, 1]])), "(first: row 3)"),
     "npy-text": (npy("p.npy", np.array([["a", "b"]])), "is not a numeric array"),
-    "npy-objects": (npy("p.npy", np.array([[1, None]], dtype=object)),
-                    "is not a NumPy .npy file of numbers"),
+    "npy-objects": (
+        npy("p.npy", np.array([[1, None]], dtype=object)),
+        "is not a NumPy .npy file of numbers",
+    ),
     "npy-empty": (npy("p.npy", np.zeros((0, 2))), "holds 0 points"),
     "npy-one": (npy("p.npy", np.ones((1, 2))), "holds 1 point and fewer than two distinct"),
     "npy-not": (text("p.npy", "hello"), "is not a NumPy .npy file"),
-    "npz-several": (npz("p.npz", a=POINTS, b=POINTS), "has 2 arrays; it has: a, b (choose with "
-                    "--key)"),
+    "npz-several": (
+        npz("p.npz", a=POINTS, b=POINTS),
+        "has 2 arrays; it has: a, b (choose with --key)",
+    ),
     "npz-no-key": (npz("p.npz", a=POINTS), "has no array 'zz'; it has: a"),
     "npz-shape": (npz("p.npz", a=np.zeros((2, 2, 2))), "has shape 2×2×2"),
     "npz-nan": (npz("p.npz", a=np.array([[0, np.inf], [1, 2]])), "(first: row 1)"),
@@ -101,8 +116,10 @@ BAD = {  # per format: wrong shape, NaN/Inf, not numbers (the row named), empty,
     "txt-cell": (text("p.txt", "1 2\n3 4\nfive 6\n"), "line 3: 'five' is not a number"),
     "txt-nan": (text("p.txt", "1 2\ninf 4\n"), "line 2 has NaN or Inf"),
     "txt-shape": (text("p.txt", "1 2\n3\n"), "line 2 has 1 columns"),
-    "txt-binary": (made("p.txt", lambda path: path.write_bytes(b"\xff\xfe\x00")),
-                   "is not a text file"),
+    "txt-binary": (
+        made("p.txt", lambda path: path.write_bytes(b"\xff\xfe\x00")),
+        "is not a text file",
+    ),
     "txt-one": (text("p.txt", "3 4\n"), "holds 1 point and fewer than two distinct"),
     "unknown-suffix": (text("p.json", "[[1, 2]]"), "cannot read '.json' files; expected .mat"),
 }
@@ -124,8 +141,17 @@ def test_a_small_csv_trains_with_the_default_sizes_and_its_format_is_recorded(tm
     path = tmp_path / "small.csv"
     np.savetxt(path, rng.normal(size=(3000, 2)), delimiter=",", header="x,y")
     out = tmp_path / "run"
-    argv = ["--data", str(path), "--epochs", "1", "--no-compile", "--frame-every", "0",
-            "--out", str(out)]
+    argv = [
+        "--data",
+        str(path),
+        "--epochs",
+        "1",
+        "--no-compile",
+        "--frame-every",
+        "0",
+        "--out",
+        str(out),
+    ]
     assert lab5.main("gan", argv) == 0
     assert "data: 2563 train / 437 test points" in capsys.readouterr().out  # round(3000·0.854)
     config = json.loads((out / "config.json").read_text())
@@ -133,24 +159,47 @@ def test_a_small_csv_trains_with_the_default_sizes_and_its_format_is_recorded(tm
     assert (config["train_points"], config["test_points"]) == (2563, 437)
 
 
-@pytest.mark.parametrize("train,test,expected", [
-    (["0.5"], ["0.25"], "data: 50 train / 25 test points"),
-    (["60"], ["0.2"], "data: 60 train / 20 test points"),
-    (["0.9"], [], "data: 90 train / 10 test points"),
-])
+@pytest.mark.parametrize(
+    "train,test,expected",
+    [
+        (["0.5"], ["0.25"], "data: 50 train / 25 test points"),
+        (["60"], ["0.2"], "data: 60 train / 20 test points"),
+        (["0.9"], [], "data: 90 train / 10 test points"),
+    ],
+)
 def test_sizes_are_counts_or_fractions(tmp_path, capsys, train, test, expected):
     path = tmp_path / "p.npy"
     np.save(path, np.random.default_rng(0).normal(size=(100, 2)))
-    argv = ["--data", str(path), "--batch-size", "8", "--epochs", "1", "--no-compile",
-            "--frame-every", "0", "--out", str(tmp_path / "run"), "--train-size", *train,
-            *(["--test-size", *test] if test else [])]
+    argv = [
+        "--data",
+        str(path),
+        "--batch-size",
+        "8",
+        "--epochs",
+        "1",
+        "--no-compile",
+        "--frame-every",
+        "0",
+        "--out",
+        str(tmp_path / "run"),
+        "--train-size",
+        *train,
+        *(["--test-size", *test] if test else []),
+    ]
     assert lab5.main("gan", argv) == 0
     assert expected in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flag,value", [("--train-size", "1.5"), ("--train-size", "0"),
-                                        ("--train-size", "-0.5"), ("--test-size", "1.0"),
-                                        ("--train-size", "half")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--train-size", "1.5"),
+        ("--train-size", "0"),
+        ("--train-size", "-0.5"),
+        ("--test-size", "1.0"),
+        ("--train-size", "half"),
+    ],
+)
 def test_a_size_that_is_neither_is_a_one_line_error(capsys, flag, value):
     assert lab5.main("gan", [flag, value]) == 2
     err = capsys.readouterr().err

@@ -7,10 +7,12 @@ import pytest
 import torch
 from torch.func import grad
 
+import config
 import lab5
 
 F64 = dict(dtype=torch.float64)
-SMALL_G, SMALL_D = (3, 8, 5, 2), (2, 8, 5, 1)  # any widths run through the same skeleton
+SMALL_G = (3, 8, 5, 2)  # any widths run through the same skeleton
+SMALL_D = (2, 8, 5, 1)
 
 
 def central_differences(f, params: dict, h: float = 1e-6) -> dict:
@@ -19,7 +21,8 @@ def central_differences(f, params: dict, h: float = 1e-6) -> dict:
     for k, v in params.items():
         g = torch.zeros_like(v)
         for i in range(v.numel()):
-            plus, minus = v.clone(), v.clone()
+            plus = v.clone()
+            minus = v.clone()
             plus.view(-1)[i] += h
             minus.view(-1)[i] -= h
             g.view(-1)[i] = (f({**params, k: plus}) - f({**params, k: minus})) / (2 * h)
@@ -30,8 +33,9 @@ def central_differences(f, params: dict, h: float = 1e-6) -> dict:
 def assert_matches_fd(analytic: dict, f, params: dict):
     numeric = central_differences(f, params)
     for k in params:
-        torch.testing.assert_close(analytic[k], numeric[k], rtol=1e-6, atol=1e-8,
-                                   msg=f"gradient of {k}")
+        torch.testing.assert_close(
+            analytic[k], numeric[k], rtol=1e-6, atol=1e-8, msg=f"gradient of {k}"
+        )
 
 
 @pytest.fixture
@@ -45,7 +49,7 @@ def setup():
     return g, d, real, z, eps
 
 
-@pytest.mark.parametrize("variant", lab5.VARIANTS)
+@pytest.mark.parametrize("variant", config.VARIANTS)
 def test_critic_loss_gradient(variant, setup):
     g, d, real, z, eps = setup
     fake = lab5.generator(g, z)
@@ -55,8 +59,10 @@ def test_critic_loss_gradient(variant, setup):
     assert_matches_fd(analytic, lambda p: loss(p)[0], d)
 
 
-@pytest.mark.parametrize("variant,gan_loss", [("gan", "minimax"), ("gan", "nonsaturating"),
-                                              ("wgan", "minimax"), ("wgan_gp", "minimax")])
+@pytest.mark.parametrize(
+    "variant,gan_loss",
+    [("gan", "minimax"), ("gan", "nonsaturating"), ("wgan", "minimax"), ("wgan_gp", "minimax")],
+)
 def test_generator_loss_gradient(variant, gan_loss, setup):
     g, d, _, z, _ = setup
     loss = partial(lab5.generator_loss, d_params=d, z=z, variant=variant, gan_loss=gan_loss)
@@ -88,11 +94,17 @@ def test_penalty_is_zero_for_a_unit_slope_critic():
     """A linear critic with ‖w‖ = 1 has ‖∇ₓ D‖ = 1 everywhere: the penalty must vanish; with
     ‖w‖ = 3 it must be (3 − 1)² = 4."""
     w = torch.tensor([[0.6, 0.8]], **F64)
-    eye = {"0.weight": torch.eye(2, **F64),
-           "0.bias": torch.full((2,), 10.0, **F64),  # ReLU stays linear: x + 10 > 0
-           "2.weight": torch.eye(2, **F64), "2.bias": torch.zeros(2, **F64),
-           "4.bias": torch.zeros(1, **F64)}
-    x, y, eps = torch.rand(32, 2, **F64), torch.rand(32, 2, **F64), torch.rand(32, 1, **F64)
+    eye = {
+        "0.weight": torch.eye(2, **F64),
+        "0.bias": torch.full((2,), 10.0, **F64),  # ReLU stays linear: x + 10 > 0
+        "2.weight": torch.eye(2, **F64),
+        "2.bias": torch.zeros(2, **F64),
+        "4.bias": torch.zeros(1, **F64),
+    }
+    x = torch.rand(32, 2, **F64)
+    y = torch.rand(32, 2, **F64)
+    eps = torch.rand(32, 1, **F64)
     assert lab5.gradient_penalty({**eye, "4.weight": w}, x, y, eps).abs() < 1e-12
-    torch.testing.assert_close(lab5.gradient_penalty({**eye, "4.weight": 3 * w}, x, y, eps),
-                               torch.tensor(4.0, **F64))
+    torch.testing.assert_close(
+        lab5.gradient_penalty({**eye, "4.weight": 3 * w}, x, y, eps), torch.tensor(4.0, **F64)
+    )

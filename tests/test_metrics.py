@@ -8,84 +8,99 @@ import scipy.stats
 import torch
 from scipy.spatial.distance import cdist
 
-import lab5
-from plots import measures
+from data.points import toy_points
+from recording import metrics
 
 rng = np.random.default_rng(0)
 
 
 def test_w1_of_identical_sets_is_zero():
     x = rng.normal(size=(50, 2))
-    assert measures.wasserstein1(x, x[rng.permutation(50)]) == 0
+    assert metrics.wasserstein1(x, x[rng.permutation(50)]) == 0
 
 
 def test_w1_of_a_translated_set_is_the_shift():
     """Jensen gives W1 ≥ ‖mean shift‖, and the identity matching attains it."""
     x = rng.normal(size=(200, 2))
-    assert measures.wasserstein1(x, x + [0.3, -0.4]) == pytest.approx(0.5, rel=1e-12)
+    assert metrics.wasserstein1(x, x + [0.3, -0.4]) == pytest.approx(0.5, rel=1e-12)
+
+
+def on_a_line(t: np.ndarray, height: float = 0.0) -> np.ndarray:
+    """1-D samples as points on the horizontal line y = height."""
+    return np.stack([t, np.full_like(t, height)], axis=1)
 
 
 def test_w1_on_a_line_matches_scipys_1d_distance():
-    x, y = rng.normal(size=300), rng.normal(1, 2, size=300)
-    embed = lambda t: np.stack([t, np.full_like(t, 0.7)], axis=1)  # noqa: E731
-    assert measures.wasserstein1(embed(x), embed(y)) == pytest.approx(
-        scipy.stats.wasserstein_distance(x, y), rel=1e-10)
+    x = rng.normal(size=300)
+    y = rng.normal(1, 2, size=300)
+    assert metrics.wasserstein1(on_a_line(x, 0.7), on_a_line(y, 0.7)) == pytest.approx(
+        scipy.stats.wasserstein_distance(x, y), rel=1e-10
+    )
 
 
 def test_w1_is_the_best_of_all_matchings():
-    x, y = rng.normal(size=(7, 2)), rng.normal(size=(7, 2))
-    brute = min(np.linalg.norm(x - y[list(p)], axis=1).mean()
-                for p in itertools.permutations(range(7)))
-    assert measures.wasserstein1(x, y) == pytest.approx(brute, rel=1e-12)
+    x = rng.normal(size=(7, 2))
+    y = rng.normal(size=(7, 2))
+    brute = min(
+        np.linalg.norm(x - y[list(p)], axis=1).mean() for p in itertools.permutations(range(7))
+    )
+    assert metrics.wasserstein1(x, y) == pytest.approx(brute, rel=1e-12)
 
 
 def test_energy_distance_known_answers():
     x = rng.normal(size=(100, 2))
-    assert abs(measures.energy_distance(x, x)) < 1e-12
+    assert abs(metrics.energy_distance(x, x)) < 1e-12
     # two single points d apart: 2d - 0 - 0
-    assert (measures.energy_distance(np.zeros((1, 2)), np.array([[3.0, 4.0]]))
-            == pytest.approx(10.0))
+    assert metrics.energy_distance(np.zeros((1, 2)), np.array([[3.0, 4.0]])) == pytest.approx(10.0)
 
 
 def test_energy_from_distances_is_the_energy_distance():
-    x, y = rng.normal(size=(80, 2)), rng.normal(size=(90, 2))
+    x = rng.normal(size=(80, 2))
+    y = rng.normal(size=(90, 2))
     spread = np.mean([np.linalg.norm(a - b) for a in y for b in y])
-    assert measures.energy_from(cdist(x, y), cdist(x, x), spread) == pytest.approx(
-        measures.energy_distance(x, y), rel=1e-12)
+    assert metrics.energy_from(cdist(x, y), cdist(x, x), spread) == pytest.approx(
+        metrics.energy_distance(x, y), rel=1e-12
+    )
 
 
 def brute_precision_recall(x, y, k):
     """The definition, one point at a time."""
+
     def radius(points, i):
         return sorted(np.linalg.norm(points - points[i], axis=1))[k]  # [0] is the point itself
-    ry, rx = [radius(y, j) for j in range(len(y))], [radius(x, i) for i in range(len(x))]
-    precision = np.mean([any(np.linalg.norm(xi - y[j]) <= ry[j] for j in range(len(y)))
-                         for xi in x])
+
+    ry = [radius(y, j) for j in range(len(y))]
+    rx = [radius(x, i) for i in range(len(x))]
+    precision = np.mean(
+        [any(np.linalg.norm(xi - y[j]) <= ry[j] for j in range(len(y))) for xi in x]
+    )
     recall = np.mean([any(np.linalg.norm(yj - x[i]) <= rx[i] for i in range(len(x))) for yj in y])
     return precision, recall
 
 
 def test_precision_recall_matches_the_definition():
-    x, y = rng.normal(size=(60, 2)), rng.normal(0.7, 1.3, size=(70, 2))
+    x = rng.normal(size=(60, 2))
+    y = rng.normal(0.7, 1.3, size=(70, 2))
     for k in (1, 3, 5):
-        assert measures.precision_recall(x, y, k) == pytest.approx(brute_precision_recall(x, y, k))
+        assert metrics.precision_recall(x, y, k) == pytest.approx(brute_precision_recall(x, y, k))
 
 
 def test_precision_recall_known_answers():
     y = rng.normal(size=(200, 2))
-    assert measures.precision_recall(y.copy(), y) == (1.0, 1.0)
-    assert measures.precision_recall(y + 100, y) == (0.0, 0.0)
+    assert metrics.precision_recall(y.copy(), y) == (1.0, 1.0)
+    assert metrics.precision_recall(y + 100, y) == (0.0, 0.0)
     collapsed = np.repeat(y[:1], 200, axis=0) + rng.normal(scale=1e-6, size=(200, 2))
     # every sample realistic, little data covered
-    precision, recall = measures.precision_recall(collapsed, y)
+    precision, recall = metrics.precision_recall(collapsed, y)
     assert precision == 1.0 and recall < 0.05
 
 
 def test_sample_metrics_agree_with_the_separate_functions():
-    x, y = rng.normal(size=(100, 2)), rng.normal(0.2, 1.1, size=(120, 2))
-    got = measures.sample_metrics(x, measures.describe_test_set(y, k=3))
-    assert got["energy"] == pytest.approx(measures.energy_distance(x, y), rel=1e-12)
-    assert (got["precision"], got["recall"]) == measures.precision_recall(x, y, 3)
+    x = rng.normal(size=(100, 2))
+    y = rng.normal(0.2, 1.1, size=(120, 2))
+    got = metrics.sample_metrics(x, metrics.describe_test_set(y, k=3))
+    assert got["energy"] == pytest.approx(metrics.energy_distance(x, y), rel=1e-12)
+    assert (got["precision"], got["recall"]) == metrics.precision_recall(x, y, 3)
 
 
 MEANS = np.array([(np.cos(2 * np.pi * i / 8), np.sin(2 * np.pi * i / 8)) for i in range(8)])
@@ -93,54 +108,61 @@ MEANS = np.array([(np.cos(2 * np.pi * i / 8), np.sin(2 * np.pi * i / 8)) for i i
 
 def test_mode_metrics_known_answers():
     on_three = np.repeat(MEANS[:3], 10, axis=0) + 0.005  # well inside 3σ = 0.03
-    got = measures.mode_metrics(on_three, MEANS, 0.01)
+    got = metrics.mode_metrics(on_three, MEANS, 0.01)
     assert got["modes"] == 3 and got["hq"] == 1.0
     assert got["reverse_kl"] == pytest.approx(
-        scipy.stats.entropy([1 / 3] * 3 + [0] * 5, [1 / 8] * 8))
+        scipy.stats.entropy([1 / 3] * 3 + [0] * 5, [1 / 8] * 8)
+    )
     assert got["reverse_kl"] == pytest.approx(np.log(8 / 3))
-    far = measures.mode_metrics(MEANS * 3, MEANS, 0.01)
+    far = metrics.mode_metrics(MEANS * 3, MEANS, 0.01)
     assert far["modes"] == 0 and far["hq"] == 0 and np.isnan(far["reverse_kl"])
 
 
 def test_mode_metrics_of_the_mixture_itself():
     """Samples of the mixture: every mode, and P(‖N(0, σ²I₂)‖ ≤ 3σ) = 1 − e^(−4.5) high quality."""
-    points = lab5.toy_points("ring8", torch.Generator().manual_seed(0), n=20000)
-    got = measures.mode_metrics(points, MEANS, 0.01)
+    points = toy_points("ring8", torch.Generator().manual_seed(0), n=20000)
+    got = metrics.mode_metrics(points, MEANS, 0.01)
     assert got["modes"] == 8 and got["reverse_kl"] < 0.01
     assert got["hq"] == pytest.approx(1 - np.exp(-4.5), abs=3 * np.sqrt(0.011 * 0.989 / 20000))
 
 
 def test_epochs_to_fit_is_the_start_of_the_last_stretch_below():
-    assert measures.epochs_to_fit(list(zip([0, 5, 10, 15, 20], [9, 1, 3, 1, 1])), 2) == 15
-    assert measures.epochs_to_fit(list(zip([0, 5, 10], [1, 1, 1])), 2) == 0
-    assert measures.epochs_to_fit(list(zip([0, 5, 10], [1, 1, 3])), 2) is None
-    assert measures.epochs_to_fit([], 2) is None  # never measured (--frame-every 0 --eval-every 0)
+    assert metrics.epochs_to_fit(list(zip([0, 5, 10, 15, 20], [9, 1, 3, 1, 1])), 2) == 15
+    assert metrics.epochs_to_fit(list(zip([0, 5, 10], [1, 1, 1])), 2) == 0
+    assert metrics.epochs_to_fit(list(zip([0, 5, 10], [1, 1, 3])), 2) is None
+    assert metrics.epochs_to_fit([], 2) is None  # never measured (--frame-every 0 --eval-every 0)
 
 
 def test_energy_distance_on_a_line_matches_scipy():
     """scipy's 1-D energy distance is the square root of the same quantity."""
-    x, y = rng.normal(size=200), rng.normal(0.5, 1.5, size=300)
-    embed = lambda t: np.stack([t, np.zeros_like(t)], axis=1)  # noqa: E731
-    assert measures.energy_distance(embed(x), embed(y)) == pytest.approx(
-        scipy.stats.energy_distance(x, y) ** 2, rel=1e-9)
+    x = rng.normal(size=200)
+    y = rng.normal(0.5, 1.5, size=300)
+    assert metrics.energy_distance(on_a_line(x), on_a_line(y)) == pytest.approx(
+        scipy.stats.energy_distance(x, y) ** 2, rel=1e-9
+    )
 
 
 def test_noise_floor_draws_training_samples_of_the_test_sets_size(monkeypatch):
     shapes = []
-    real = measures.wasserstein1
-    monkeypatch.setattr(measures, "wasserstein1",
-                        lambda x, y: shapes.append((x.shape, y.shape)) or real(x, y))
-    measures.noise_floor(rng.normal(size=(500, 2)), rng.normal(size=(120, 2)),
-                         torch.Generator().manual_seed(0), draws=3)
+    real = metrics.wasserstein1
+    monkeypatch.setattr(
+        metrics, "wasserstein1", lambda x, y: shapes.append((x.shape, y.shape)) or real(x, y)
+    )
+    metrics.noise_floor(
+        rng.normal(size=(500, 2)),
+        rng.normal(size=(120, 2)),
+        torch.Generator().manual_seed(0),
+        draws=3,
+    )
     assert shapes == [((120, 2), (120, 2))] * 3
 
 
 def test_noise_floor_compares_equal_size_training_samples():
     train = rng.normal(size=(2000, 2))
     test = rng.normal(size=(300, 2))
-    floor = measures.noise_floor(train, test, torch.Generator().manual_seed(0), draws=4)
-    again = measures.noise_floor(train, test, torch.Generator().manual_seed(0), draws=4)
+    floor = metrics.noise_floor(train, test, torch.Generator().manual_seed(0), draws=4)
+    again = metrics.noise_floor(train, test, torch.Generator().manual_seed(0), draws=4)
     assert floor == again and floor["draws"] == 4
     assert floor["precision"] > 0.8 and floor["recall"] > 0.8
-    shifted = measures.noise_floor(train + 1.0, test, torch.Generator().manual_seed(0), draws=4)
+    shifted = metrics.noise_floor(train + 1.0, test, torch.Generator().manual_seed(0), draws=4)
     assert floor["w1"] < 0.3 < 0.9 < shifted["w1"]  # same distribution: small; shifted by √2: large

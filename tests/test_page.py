@@ -21,14 +21,20 @@ class Cards(HTMLParser):
 
     def __init__(self):
         super().__init__()
-        self.cards, self.stack, self.cell = {}, [], None
+        self.cards = {}
+        self.stack = []
+        self.cell = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         if tag == "section":
             name = unquote(attrs["data-run"])
-            self.cards[name] = {"parent": self.stack[-1] if self.stack else None,
-                                "images": [], "numbers": {}, "text": {}}
+            self.cards[name] = {
+                "parent": self.stack[-1] if self.stack else None,
+                "images": [],
+                "numbers": {},
+                "text": {},
+            }
             self.stack.append(name)
         elif tag == "img":
             self.cards[self.stack[-1]]["images"].append(attrs["src"])
@@ -67,8 +73,9 @@ def test_every_run_has_a_card_and_every_picture_exists(runs):
     assert set(cards) == set(summaries)
     for name, card in cards.items():
         folder = root / name
-        expected = [p for p in (folder.with_name(folder.name + ".gif"), folder / "curves.png")
-                    if p.exists()]
+        expected = [
+            p for p in (folder.with_name(folder.name + ".gif"), folder / "curves.png") if p.exists()
+        ]
         assert [root / unquote(src) for src in card["images"]] == expected
 
 
@@ -77,21 +84,28 @@ def test_the_numbers_are_the_summaries(runs):
     write_index(root)
     _, cards = read_page(root)
     for name, summary in summaries.items():
-        card, last = cards[name], summary["final"]
+        card = cards[name]
+        last = summary["final"]
         for key, _, fmt in NUMBERS:
             value = last.get(key, last.get(f"{key}_mean"))
             assert card["numbers"].get(key) == (None if value is None else repr(value)), key
             if value is not None:
                 se = last.get(f"{key}_se")
                 assert card["text"][key] == format(value, fmt) + (
-                    f" ± {se:{fmt}}" if se is not None else "")
+                    f" ± {se:{fmt}}" if se is not None else ""
+                )
         ratio = last.get("w1", last.get("w1_mean")) / summary["noise_floor"]["w1"]
         assert float(card["numbers"]["w1_over_floor"]) == ratio
 
 
-@pytest.mark.parametrize("name,status", [
-    ("wgan_gp", "completed at epoch 4"), ("gan", "interrupted at epoch 0"),
-    ("wgan", "diverged at epoch 2 (seed0 diverged)")])
+@pytest.mark.parametrize(
+    "name,status",
+    [
+        ("wgan_gp", "completed at epoch 4"),
+        ("gan", "interrupted at epoch 0"),
+        ("wgan", "diverged at epoch 2 (seed0 diverged)"),
+    ],
+)
 def test_the_status_says_how_and_when_the_run_ended(runs, name, status):
     write_index(runs[0])
     assert read_page(runs[0])[1][name]["text"]["status"] == status
@@ -142,8 +156,15 @@ def test_the_folder_can_be_moved(runs, tmp_path_factory):
 
 def test_a_run_s_config_lists_the_flags_it_changed(tmp_path):
     """What the page shows as changed flags: exactly those given, but where the run went."""
-    given = {"--train-size": "96", "--test-size": "32", "--batch-size": "32", "--epochs": "1",
-             "--frame-every": "0", "--lr": "0.0005", "--order": "d-first"}
+    given = {
+        "--train-size": "96",
+        "--test-size": "32",
+        "--batch-size": "32",
+        "--epochs": "1",
+        "--frame-every": "0",
+        "--lr": "0.0005",
+        "--order": "d-first",
+    }
     argv = [x for pair in given.items() for x in pair]
     assert lab5.main("wgan_gp", [*argv, "--no-compile", "--out", str(tmp_path / "r")]) == 0
     changed = json.loads((tmp_path / "r" / "config.json").read_text())["changed"]
@@ -160,8 +181,11 @@ def test_the_comparison_takes_each_variant_s_latest_run_with_frames(runs):
     (newer / "config.json").write_text(json.dumps({"variant": "wgan_gp"}))
     (newer / "summary.json").write_text("{}")
     latest = latest_runs(root)
-    assert [json.loads((r / "config.json").read_text())["variant"] for r in latest] == \
-        ["gan", "wgan", "wgan_gp"]
+    assert [json.loads((r / "config.json").read_text())["variant"] for r in latest] == [
+        "gan",
+        "wgan",
+        "wgan_gp",
+    ]
     assert latest[2] == root / "wgan_gp"  # not the newer wgan_gp2
     pair = [root / "wgan_gp", root / "wgan"]
     frames = compare_frames(pair)
@@ -169,14 +193,26 @@ def test_the_comparison_takes_each_variant_s_latest_run_with_frames(runs):
     assert frames[0].size == (2 * 64, 40 + TITLE_HEIGHT)
     ratios = [w1_ratios(run) for run in pair]
     assert ratios[0][2] == pytest.approx((0.5 / 3) / FLOOR["w1"])
-    assert title_line(2, pair, ratios) == (f"epoch 2   ·   W1 / noise floor:   wgan_gp "
-                                           f"{ratios[0][2]:.2f}×   wgan {ratios[1][2]:.2f}×")
+    assert title_line(2, pair, ratios) == (
+        f"epoch 2   ·   W1 / noise floor:   wgan_gp {ratios[0][2]:.2f}×   wgan {ratios[1][2]:.2f}×"
+    )
 
 
 def test_compare_names_its_runs_and_refuses_a_missing_one(runs, capsys):
     root, _ = runs
-    assert make_gifs.main(["--root", str(root), "--compare", str(root / "gan"),
-                           str(root / "toy"), str(root / "wgan_gp")]) == 0
+    assert (
+        make_gifs.main(
+            [
+                "--root",
+                str(root),
+                "--compare",
+                str(root / "gan"),
+                str(root / "toy"),
+                str(root / "wgan_gp"),
+            ]
+        )
+        == 0
+    )
     gif = Image.open(root / "compare.gif")
     assert gif.n_frames == 1 and gif.size == (3 * 64, 40 + TITLE_HEIGHT)  # epoch 0 only
     assert make_gifs.main(["--root", str(root), "--compare", str(root / "nope")]) == 2
@@ -184,8 +220,12 @@ def test_compare_names_its_runs_and_refuses_a_missing_one(runs, capsys):
 
 
 def test_a_name_outside_ascii_links_and_shows(tmp_path):
-    run_folder(tmp_path / "été #1?", "gan", {"status": "completed", "epochs_done": 2,
-                                            "final": final(0.05), "epochs_to_fit": 2}, [0, 2])
+    run_folder(
+        tmp_path / "été #1?",
+        "gan",
+        {"status": "completed", "epochs_done": 2, "final": final(0.05), "epochs_to_fit": 2},
+        [0, 2],
+    )
     write_index(tmp_path)
     page, cards = read_page(tmp_path)
     assert list(cards) == ["été #1?"] and "été #1?" in page

@@ -22,9 +22,27 @@ from plots.frames import (
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     for variant in ("gan", "wgan_gp"):
-        assert lab5.main(variant, ["--train-size", "512", "--test-size", "128",
-                                   "--batch-size", "64", "--epochs", "4", "--frame-every", "1",
-                                   "--no-compile", "--out", str(root / variant)]) == 0
+        assert (
+            lab5.main(
+                variant,
+                [
+                    "--train-size",
+                    "512",
+                    "--test-size",
+                    "128",
+                    "--batch-size",
+                    "64",
+                    "--epochs",
+                    "4",
+                    "--frame-every",
+                    "1",
+                    "--no-compile",
+                    "--out",
+                    str(root / variant),
+                ],
+            )
+            == 0
+        )
     return root
 
 
@@ -45,7 +63,8 @@ def test_frames_are_one_size_so_the_gif_does_not_jump(runs):
 
 
 def draw(tmp_path, name, fake, values, w1=0.1):
-    window, test = (0.0, 1.0, 0.0, 1.0), np.random.default_rng(0).random((50, 2))
+    window = (0.0, 1.0, 0.0, 1.0)
+    test = np.random.default_rng(0).random((50, 2))
     write = make_frame_writer(window, test, "GAN", probability=True)
     write(tmp_path / name, 7, fake, values, {"w1": w1, "energy": 0.01}, {"w1": 0.05})
     return np.asarray(Image.open(tmp_path / name))
@@ -53,7 +72,8 @@ def draw(tmp_path, name, fake, values, w1=0.1):
 
 def test_a_frame_shows_its_points_and_landscape_and_nothing_else_changes_it(tmp_path):
     rng = np.random.default_rng(1)
-    fake, values = rng.random((50, 2)), rng.random((120, 120))
+    fake = rng.random((50, 2))
+    values = rng.random((120, 120))
     base = draw(tmp_path, "a.png", fake, values)
     assert np.array_equal(base, draw(tmp_path, "b.png", fake, values))  # same inputs, same picture
     assert not np.array_equal(base, draw(tmp_path, "c.png", fake + 0.2, values))  # the points moved
@@ -78,8 +98,14 @@ def test_window_holds_every_point_with_the_same_margin_on_each_side():
     points = np.random.default_rng(0).normal(size=(500, 2)) * [3, 1]
     x0, x1, y0, y1 = plot_window(points, margin=0.1)
     pad = 0.1 * np.ptp(points[:, 0])  # the larger side is x
-    assert (x0, x1, y0, y1) == pytest.approx((points[:, 0].min() - pad, points[:, 0].max() + pad,
-                                              points[:, 1].min() - pad, points[:, 1].max() + pad))
+    assert (x0, x1, y0, y1) == pytest.approx(
+        (
+            points[:, 0].min() - pad,
+            points[:, 0].max() + pad,
+            points[:, 1].min() - pad,
+            points[:, 1].max() + pad,
+        )
+    )
 
 
 def test_scale_resizes_the_gif(runs):
@@ -88,8 +114,9 @@ def test_scale_resizes_the_gif(runs):
     assert Image.open(runs / "gan.gif").size == (round(full[0] * 0.5), round(full[1] * 0.5))
 
 
-def test_a_run_with_one_frame_gets_a_one_frame_gif_and_the_others_are_still_made(runs, tmp_path,
-                                                                                  capsys):
+def test_a_run_with_one_frame_gets_a_one_frame_gif_and_the_others_are_still_made(
+    runs, tmp_path, capsys
+):
     """A run interrupted early has one frame: its GIF is one frame (Pillow once crashed on it),
     and a run whose GIF cannot be made at all is skipped, with no broken file left behind."""
     one = shutil.copytree(runs / "gan", tmp_path / "a_one")
@@ -101,17 +128,38 @@ def test_a_run_with_one_frame_gets_a_one_frame_gif_and_the_others_are_still_made
     after = shutil.copytree(runs / "wgan_gp", tmp_path / "c_after")
     assert make_gifs.main(["--root", str(tmp_path)]) == 0
     assert Image.open(tmp_path / "a_one.gif").n_frames == 1
-    assert ("warning: skipping" in capsys.readouterr().err
-            and not (tmp_path / "b_broken.gif").exists())
+    assert (
+        "warning: skipping" in capsys.readouterr().err and not (tmp_path / "b_broken.gif").exists()
+    )
     assert Image.open(tmp_path / "c_after.gif").n_frames == 5 and (after / "curves.png").exists()
     assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_an_ensemble_folder_is_looked_into(tmp_path, capsys):
     out = tmp_path / "ens"
-    assert lab5.main("wgan", ["--train-size", "512", "--test-size", "128", "--batch-size", "64",
-                              "--epochs", "2", "--frame-every", "1", "--no-compile", "--seeds", "2",
-                              "--out", str(out)]) == 0
+    assert (
+        lab5.main(
+            "wgan",
+            [
+                "--train-size",
+                "512",
+                "--test-size",
+                "128",
+                "--batch-size",
+                "64",
+                "--epochs",
+                "2",
+                "--frame-every",
+                "1",
+                "--no-compile",
+                "--seeds",
+                "2",
+                "--out",
+                str(out),
+            ],
+        )
+        == 0
+    )
     assert make_gifs.main([str(out)]) == 0
     assert Image.open(out / "seed0.gif").n_frames == Image.open(out / "seed1.gif").n_frames == 3
 
@@ -133,19 +181,37 @@ def test_the_same_command_twice_keeps_both_runs_and_gifs(tmp_path, monkeypatch, 
     """python variants/gan.py && python plots/make_gifs.py, twice, in a fresh folder: two run
     folders, two GIFs, nothing overwritten."""
     monkeypatch.chdir(tmp_path)
-    argv = ["--train-size", "512", "--test-size", "128", "--batch-size", "64", "--epochs", "2",
-            "--frame-every", "1", "--no-compile"]
+    argv = [
+        "--train-size",
+        "512",
+        "--test-size",
+        "128",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "2",
+        "--frame-every",
+        "1",
+        "--no-compile",
+    ]
     for _ in range(2):
         assert lab5.main("gan", argv) == 0 and make_gifs.main([]) == 0
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["gan", "gan.gif", "gan2",
-                                                                      "gan2.gif", "index.html"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "gan",
+        "gan.gif",
+        "gan2",
+        "gan2.gif",
+        "index.html",
+    ]
 
 
 def test_the_colour_scale_is_set_by_the_data_region_not_the_corners():
     """Corners a thousand times higher than anything near the data do not flatten it: the
     scale runs over the 2nd to 98th percentile inside the test points' box."""
-    window, test = (-1.0, 2.0, -1.0, 2.0), np.array([[0.0, 0.0], [1.0, 1.0]])
-    grid, region = landscape_grid(window), data_region(window, test)
+    window = (-1.0, 2.0, -1.0, 2.0)
+    test = np.array([[0.0, 0.0], [1.0, 1.0]])
+    grid = landscape_grid(window)
+    region = data_region(window, test)
     assert (grid[region] >= 0).all() and (grid[region] <= 1).all()
     assert region.sum() == pytest.approx(region.size / 9, rel=0.1)  # a third of each side
     values = np.where(region, grid[:, 0], 1000.0)  # a ramp in x inside, a wall outside
@@ -153,14 +219,16 @@ def test_the_colour_scale_is_set_by_the_data_region_not_the_corners():
     assert low == pytest.approx(0.02, abs=0.02) and high == pytest.approx(0.98, abs=0.02)
     assert colour_range(np.full(grid.shape[0], 3.0), region)[0] < 3.0  # flat: still a scale
     thin = data_region(window, np.array([[0.0, 0.5], [1.0, 0.5]]))  # between two grid rows
-    assert not thin.any() and colour_range(grid[:, 1], thin) == pytest.approx((-0.94, 1.94),
-                                                                             abs=0.01)
+    assert not thin.any() and colour_range(grid[:, 1], thin) == pytest.approx(
+        (-0.94, 1.94), abs=0.01
+    )
 
 
 def test_frames_have_equal_scales_and_visible_test_points(tmp_path):
     """A unit of x is as long as a unit of y on the frame, and test points on the darkest
     colour of the scale are ringed in white."""
-    window, rng = (0.0, 4.0, 0.0, 1.0), np.random.default_rng(0)
+    window = (0.0, 4.0, 0.0, 1.0)
+    rng = np.random.default_rng(0)
     test = rng.random((200, 2)) * [4, 1]
     parts = frame_figure(window, test, probability=False)
     box = parts["ax"].get_window_extent()
@@ -168,12 +236,15 @@ def test_frames_have_equal_scales_and_visible_test_points(tmp_path):
     grid = landscape_grid(window)
     values = np.where(grid[:, 0] < 0.3, 0.0, 1.0)  # the darkest colour nearly everywhere
     write = make_frame_writer(window, test, "WGAN", probability=False)
-    write(tmp_path / "f.png", 1, np.zeros((0, 2)), values, {"w1": 0.1, "energy": 0.01},
-          {"w1": 0.05})
+    write(
+        tmp_path / "f.png", 1, np.zeros((0, 2)), values, {"w1": 0.1, "energy": 0.01}, {"w1": 0.05}
+    )
     pixels = np.asarray(Image.open(tmp_path / "f.png").convert("RGB")).astype(int)
     height = pixels.shape[0]
-    inside = pixels[round(height - box.y1) + 2:round(height - box.y0) - 2,
-                    round(box.x0) + round(0.1 * box.width):round(box.x1) - 2]
+    inside = pixels[
+        round(height - box.y1) + 2 : round(height - box.y0) - 2,
+        round(box.x0) + round(0.1 * box.width) : round(box.x1) - 2,
+    ]
     brightness = inside.sum(-1)  # of 765
     assert (brightness < 150).mean() > 0.8  # the darkest colour, as meant
     assert (brightness > 450).mean() > 0.005  # the rims: without them, none

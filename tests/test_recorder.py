@@ -16,11 +16,24 @@ import pytest
 import torch
 from PIL import Image
 
+import config
 import lab5
-from plots import recorder, records
+from recording import recorder, worker
+from tests import ROOT
 
-SMALL = ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--epochs", "3",
-         "--frame-every", "1", "--no-compile"]
+SMALL = [
+    "--train-size",
+    "640",
+    "--test-size",
+    "200",
+    "--batch-size",
+    "32",
+    "--epochs",
+    "3",
+    "--frame-every",
+    "1",
+    "--no-compile",
+]
 
 
 def rows(folder):
@@ -36,33 +49,42 @@ def same_params(a, b):
     return all(torch.equal(a[name][k], b[name][k]) for name in a for k in a[name])
 
 
+def untimed(table):
+    """A table's rows without their timing."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in table]
+
+
 def in_process(run):
     """The recorder in the training process, one message after the other."""
     handle = partial(recorder.handle, recorder.open_recorder(run))
-    return records.Worker(handle, handle)
+    return worker.Worker(handle, handle)
 
 
 def test_the_worker_writes_what_an_in_process_recorder_writes(tmp_path):
     runs = {}
-    for name, record in (("worker", lab5.record_in_worker), ("inline", in_process)):
-        cfg = lab5.parse_config("wgan_gp", [*SMALL, "--seeds", "2", "--out", str(tmp_path / name)])
+    for name, record in (("worker", recorder.start_in_worker), ("inline", in_process)):
+        cfg = config.parse_config(
+            "wgan_gp", [*SMALL, "--seeds", "2", "--out", str(tmp_path / name)]
+        )
         assert lab5.train(cfg, record)["status"] == "completed"
         runs[name] = tmp_path / name
-    timing = ("seconds",)
     for member in ("seed0", "seed1"):
-        worker, inline = runs["worker"] / member, runs["inline"] / member
-        strip = lambda table: [{k: v for k, v in r.items() if k not in timing} for r in table]  # noqa: E731
-        assert strip(rows(worker)) == strip(rows(inline)) and len(rows(worker)) == 4
+        worker = runs["worker"] / member
+        inline = runs["inline"] / member
+        assert untimed(rows(worker)) == untimed(rows(inline)) and len(rows(worker)) == 4
         assert same_params(params(worker), params(inline))
         frames = sorted(p.name for p in (worker / "frames").iterdir())
         assert frames == sorted(p.name for p in (inline / "frames").iterdir()) and len(frames) == 4
         for frame in frames:
-            assert np.array_equal(np.asarray(Image.open(worker / "frames" / frame)),
-                                  np.asarray(Image.open(inline / "frames" / frame)))
+            assert np.array_equal(
+                np.asarray(Image.open(worker / "frames" / frame)),
+                np.asarray(Image.open(inline / "frames" / frame)),
+            )
     clock = ("warm_up_s", "train_s", "record_s", "wall_s")
     summaries = [json.loads((runs[n] / "summary.json").read_text()) for n in ("worker", "inline")]
-    assert [{k: v for k, v in s.items() if k not in clock} for s in summaries][0] == \
-        [{k: v for k, v in s.items() if k not in clock} for s in summaries][1]
+    assert [{k: v for k, v in s.items() if k not in clock} for s in summaries][0] == [
+        {k: v for k, v in s.items() if k not in clock} for s in summaries
+    ][1]
 
 
 def test_a_slow_recorder_holds_training_back(monkeypatch):
@@ -70,22 +92,22 @@ def test_a_slow_recorder_holds_training_back(monkeypatch):
     QUEUE_SIZE + 10 messages must wait for about 10 of them to be recorded."""
     monkeypatch.setattr(recorder, "open_recorder", lambda run: {})
     monkeypatch.setattr(recorder, "handle", lambda rec, message: time.sleep(0.1) or [message["n"]])
-    worker = lab5.record_in_worker({})
+    process = recorder.start_in_worker({})
     started = time.perf_counter()
-    lines = [line for n in range(records.QUEUE_SIZE + 10) for line in worker.send({"n": n})]
+    lines = [line for n in range(worker.QUEUE_SIZE + 10) for line in process.send({"n": n})]
     waited = time.perf_counter() - started
-    lines += worker.finish({"n": "end", "status": "completed"})
+    lines += process.finish({"n": "end", "status": "completed"})
     assert waited > 0.1 * 8  # ten messages had to be recorded before the last one went in
-    assert lines == [*range(records.QUEUE_SIZE + 10), "end"]  # every reply, in order
+    assert lines == [*range(worker.QUEUE_SIZE + 10), "end"]  # every reply, in order
 
 
 def test_a_recorder_that_dies_stops_the_run(monkeypatch):
     monkeypatch.setattr(recorder, "open_recorder", lambda run: {})
     monkeypatch.setattr(recorder, "handle", lambda rec, message: os._exit(7))
-    worker = lab5.record_in_worker({})
-    with pytest.raises(records.WorkerStopped, match="exit code 7"):
-        for _ in range(records.QUEUE_SIZE + 5):
-            worker.send({})
+    process = recorder.start_in_worker({})
+    with pytest.raises(worker.WorkerStopped, match="exit code 7"):
+        for _ in range(worker.QUEUE_SIZE + 5):
+            process.send({})
 
 
 def assert_files_agree(folder, epoch, frame_every=1):
@@ -99,20 +121,35 @@ def assert_files_agree(folder, epoch, frame_every=1):
 
 # The script as a terminal's foreground job runs it: tests started as a background job (`cmd &`
 # in a script) ignore SIGINT, and a child would inherit that and never see the Ctrl-C.
-CTRL_C_AS_IN_A_TERMINAL = ("import runpy, signal, sys; "
-                           "signal.signal(signal.SIGINT, signal.default_int_handler); "
-                           "sys.argv = sys.argv[1:]; "
-                           "runpy.run_path(sys.argv[0], run_name='__main__')")
+CTRL_C_AS_IN_A_TERMINAL = (
+    "import runpy, signal, sys; "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = sys.argv[1:]; "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 
 
 def test_ctrl_c_leaves_a_folder_whose_files_agree_on_the_last_epoch(tmp_path):
     """A real run, interrupted from outside as a terminal's Ctrl-C does (SIGINT to the whole
     process group, the recorder included), keeps epochs 0..E with E's parameters."""
     out = tmp_path / "stopped"
-    run = subprocess.Popen([sys.executable, "-c", CTRL_C_AS_IN_A_TERMINAL,
-                            lab5.ROOT / "variants" / "wgan.py", *SMALL, "--epochs", "500",
-                            "--out", out], start_new_session=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CTRL_C_AS_IN_A_TERMINAL,
+            ROOT / "variants" / "wgan.py",
+            *SMALL,
+            "--epochs",
+            "500",
+            "--out",
+            out,
+        ],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not ((out / "metrics.csv").exists() and len(rows(out)) >= 4) and time.time() < deadline:
         time.sleep(0.2)
@@ -130,8 +167,20 @@ def test_ctrl_c_leaves_a_folder_whose_files_agree_on_the_last_epoch(tmp_path):
 
 def test_a_diverged_ensemble_leaves_files_that_agree_on_the_last_good_epoch(tmp_path):
     out = tmp_path / "ens"
-    code = lab5.main("wgan", [*SMALL, "--epochs", "4", "--optimizer", "sgd",
-                              "--vary", "lr=1e-4,1e30", "--out", str(out)])
+    code = lab5.main(
+        "wgan",
+        [
+            *SMALL,
+            "--epochs",
+            "4",
+            "--optimizer",
+            "sgd",
+            "--vary",
+            "lr=1e-4,1e30",
+            "--out",
+            str(out),
+        ],
+    )
     assert code == 3
     summary = json.loads((out / "summary.json").read_text())
     epoch = summary["epochs_done"]

@@ -20,9 +20,23 @@ import torch
 from PIL import Image
 
 import lab5
+from tests import ROOT
 
-SMALL = ["--data", "ring8", "--train-size", "640", "--test-size", "200", "--batch-size", "32",
-         "--frame-every", "4", "--eval-every", "2", "--no-compile"]
+SMALL = [
+    "--data",
+    "ring8",
+    "--train-size",
+    "640",
+    "--test-size",
+    "200",
+    "--batch-size",
+    "32",
+    "--frame-every",
+    "4",
+    "--eval-every",
+    "2",
+    "--no-compile",
+]
 EPOCHS = 12
 
 
@@ -54,8 +68,10 @@ def assert_same_files(a, b) -> None:
         frames = sorted(p.name for p in (x / "frames").glob("*.png"))
         assert frames == sorted(p.name for p in (y / "frames").glob("*.png")), y
         for name in frames:
-            assert np.array_equal(np.asarray(Image.open(x / "frames" / name)),
-                                  np.asarray(Image.open(y / "frames" / name))), y / name
+            assert np.array_equal(
+                np.asarray(Image.open(x / "frames" / name)),
+                np.asarray(Image.open(y / "frames" / name)),
+            ), y / name
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +88,14 @@ def start(out, extra=(), code=None) -> subprocess.Popen:
     """A real run in a process group of its own, so that a kill takes its recorder too."""
     argv = [*SMALL, *extra, "--epochs", str(EPOCHS), "--out", str(out)]
     code = code or "import sys, lab5; sys.exit(lab5.main('wgan_gp', sys.argv[1:]))"
-    return subprocess.Popen([sys.executable, "-c", code, *argv], cwd=lab5.ROOT,
-                            start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        cwd=ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def epochs_done(out) -> int:
@@ -112,8 +133,9 @@ def test_a_run_killed_at_any_moment_resumes_to_the_same_files(tmp_path, uninterr
     killed after it completed has nothing left to do, and its resume says so."""
     out = tmp_path / "killed"
     kill_after(start(out), out, epoch, random.Random(epoch).uniform(0, 0.25))
-    completed = (out / "summary.json").exists() and \
-        json.loads((out / "summary.json").read_text())["status"] == "completed"
+    completed = (out / "summary.json").exists() and json.loads((out / "summary.json").read_text())[
+        "status"
+    ] == "completed"
     assert lab5.main("wgan_gp", ["--resume", str(out)]) == (2 if completed else 0)
     assert_same_files(uninterrupted / "single", out)
 
@@ -154,8 +176,9 @@ def stopped(tmp_path):
     """A run stopped after 4 of its 12 epochs, and a snapshot of its files' bytes."""
     out = tmp_path / "stopped"
     assert lab5.main("wgan_gp", [*SMALL, "--epochs", "4", "--out", str(out)]) == 0
-    (out / "config.json").write_text((out / "config.json").read_text()
-                                     .replace('"epochs": 4', f'"epochs": {EPOCHS}'))
+    (out / "config.json").write_text(
+        (out / "config.json").read_text().replace('"epochs": 4', f'"epochs": {EPOCHS}')
+    )
     return out
 
 
@@ -163,12 +186,15 @@ def folder_bytes(out) -> dict:
     return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--lr", "0.001"], "--lr 0.001 would change the training of {out}, trained with 0.0001"),
-    (["--seed", "3"], "--seed 3 would change the training of {out}, trained with 0"),
-    (["--no-compile", "--threads", "2"], "--threads 2 would change"),
-    (["--epochs", "3"], "has trained 4 epochs; --epochs N > 4 extends it"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--lr", "0.001"], "--lr 0.001 would change the training of {out}, trained with 0.0001"),
+        (["--seed", "3"], "--seed 3 would change the training of {out}, trained with 0"),
+        (["--no-compile", "--threads", "2"], "--threads 2 would change"),
+        (["--epochs", "3"], "has trained 4 epochs; --epochs N > 4 extends it"),
+    ],
+)
 def test_a_resume_that_would_change_the_training_is_refused(stopped, capsys, argv, message):
     before = folder_bytes(stopped)
     assert lab5.main("wgan_gp", ["--resume", str(stopped), *argv]) == 2
@@ -177,14 +203,21 @@ def test_a_resume_that_would_change_the_training_is_refused(stopped, capsys, arg
     assert folder_bytes(stopped) == before
 
 
-@pytest.mark.parametrize("damage,message", [
-    (lambda out: (out / "checkpoint.pt").unlink(), "checkpoint.pt is missing"),
-    (lambda out: (out / "checkpoint.pt").write_bytes(b"PK\x03\x04torn"), "is unreadable"),
-    (lambda out: (out / "checkpoint.pt").write_bytes(
-        (out / "checkpoint.pt").read_bytes()[:900]), "is unreadable"),
-    (lambda out: torch.save({"epoch": 2}, out / "checkpoint.pt"), "is unreadable"),
-    (lambda out: (out / "config.json").unlink(), "holds no lab5 run"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        (lambda out: (out / "checkpoint.pt").unlink(), "checkpoint.pt is missing"),
+        (lambda out: (out / "checkpoint.pt").write_bytes(b"PK\x03\x04torn"), "is unreadable"),
+        (
+            lambda out: (out / "checkpoint.pt").write_bytes(
+                (out / "checkpoint.pt").read_bytes()[:900]
+            ),
+            "is unreadable",
+        ),
+        (lambda out: torch.save({"epoch": 2}, out / "checkpoint.pt"), "is unreadable"),
+        (lambda out: (out / "config.json").unlink(), "holds no lab5 run"),
+    ],
+)
 def test_a_missing_or_torn_checkpoint_is_a_one_line_error(stopped, capsys, damage, message):
     damage(stopped)
     before = folder_bytes(stopped)
@@ -203,8 +236,10 @@ def test_the_checkpoint_loads_without_lab5(stopped):
     """Plain torch.load of plain tensors: the state, the random streams, the epoch."""
     saved = torch.load(io.BytesIO((stopped / "checkpoint.pt").read_bytes()), weights_only=True)
     assert saved["epoch"] == 4 and saved["rngs"].dtype == torch.uint8
-    for name, params in (("generator.pt", saved["state"]["ema"]["g"]),
-                         ("generator_raw.pt", saved["state"]["g"])):
+    for name, params in (
+        ("generator.pt", saved["state"]["ema"]["g"]),
+        ("generator_raw.pt", saved["state"]["g"]),
+    ):
         assert torch.equal(params["0.weight"][0], torch.load(stopped / name)["0.weight"])
     assert {"g", "d", "g_opt", "d_opt", "hyper", "ema"} <= saved["state"].keys()
 
@@ -232,8 +267,9 @@ def same_but_timing(path: Path, a: bytes, b: bytes) -> bool:
     if path.suffix == ".csv":
         return cells_without_timing(a) == cells_without_timing(b)
     if path.suffix == ".json":  # a resumed run's config.json also says where it resumed from
-        a, b = ({k: v for k, v in json.loads(x).items() if k not in {*TIMING, "resume"}}
-                for x in (a, b))
+        a, b = (
+            {k: v for k, v in json.loads(x).items() if k not in {*TIMING, "resume"}} for x in (a, b)
+        )
     return a == b
 
 
@@ -244,8 +280,9 @@ def test_a_run_with_a_moving_average_extends_to_the_same_files(tmp_path):
     assert lab5.main("wgan_gp", [*argv, "--epochs", "3", "--out", str(tmp_path / "short")]) == 0
     assert lab5.main("wgan_gp", ["--resume", str(tmp_path / "short"), "--epochs", "5"]) == 0
     assert_same_files(tmp_path / "long", tmp_path / "short")
-    raw, average = (torch.load(tmp_path / "short" / name) for name in ("generator_raw.pt",
-                                                                       "generator.pt"))
+    raw, average = (
+        torch.load(tmp_path / "short" / name) for name in ("generator_raw.pt", "generator.pt")
+    )
     assert not torch.equal(raw["0.weight"], average["0.weight"])
 
 
@@ -254,9 +291,11 @@ COOLDOWN = ["--cooldown", "lr=0,gp_weight=0.1", "--cooldown-epochs", "6"]
 
 def test_a_run_killed_in_its_cooldown_resumes_to_the_same_files(tmp_path):
     """The cooldown's values come from the config and the epoch, the same after a resume."""
-    whole, out = tmp_path / "whole", tmp_path / "killed"
-    assert lab5.main("wgan_gp", [*SMALL, *COOLDOWN, "--epochs", str(EPOCHS),
-                                 "--out", str(whole)]) == 0
+    whole = tmp_path / "whole"
+    out = tmp_path / "killed"
+    assert (
+        lab5.main("wgan_gp", [*SMALL, *COOLDOWN, "--epochs", str(EPOCHS), "--out", str(whole)]) == 0
+    )
     kill_after(start(out, COOLDOWN), out, 8, random.Random(8).uniform(0, 0.25))
     assert lab5.main("wgan_gp", ["--resume", str(out)]) == 0
     assert_same_files(whole, out)

@@ -13,11 +13,24 @@ import pytest
 import torch
 from torch import nn
 
+import config
 import lab5
-from plots import measures, records
+from recording import metrics, worker
+from tests import ROOT
 
-SMALL = ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--epochs", "3",
-         "--frame-every", "2", "--no-compile"]
+SMALL = [
+    "--train-size",
+    "640",
+    "--test-size",
+    "200",
+    "--batch-size",
+    "32",
+    "--epochs",
+    "3",
+    "--frame-every",
+    "2",
+    "--no-compile",
+]
 
 
 def train(tmp_path, variant="wgan_gp", *flags, name="run"):
@@ -30,53 +43,78 @@ def rows(out):
         return list(csv.DictReader(f))
 
 
+def untimed(out):
+    """A run's metrics rows without their timing."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows(out)]
+
+
 def report_sequential(sizes, sigmoid=False):
     """The report's nn.Sequential, written out here rather than taken from lab5."""
-    layers = [nn.Linear(sizes[0], 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(),
-              nn.Linear(64, sizes[1])]
+    layers = [
+        nn.Linear(sizes[0], 256),
+        nn.ReLU(),
+        nn.Linear(256, 64),
+        nn.ReLU(),
+        nn.Linear(64, sizes[1]),
+    ]
     return nn.Sequential(*layers, *([nn.Sigmoid()] if sigmoid else []))
 
 
-@pytest.mark.parametrize("variant", lab5.VARIANTS)
+@pytest.mark.parametrize("variant", config.VARIANTS)
 def test_run_folder_holds_everything(tmp_path, variant):
     code, out = train(tmp_path, variant, "--noise-dim", "5")
     assert code == 0
-    config = json.loads((out / "config.json").read_text())
-    assert config["variant"] == variant and config["noise_dim"] == 5 and config["lr"] == 1e-4
-    assert set(lab5.parse_config(variant, [])) <= set(config)  # every flag is recorded
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["variant"] == variant and saved["noise_dim"] == 5 and saved["lr"] == 1e-4
+    assert set(config.parse_config(variant, [])) <= set(saved)  # every flag is recorded
     table = rows(out)
     assert [r["epoch"] for r in table] == ["0", "1", "2", "3"]
-    assert list(table[0]) == measures.metric_columns(variant)
+    assert list(table[0]) == metrics.metric_columns(variant)
     assert all(math.isfinite(float(r["g_loss"])) and float(r["energy"]) > 0 for r in table[1:])
     assert table[2]["w1"] and table[3]["w1"] and not table[1]["w1"]  # at frames and the last epoch
-    assert (sorted(p.name for p in (out / "frames").iterdir())
-            == ["epoch_0000.png", "epoch_0002.png", "epoch_0003.png"])
+    assert sorted(p.name for p in (out / "frames").iterdir()) == [
+        "epoch_0000.png",
+        "epoch_0002.png",
+        "epoch_0003.png",
+    ]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_done"] == 3
     assert summary["final"]["w1"] == pytest.approx(float(table[3]["w1"]))
 
-    g_params, d_params = torch.load(out / "generator.pt"), torch.load(out / "critic.pt")
-    G, D = report_sequential((5, 2)), report_sequential((2, 1), sigmoid=variant == "gan")
+    g_params = torch.load(out / "generator.pt")
+    d_params = torch.load(out / "critic.pt")
+    G = report_sequential((5, 2))
+    D = report_sequential((2, 1), sigmoid=variant == "gan")
     G.load_state_dict(g_params)
     D.load_state_dict(d_params)
-    z, x = torch.randn(10, 5), torch.rand(10, 2)
+    z = torch.randn(10, 5)
+    x = torch.rand(10, 2)
     with torch.no_grad():
         torch.testing.assert_close(G(z), lab5.generator(g_params, z))
         score = lab5.critic(d_params, x)
-        torch.testing.assert_close(D(x).squeeze(1),
-                                   torch.sigmoid(score) if variant == "gan" else score)
+        torch.testing.assert_close(
+            D(x).squeeze(1), torch.sigmoid(score) if variant == "gan" else score
+        )
 
 
 def test_other_widths_train_and_load_into_plain_sequentials(tmp_path):
     """--hidden and --critic-hidden: the saved dicts load into nn.Sequential written out here."""
     code, out = train(tmp_path, "wgan", "--hidden", "32,16,8", "--critic-hidden", "24")
     assert code == 0
-    G = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(),
-                      nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
+    G = nn.Sequential(
+        nn.Linear(8, 32),
+        nn.ReLU(),
+        nn.Linear(32, 16),
+        nn.ReLU(),
+        nn.Linear(16, 8),
+        nn.ReLU(),
+        nn.Linear(8, 2),
+    )
     D = nn.Sequential(nn.Linear(2, 24), nn.ReLU(), nn.Linear(24, 1))
     G.load_state_dict(torch.load(out / "generator.pt"))
     D.load_state_dict(torch.load(out / "critic.pt"))
-    z, x = torch.randn(10, 8), torch.rand(10, 2)
+    z = torch.randn(10, 8)
+    x = torch.rand(10, 2)
     with torch.no_grad():
         torch.testing.assert_close(G(z), lab5.generator(dict(G.state_dict()), z))
         torch.testing.assert_close(D(x).squeeze(1), lab5.critic(dict(D.state_dict()), x))
@@ -86,32 +124,48 @@ def test_the_toy_size_and_the_mode_metrics_sample(tmp_path):
     """--toy-size points are drawn before the split; --eval-size generated points (from the
     run's fixed evaluation noise) are what the mode metrics count, the distances keep the test
     set's size."""
-    code, out = train(tmp_path, "gan", "--data", "ring8", "--toy-size", "3000", "--train-size",
-                      "0.8", "--test-size", "0", "--eval-size", "2500", "--epochs", "1")
+    code, out = train(
+        tmp_path,
+        "gan",
+        "--data",
+        "ring8",
+        "--toy-size",
+        "3000",
+        "--train-size",
+        "0.8",
+        "--test-size",
+        "0",
+        "--eval-size",
+        "2500",
+        "--epochs",
+        "1",
+    )
     assert code == 0
-    config = json.loads((out / "config.json").read_text())
-    assert config["train_points"] + config["test_points"] == 3000
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train_points"] + saved["test_points"] == 3000
     z = torch.randn(2500, 8, generator=lab5.make_rng(0, "eval"))
     with torch.no_grad():
         fake = lab5.generator(torch.load(out / "generator.pt"), z).double().numpy()
-    modes = lab5.load_data(lab5.parse_config("gan", ["--data", "ring8"]))[1]
-    expected = measures.mode_metrics(fake, **modes)
+    modes = lab5.load_data(config.parse_config("gan", ["--data", "ring8"]))[1]
+    expected = metrics.mode_metrics(fake, **modes)
     last = rows(out)[-1]
     assert int(last["modes"]) == expected["modes"] and float(last["hq"]) == expected["hq"]
     assert float(last["reverse_kl"]) == pytest.approx(expected["reverse_kl"], rel=1e-12)
-    test = lab5.split_data(lab5.parse_config("gan", ["--data", "ring8", "--toy-size", "3000",
-                                                    "--train-size", "0.8"]),
-                           lab5.load_data(lab5.parse_config("gan", ["--data", "ring8",
-                                                                    "--toy-size", "3000"]))[0],
-                           "ring8")[1]
-    assert float(last["w1"]) == pytest.approx(measures.wasserstein1(fake[:len(test)], test))
+    test = lab5.split_data(
+        config.parse_config(
+            "gan", ["--data", "ring8", "--toy-size", "3000", "--train-size", "0.8"]
+        ),
+        lab5.load_data(config.parse_config("gan", ["--data", "ring8", "--toy-size", "3000"]))[0],
+        "ring8",
+    )[1]
+    assert float(last["w1"]) == pytest.approx(metrics.wasserstein1(fake[: len(test)], test))
 
 
 def test_a_toy_mixture_run_scores_the_modes(tmp_path):
     code, out = train(tmp_path, "gan", "--data", "grid25", "--epochs", "2")
     assert code == 0
     table = rows(out)
-    assert list(table[0]) == measures.metric_columns("gan", modes=True)
+    assert list(table[0]) == metrics.metric_columns("gan", modes=True)
     assert all(0 <= int(r["modes"]) <= 25 and 0 <= float(r["hq"]) <= 1 for r in table)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["noise_floor"]["modes"] == 25 and summary["noise_floor"]["hq"] > 0.95
@@ -129,19 +183,22 @@ def test_epochs_to_fit_is_in_the_summary(tmp_path):
 
 
 def test_same_seed_same_numbers(tmp_path):
-    runs = [train(tmp_path, "wgan_gp", "--seed", seed, name=name)[1]
-            for seed, name in (("3", "a"), ("3", "b"), ("4", "c"))]
-    strip = lambda out: [{k: v for k, v in r.items() if k != "seconds"} for r in rows(out)]  # noqa: E731
-    assert strip(runs[0]) == strip(runs[1])
-    assert strip(runs[0]) != strip(runs[2])
+    runs = [
+        train(tmp_path, "wgan_gp", "--seed", seed, name=name)[1]
+        for seed, name in (("3", "a"), ("3", "b"), ("4", "c"))
+    ]
+    assert untimed(runs[0]) == untimed(runs[1])
+    assert untimed(runs[0]) != untimed(runs[2])
     for name in ("generator.pt", "critic.pt"):
-        a, b = torch.load(runs[0] / name), torch.load(runs[1] / name)
+        a = torch.load(runs[0] / name)
+        b = torch.load(runs[1] / name)
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def stop_in_epoch(monkeypatch, epoch, how):
     """Make lab5's epoch loop fail in `epoch`, the way a user's Ctrl-C, a blow-up or a bug would."""
-    real_run_epoch, calls = lab5.run_epoch, []
+    real_run_epoch = lab5.run_epoch
+    calls = []
 
     def run_epoch(*args):
         calls.append(1)
@@ -159,11 +216,14 @@ def stop_in_epoch(monkeypatch, epoch, how):
     monkeypatch.setattr(lab5, "run_epoch", run_epoch)
 
 
-@pytest.mark.parametrize("how,code,status", [
-    ("interrupt", 130, "interrupted"),
-    ("nan-params", 3, "diverged"),
-    ("inf-loss", 3, "diverged"),
-])
+@pytest.mark.parametrize(
+    "how,code,status",
+    [
+        ("interrupt", 130, "interrupted"),
+        ("nan-params", 3, "diverged"),
+        ("inf-loss", 3, "diverged"),
+    ],
+)
 def test_a_stopped_run_keeps_its_last_good_epoch(tmp_path, monkeypatch, how, code, status, capsys):
     _, reference = train(tmp_path, "wgan", "--epochs", "2", name="two-epochs")
     stop_in_epoch(monkeypatch, 3, how)
@@ -175,7 +235,8 @@ def test_a_stopped_run_keeps_its_last_good_epoch(tmp_path, monkeypatch, how, cod
     assert [r["epoch"] for r in rows(out)] == ["0", "1", "2"]
     assert (out / "frames" / "epoch_0002.png").exists()
     for name in ("generator.pt", "critic.pt"):  # the parameters after epoch 2, finite
-        kept, expected = torch.load(out / name), torch.load(reference / name)
+        kept = torch.load(out / name)
+        expected = torch.load(reference / name)
         assert all(torch.equal(kept[k], expected[k]) for k in expected)
 
 
@@ -190,18 +251,22 @@ def test_a_crash_is_not_recorded_as_a_finished_run(tmp_path, monkeypatch):
 def test_an_interrupt_while_an_epoch_is_handed_over_waits_for_the_hand_over():
     """A Ctrl-C inside interrupts_held() takes effect when the block is done, not in it."""
     import signal
+
     done = []
     with pytest.raises(KeyboardInterrupt):
-        with records.interrupts_held():
+        with worker.interrupts_held():
             signal.raise_signal(signal.SIGINT)
             done.append("the rest of the block")
     assert done == ["the rest of the block"]
 
 
-@pytest.mark.parametrize("setup", [
-    lambda d: (d / "notes.txt").write_text("mine"),
-    lambda d: (d / "config.json").write_text('{"mine": 1}'),
-])
+@pytest.mark.parametrize(
+    "setup",
+    [
+        lambda d: (d / "notes.txt").write_text("mine"),
+        lambda d: (d / "config.json").write_text('{"mine": 1}'),
+    ],
+)
 def test_a_folder_that_is_not_a_run_is_never_written_into(tmp_path, capsys, setup):
     """Not even with --overwrite, which deletes only a lab5 run; without it the run goes to
     the first free numbered folder beside it."""
@@ -225,8 +290,10 @@ def test_a_new_run_never_deletes_an_earlier_one(tmp_path, capsys):
     assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == first
     assert (tmp_path / "r2" / "summary.json").exists()
     train(tmp_path, "gan", "--epochs", "2", "--overwrite", name="r")
-    assert (sorted(p.name for p in (tmp_path / "r" / "frames").iterdir())
-            == ["epoch_0000.png", "epoch_0002.png"])
+    assert sorted(p.name for p in (tmp_path / "r" / "frames").iterdir()) == [
+        "epoch_0000.png",
+        "epoch_0002.png",
+    ]
     assert not (tmp_path / "r3").exists()
 
 
@@ -235,44 +302,60 @@ def test_empty_out_is_an_error(capsys):
     assert "--out is empty" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--lr", "-1"], "--lr must be a positive number"),
-    (["--toy-size", "4000"], "--toy-size is for the built-in toy distributions (ring8"),
-    (["--eval-size", "2500"], "--eval-size is for the built-in toy distributions"),
-    (["--hidden", "64,0"], "--hidden must be 1 to 8 widths in 1..4096 (got [64, 0])"),
-    (["--hidden", "64,x"], "expected widths like 256,64, got '64,x'"),
-    (["--anneal", "bogus=1"], "--anneal bogus: WGAN-GP can anneal lr, gp_weight, ema"),
-    (["--anneal", "lr=-1"], "--anneal lr must be a positive number (got -1.0)"),
-    (["--cooldown", "bogus=1"], "--cooldown bogus: WGAN-GP can cool down lr, gp_weight, ema"),
-    (["--cooldown", "lr=-1"],  # what the last epoch would take: 1e-4 + (-1 - 1e-4) * 99/100
-     "--cooldown lr must be a positive number (got -0.989999) in epoch 200"),
-    (["--cooldown", "ema=1.5"], "--cooldown ema must be in [0, 1) (got 1.4949) in epoch 200"),
-    (["--cooldown", "lr=0", "--epochs", "99"], "--cooldown-epochs 100 is more than --epochs 99"),
-    (["--anneal", "lr=1e-3", "--cooldown", "lr=0", "--epochs", "139"],
-     "--anneal-epochs 40 and --cooldown-epochs 100 add up to more than --epochs 139"),
-    (["--batch-size", "0"], "--batch-size must be a positive integer"),
-    (["--epochs", "-2"], "--epochs must be a positive integer"),
-    (["--batch-size", "5000", "--n-critic", "2"],
-     "needs more training points than --train-size 7000"),
-    (["--nesterov"], "--nesterov is for --optimizer sgd, not rmsprop"),
-    (["--optimizer", "sgd", "--nesterov"], "--nesterov must be used with --momentum > 0"),
-    (["--optimizer", "adam", "--momentum", "0.9"],
-     "--momentum is for --optimizer sgd or rmsprop, not adam"),
-    (["--optimizer", "sgd", "--centered"], "--centered is for --optimizer rmsprop, not sgd"),
-    (["--betas", "0.5", "0.9"], "--betas is for --optimizer adam, not rmsprop"),
-    (["--test-size", "5000", "--train-size", "3000"], "give --test-size 4096 or less"),
-    (["--seeds", "0"], "--seeds must be a positive integer"),
-    (["--vary", "clip=0.1,0.2"], "--vary clip: WGAN-GP can vary lr, gp_weight"),
-    (["--vary", "lr=1e-4,-1"], "--lr must be a positive number (got -1.0)"),
-    (["--vary", "lr=fast"], "argument --vary: expected NAME=V1,V2,... with numbers"),
-    (["--gp-weight", "nan"], "--gp-weight must be a non-negative number"),
-    (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
-    (["--bogus"], "unrecognized arguments: --bogus"),
-    (["--train-size", "8192"], "points.mat:xx has 8192 rows, not more than --train-size 8192"),
-    (["--test-size", "1193"],
-     "points.mat:xx has 8192 rows, fewer than --train-size 7000 + --test-size 1193"),
-    (["--key", "yy"], "has no variable 'yy'; it has: a, b, c, d, xx"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--lr", "-1"], "--lr must be a positive number"),
+        (["--toy-size", "4000"], "--toy-size is for the built-in toy distributions (ring8"),
+        (["--eval-size", "2500"], "--eval-size is for the built-in toy distributions"),
+        (["--hidden", "64,0"], "--hidden must be 1 to 8 widths in 1..4096 (got [64, 0])"),
+        (["--hidden", "64,x"], "expected widths like 256,64, got '64,x'"),
+        (["--anneal", "bogus=1"], "--anneal bogus: WGAN-GP can anneal ema, lr, gp_weight"),
+        (["--anneal", "lr=-1"], "--anneal lr must be a positive number (got -1.0)"),
+        (["--cooldown", "bogus=1"], "--cooldown bogus: WGAN-GP can cool down ema, lr, gp_weight"),
+        (
+            ["--cooldown", "lr=-1"],  # what the last epoch would take: 1e-4 + (-1 - 1e-4) * 99/100
+            "--cooldown lr must be a positive number (got -0.989999) in epoch 200",
+        ),
+        (["--cooldown", "ema=1.5"], "--cooldown ema must be in [0, 1) (got 1.4949) in epoch 200"),
+        (
+            ["--cooldown", "lr=0", "--epochs", "99"],
+            "--cooldown-epochs 100 is more than --epochs 99",
+        ),
+        (
+            ["--anneal", "lr=1e-3", "--cooldown", "lr=0", "--epochs", "139"],
+            "--anneal-epochs 40 and --cooldown-epochs 100 add up to more than --epochs 139",
+        ),
+        (["--batch-size", "0"], "--batch-size must be a positive integer"),
+        (["--epochs", "-2"], "--epochs must be a positive integer"),
+        (
+            ["--batch-size", "5000", "--n-critic", "2"],
+            "needs more training points than --train-size 7000",
+        ),
+        (["--nesterov"], "--nesterov is for --optimizer sgd, not rmsprop"),
+        (["--optimizer", "sgd", "--nesterov"], "--nesterov must be used with --momentum > 0"),
+        (
+            ["--optimizer", "adam", "--momentum", "0.9"],
+            "--momentum is for --optimizer sgd or rmsprop, not adam",
+        ),
+        (["--optimizer", "sgd", "--centered"], "--centered is for --optimizer rmsprop, not sgd"),
+        (["--betas", "0.5", "0.9"], "--betas is for --optimizer adam, not rmsprop"),
+        (["--test-size", "5000", "--train-size", "3000"], "give --test-size 4096 or less"),
+        (["--seeds", "0"], "--seeds must be a positive integer"),
+        (["--vary", "clip=0.1,0.2"], "--vary clip: WGAN-GP can vary ema, lr, gp_weight"),
+        (["--vary", "lr=1e-4,-1"], "--lr must be a positive number (got -1.0)"),
+        (["--vary", "lr=fast"], "argument --vary: expected NAME=V1,V2,... with numbers"),
+        (["--gp-weight", "nan"], "--gp-weight must be a non-negative number"),
+        (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--train-size", "8192"], "points.mat:xx has 8192 rows, not more than --train-size 8192"),
+        (
+            ["--test-size", "1193"],
+            "points.mat:xx has 8192 rows, fewer than --train-size 7000 + --test-size 1193",
+        ),
+        (["--key", "yy"], "has no variable 'yy'; it has: a, b, c, d, xx"),
+    ],
+)
 def test_bad_flags_exit_2_with_one_line(flags, message, capsys, tmp_path):
     assert lab5.main("wgan_gp", [*flags, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
@@ -282,29 +365,55 @@ def test_bad_flags_exit_2_with_one_line(flags, message, capsys, tmp_path):
 
 def test_scripts_run_from_anywhere(tmp_path):
     """The variant scripts as users run them: from another folder, the shipped data found."""
-    script = lab5.ROOT / "variants" / "gan.py"
-    done = subprocess.run([sys.executable, script, *SMALL, "--epochs", "1", "--out", "out"],
-                          cwd=tmp_path, capture_output=True, text=True)
+    script = ROOT / "variants" / "gan.py"
+    done = subprocess.run(
+        [sys.executable, script, *SMALL, "--epochs", "1", "--out", "out"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "generator.pt").exists() and "done in" in done.stdout
-    bad = subprocess.run([sys.executable, script, "--data", "missing.mat"], cwd=tmp_path,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, script, "--data", "missing.mat"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stderr == "error: data file not found: missing.mat\n"
 
 
-@pytest.mark.parametrize("variant,specific", [
-    ("gan", ["--gan-loss"]),
-    ("wgan", ["--clip"]),
-    ("wgan_gp", ["--gp-weight"]),
-])
+@pytest.mark.parametrize(
+    "variant,specific",
+    [
+        ("gan", ["--gan-loss"]),
+        ("wgan", ["--clip"]),
+        ("wgan_gp", ["--gp-weight"]),
+    ],
+)
 def test_help_documents_every_common_flag(variant, specific, capsys):
     with pytest.raises(SystemExit) as done:
         lab5.main(variant, ["--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
-    for flag in ["--data", "--key", "--train-size", "--epochs", "--batch-size", "--lr",
-                 "--optimizer", "--noise-dim", "--seed", "--device", "--no-compile",
-                 "--frame-every", "--out", "--order", "--n-critic", *specific]:
+    for flag in [
+        "--data",
+        "--key",
+        "--train-size",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--optimizer",
+        "--noise-dim",
+        "--seed",
+        "--device",
+        "--no-compile",
+        "--frame-every",
+        "--out",
+        "--order",
+        "--n-critic",
+        *specific,
+    ]:
         assert flag in text
 
 
@@ -315,6 +424,7 @@ def run_on_a_terminal(argv: list[str], folder) -> str:
     import pty
     import struct
     import termios
+
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
     process = subprocess.Popen(argv, stdout=follower, stderr=follower, cwd=folder)
@@ -334,18 +444,29 @@ def run_on_a_terminal(argv: list[str], folder) -> str:
 
 def test_a_terminal_gets_a_progress_bar_and_a_pipe_only_the_lines(tmp_path):
     """Every line fits 100 columns but the run folder's full path, printed on its own."""
-    shutil.copy(lab5.ROOT / "data" / "points.mat", tmp_path / "points.mat")
-    argv = [sys.executable, lab5.ROOT / "variants" / "wgan.py", *SMALL, "--epochs", "30",
-            "--frame-every", "10", "--data", "points.mat"]
+    shutil.copy(ROOT / "data" / "points.mat", tmp_path / "points.mat")
+    argv = [
+        sys.executable,
+        ROOT / "variants" / "wgan.py",
+        *SMALL,
+        "--epochs",
+        "30",
+        "--frame-every",
+        "10",
+        "--data",
+        "points.mat",
+    ]
     shown = run_on_a_terminal([*argv, "--out", "tty"], tmp_path)
     lines = [line for line in re.split(r"[\r\n]", shown) if line.strip()]
     assert any(re.match(r"wgan +\d+/30 \|.*steps/s", line) for line in lines)  # the bar
     long = [line for line in lines if len(line) > 100]
     assert long == [line for line in long if line.startswith("run folder: /")]
     assert "run folder: " + str(tmp_path / "tty") + "/" in lines
-    piped = subprocess.run([*argv, "--out", "pipe"], capture_output=True, text=True,
-                           cwd=tmp_path)
+    piped = subprocess.run([*argv, "--out", "pipe"], capture_output=True, text=True, cwd=tmp_path)
     assert piped.returncode == 0 and "steps/s" not in piped.stdout and "\r" not in piped.stdout
-    assert [line.split()[1] for line in piped.stdout.splitlines()
-            if line.startswith("epoch")] == ["0/30", "1/30", *(f"{e}/30" for e in range(5, 31, 5))]
+    assert [line.split()[1] for line in piped.stdout.splitlines() if line.startswith("epoch")] == [
+        "0/30",
+        "1/30",
+        *(f"{e}/30" for e in range(5, 31, 5)),
+    ]
     assert [line for line in piped.stdout.splitlines() if len(line) > 100] == []

@@ -6,13 +6,35 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import LinearLR
 
+import config
 import lab5
 from tests.eager_reference import make_reference, reference_step
 
-LR, LR_START, GP, GP_START, EPOCHS = 0.001, 0.005, 0.001, 1.0, 2
-LR_END, GP_END, RUN_EPOCHS = 0.0, 0.1, 5
-ARGV = ["--train-size", "96", "--test-size", "32", "--batch-size", "16", "--epochs",
-        str(RUN_EPOCHS), "--lr", str(LR), "--frame-every", "0", "--eval-every", "0", "--no-compile"]
+LR = 0.001
+LR_START = 0.005
+GP = 0.001
+GP_START = 1.0
+EPOCHS = 2
+LR_END = 0.0
+GP_END = 0.1
+RUN_EPOCHS = 5
+ARGV = [
+    "--train-size",
+    "96",
+    "--test-size",
+    "32",
+    "--batch-size",
+    "16",
+    "--epochs",
+    str(RUN_EPOCHS),
+    "--lr",
+    str(LR),
+    "--frame-every",
+    "0",
+    "--eval-every",
+    "0",
+    "--no-compile",
+]
 
 
 def reference(cfg: dict, starts: dict, ends: dict) -> dict:
@@ -25,16 +47,25 @@ def reference(cfg: dict, starts: dict, ends: dict) -> dict:
     init = lab5.init_state(cfg, lab5.make_rng(cfg["seed"], "init"), "cpu")
     lr = starts.get("lr", cfg["lr"])
     ref = make_reference({**cfg, "lr": lr}, init["g"], init["d"])
-    schedules = [LinearLR(ref[o], start_factor=1.0, end_factor=cfg["lr"] / lr,
-                          total_iters=EPOCHS) for o in ("opt_g", "opt_d")]
-    rng, cooling = lab5.make_rng(cfg["seed"], "train"), cfg["epochs"] - EPOCHS
+    schedules = [
+        LinearLR(ref[o], start_factor=1.0, end_factor=cfg["lr"] / lr, total_iters=EPOCHS)
+        for o in ("opt_g", "opt_d")
+    ]
+    rng = lab5.make_rng(cfg["seed"], "train")
+    cooling = cfg["epochs"] - EPOCHS
     for epoch in range(cfg["epochs"]):
         if epoch == cooling and "lr" in ends:  # LinearLR goes on from the lr the group has
-            schedules += [LinearLR(ref[o], start_factor=1.0, end_factor=ends["lr"] / cfg["lr"],
-                                   total_iters=EPOCHS) for o in ("opt_g", "opt_d")]
+            schedules += [
+                LinearLR(
+                    ref[o], start_factor=1.0, end_factor=ends["lr"] / cfg["lr"], total_iters=EPOCHS
+                )
+                for o in ("opt_g", "opt_d")
+            ]
         if "gp_weight" in cfg:
-            start, t = starts.get("gp_weight", cfg["gp_weight"]), min(epoch / EPOCHS, 1.0)
-            end, u = ends.get("gp_weight", cfg["gp_weight"]), max(epoch - cooling, 0) / EPOCHS
+            start = starts.get("gp_weight", cfg["gp_weight"])
+            t = min(epoch / EPOCHS, 1.0)
+            end = ends.get("gp_weight", cfg["gp_weight"])
+            u = max(epoch - cooling, 0) / EPOCHS
             gp = start + (cfg["gp_weight"] - start) * t + (end - cfg["gp_weight"]) * u
             ref["cfg"] = {**cfg, "gp_weight": gp}
         batches = lab5.epoch_batches(train, cfg, steps, rng, "cpu")
@@ -46,44 +77,62 @@ def reference(cfg: dict, starts: dict, ends: dict) -> dict:
 
 
 def flag(name: str, values: dict) -> list[str]:
-    return [f"--{name}", ",".join(f"{k}={v}" for k, v in values.items()),
-            f"--{name}-epochs", str(EPOCHS)] if values else []
+    return (
+        [
+            f"--{name}",
+            ",".join(f"{k}={v}" for k, v in values.items()),
+            f"--{name}-epochs",
+            str(EPOCHS),
+        ]
+        if values
+        else []
+    )
 
 
-@pytest.mark.parametrize("variant,starts,ends", [
-    ("wgan", {"lr": LR_START}, {}),
-    ("wgan_gp", {"lr": LR_START}, {}),
-    ("wgan_gp", {"gp_weight": GP_START}, {}),
-    ("wgan_gp", {"lr": LR_START, "gp_weight": GP_START}, {}),
-    ("gan", {}, {"lr": LR_END}),
-    ("wgan_gp", {}, {"lr": LR_END, "gp_weight": GP_END}),
-    ("wgan_gp", {"lr": LR_START, "gp_weight": GP_START}, {"lr": LR_END, "gp_weight": GP_END})])
+@pytest.mark.parametrize(
+    "variant,starts,ends",
+    [
+        ("wgan", {"lr": LR_START}, {}),
+        ("wgan_gp", {"lr": LR_START}, {}),
+        ("wgan_gp", {"gp_weight": GP_START}, {}),
+        ("wgan_gp", {"lr": LR_START, "gp_weight": GP_START}, {}),
+        ("gan", {}, {"lr": LR_END}),
+        ("wgan_gp", {}, {"lr": LR_END, "gp_weight": GP_END}),
+        ("wgan_gp", {"lr": LR_START, "gp_weight": GP_START}, {"lr": LR_END, "gp_weight": GP_END}),
+    ],
+)
 def test_scheduled_values_move_per_epoch_as_the_reference_s(tmp_path, variant, starts, ends):
     argv = [*ARGV, *flag("anneal", starts), *flag("cooldown", ends)]
     if variant == "wgan_gp":
         argv += ["--gp-weight", str(GP)]
-    cfg = lab5.parse_config(variant, [*argv, "--out", str(tmp_path / "run")])
+    cfg = config.parse_config(variant, [*argv, "--out", str(tmp_path / "run")])
     lab5.train(cfg)
-    run = {"g": torch.load(tmp_path / "run" / "generator_raw.pt"),
-           "d": torch.load(tmp_path / "run" / "critic.pt")}
+    run = {
+        "g": torch.load(tmp_path / "run" / "generator_raw.pt"),
+        "d": torch.load(tmp_path / "run" / "critic.pt"),
+    }
     torch.testing.assert_close(run, reference(cfg, starts, ends), rtol=2e-4, atol=2e-6)
     schedules = {"starts": starts, "ends": ends}
     for part, values in schedules.items():  # without any one of the schedules' values
         for name in values:
             less = {**schedules, part: {k: v for k, v in values.items() if k != name}}
             expected = reference(cfg, less["starts"], less["ends"])
-            assert any(not torch.allclose(run["g"][k], expected["g"][k], rtol=2e-3, atol=2e-5)
-                       for k in run["g"]), (part, name)
+            assert any(
+                not torch.allclose(run["g"][k], expected["g"][k], rtol=2e-3, atol=2e-5)
+                for k in run["g"]
+            ), (part, name)
 
 
 def test_each_member_anneals_to_its_own_value_in_tensors_of_its_own():
     """Each member's own end (here the --vary'd --lr), in a tensor per optimiser: one shared by
     both would be an aliased input, which the compiled step would recompile for."""
-    cfg = lab5.parse_config("wgan_gp", ["--vary", "lr=0.001,0.002", "--anneal",
-                                        "lr=0.004,gp_weight=0.1"])
-    members = lab5.member_configs(cfg)
-    state = lab5.with_hyper(lab5.init_members(members, "cpu"),
-                            [lab5.scheduled(m, 21) for m in members])
+    cfg = config.parse_config(
+        "wgan_gp", ["--vary", "lr=0.001,0.002", "--anneal", "lr=0.004,gp_weight=0.1"]
+    )
+    members = config.member_configs(cfg)
+    state = lab5.with_hyper(
+        lab5.init_members(members, "cpu"), [config.scheduled(m, 21) for m in members]
+    )
     for opt in ("g_opt", "d_opt"):
         assert state[opt]["lr"].tolist() == pytest.approx([0.0025, 0.003])
     assert state["hyper"]["gp_weight"].tolist() == pytest.approx([0.0505, 0.0505])
@@ -91,15 +140,17 @@ def test_each_member_anneals_to_its_own_value_in_tensors_of_its_own():
 
 
 def test_without_annealing_the_state_is_left_as_it_is():
-    cfg = lab5.parse_config("wgan_gp", [])
-    state = lab5.init_members(lab5.member_configs(cfg), "cpu")
-    after = lab5.with_hyper(state, [lab5.scheduled(cfg, 1)])
+    cfg = config.parse_config("wgan_gp", [])
+    state = lab5.init_members(config.member_configs(cfg), "cpu")
+    after = lab5.with_hyper(state, [config.scheduled(cfg, 1)])
     assert all(after[k][n] is state[k][n] for k in ("g_opt", "d_opt", "hyper") for n in state[k])
 
 
 def test_the_anneal_may_end_where_the_cooldown_starts():
     """40 + 100 epochs in 140: the flag's lr in epoch 41 only, as each schedule has it alone."""
-    cfg = lab5.parse_config("wgan_gp", ["--epochs", "140", "--anneal", "lr=1e-3", "--cooldown",
-                                        "lr=0"])
-    assert [lab5.scheduled(cfg, e)["lr"] for e in (1, 40, 41, 42, 140)] == \
-        pytest.approx([1e-3, 1.225e-4, 1e-4, 0.99e-4, 0.01e-4])
+    cfg = config.parse_config(
+        "wgan_gp", ["--epochs", "140", "--anneal", "lr=1e-3", "--cooldown", "lr=0"]
+    )
+    assert [config.scheduled(cfg, e)["lr"] for e in (1, 40, 41, 42, 140)] == pytest.approx(
+        [1e-3, 1.225e-4, 1e-4, 0.99e-4, 0.01e-4]
+    )

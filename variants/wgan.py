@@ -1,5 +1,6 @@
 """WGAN with the report's settings: a critic without sigmoid or logs, its weights clipped to
 [-c, c] after every update, RMSprop at lr 1e-4 for 200 epochs. `--help` lists every flag."""
+
 import sys
 from pathlib import Path
 

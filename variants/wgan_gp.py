@@ -1,5 +1,6 @@
 """WGAN-GP with the report's settings: no clipping, a gradient penalty of weight 0.001 on random
 interpolates, RMSprop at lr 1e-4 for 200 epochs. `--help` lists every flag."""
+
 import sys
 from pathlib import Path
 

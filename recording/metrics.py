@@ -20,8 +20,18 @@ MODE_COLUMNS = ["modes", "hq", "reverse_kl"]
 
 
 def metric_columns(variant: str, modes: bool = False) -> list[str]:
-    return ["epoch", "g_loss", "d_loss", *(["penalty"] if variant == "wgan_gp" else []), "energy",
-            "precision", "recall", *(MODE_COLUMNS if modes else []), "w1", "seconds"]
+    return [
+        "epoch",
+        "g_loss",
+        "d_loss",
+        *(["penalty"] if variant == "wgan_gp" else []),
+        "energy",
+        "precision",
+        "recall",
+        *(MODE_COLUMNS if modes else []),
+        "w1",
+        "seconds",
+    ]
 
 
 def wasserstein1(x: np.ndarray, y: np.ndarray) -> float:
@@ -65,20 +75,29 @@ def precision_recall(x: np.ndarray, y: np.ndarray, k: int = NEIGHBOURS) -> tuple
 def describe_test_set(test: np.ndarray, k: int = NEIGHBOURS) -> dict:
     """What every epoch's comparison needs of the test set, computed once."""
     distances = cdist(test, test)
-    return {"points": test, "spread": float(distances.mean()), "radii": knn_radii(distances, k),
-            "k": k}
+    return {
+        "points": test,
+        "spread": float(distances.mean()),
+        "radii": knn_radii(distances, k),
+        "k": k,
+    }
 
 
 def sample_metrics(fake: np.ndarray, test: dict) -> dict:
     """The cheap distances, every epoch: energy distance, precision and recall to the test set.
     The generated set's own distances come as one triangle (pdist) and its k-NN radii from a
     k-d tree, half the work of the full matrix: they run once per member and epoch."""
-    d_ft, n, k = cdist(fake, test["points"]), len(fake), test["k"]
-    own_mean = 2 * pdist(fake).sum() / n ** 2  # the zero diagonal included, as in cdist's mean
+    d_ft = cdist(fake, test["points"])
+    n = len(fake)
+    k = test["k"]
+    own_mean = 2 * pdist(fake).sum() / n**2  # the zero diagonal included, as in cdist's mean
     radii = cKDTree(fake).query(fake, k=k + 1)[0][:, k]  # [0] is each point itself
     precision, recall = precision_recall_from(d_ft, radii, test["radii"])
-    return {"energy": float(2 * d_ft.mean() - own_mean - test["spread"]),
-            "precision": precision, "recall": recall}
+    return {
+        "energy": float(2 * d_ft.mean() - own_mean - test["spread"]),
+        "precision": precision,
+        "recall": recall,
+    }
 
 
 def mode_metrics(points: np.ndarray, means: np.ndarray, std: float) -> dict:
@@ -87,29 +106,46 @@ def mode_metrics(points: np.ndarray, means: np.ndarray, std: float) -> dict:
     least one such point, `hq` is their fraction of all points, and `reverse_kl` is
     KL(modes of the high-quality points ‖ uniform over modes) (NaN when there are none)."""
     distances = cdist(points, means)
-    nearest, good = distances.argmin(axis=1), distances.min(axis=1) <= HIGH_QUALITY_SDS * std
+    nearest = distances.argmin(axis=1)
+    good = distances.min(axis=1) <= HIGH_QUALITY_SDS * std
     counts = np.bincount(nearest[good], minlength=len(means))
     share = counts / max(counts.sum(), 1)
     reverse_kl = float(np.sum(xlogy(share, share * len(means)))) if counts.sum() else math.nan
     return {"modes": int((counts > 0).sum()), "hq": float(good.mean()), "reverse_kl": reverse_kl}
 
 
-def noise_floor(train: np.ndarray, test: np.ndarray, rng: torch.Generator, draws: int = 10,
-                modes: dict | None = None, counted: int = 0) -> dict:
+def noise_floor(
+    train: np.ndarray,
+    test: np.ndarray,
+    rng: torch.Generator,
+    draws: int = 10,
+    modes: dict | None = None,
+    counted: int = 0,
+) -> dict:
     """What a perfect generator would score: the metrics of samples of the training set of the
     test set's size against the test set (mean, and standard deviation over draws); the mode
     metrics, which depend on how many points they count, on `counted` points where given."""
-    reference, scores = describe_test_set(test), []
+    reference = describe_test_set(test)
+    scores = []
     for _ in range(draws):
         sample = train[torch.randperm(len(train), generator=rng)[: len(test)].numpy()]
-        counted_sample = train[torch.randperm(len(train), generator=rng)[:counted].numpy()] \
-            if counted and modes else sample
-        scores.append({"w1": wasserstein1(sample, test), **sample_metrics(sample, reference),
-                       **(mode_metrics(counted_sample, **modes) if modes else {})})
+        counted_sample = (
+            train[torch.randperm(len(train), generator=rng)[:counted].numpy()]
+            if counted and modes
+            else sample
+        )
+        scores.append(
+            {
+                "w1": wasserstein1(sample, test),
+                **sample_metrics(sample, reference),
+                **(mode_metrics(counted_sample, **modes) if modes else {}),
+            }
+        )
     floor = {"draws": draws}
     for key in scores[0]:
         values = [score[key] for score in scores]
-        floor[key], floor[f"{key}_sd"] = float(np.mean(values)), float(np.std(values))
+        floor[key] = float(np.mean(values))
+        floor[f"{key}_sd"] = float(np.std(values))
     return floor
 
 

@@ -10,8 +10,11 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 from tqdm import tqdm
+
+from recording.run import Run
 
 COLUMNS = 100
 
@@ -19,9 +22,19 @@ COLUMNS = 100
 def progress_bar(epochs: int, title: str, done: int = 0) -> tqdm:
     """Epochs done, time left and steps per second; silent when stdout is not a terminal."""
     width = min(COLUMNS, shutil.get_terminal_size((COLUMNS, 20)).columns or COLUMNS)
-    return tqdm(total=epochs, initial=done, desc=title, unit="epoch", ncols=width,
-                file=sys.stdout, disable=None, dynamic_ncols=False, leave=False, mininterval=0.5,
-                bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}{postfix}")
+    return tqdm(
+        total=epochs,
+        initial=done,
+        desc=title,
+        unit="epoch",
+        ncols=width,
+        file=sys.stdout,
+        disable=None,
+        dynamic_ncols=False,
+        leave=False,
+        mininterval=0.5,
+        bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}<{remaining}{postfix}",
+    )
 
 
 def say(bar: tqdm | None, line: str) -> None:
@@ -44,6 +57,33 @@ def show(bar: tqdm | None, lines: list[str], message: dict, cfg: dict, steps: in
     return bar
 
 
+class Progress(NamedTuple):
+    show: Callable[[list[str], dict], None]  # the recorder's lines, and a message from training
+    close: Callable[[], None]  # the bar goes, where there is one
+
+
+def progress(cfg: dict, steps: int) -> Progress:
+    """What a run shows while it trains (show, above), holding its bar between messages."""
+    bar = None
+
+    def show_message(lines: list[str], message: dict) -> None:
+        nonlocal bar
+        bar = show(bar, lines, message, cfg, steps)
+
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return Progress(show_message, close)
+
+
+def floor_line(floor: dict) -> str:
+    return (
+        f"noise floor (test set vs training samples of its size): W1 {floor['w1']:.4f} ± "
+        f"{floor['w1_sd']:.4f}, energy {floor['energy']:.5f}"
+    )
+
+
 def times_floor(value: float, floor: float) -> str:
     return f" ({value / floor:.1f}× floor)" if floor > 0 else ""
 
@@ -55,8 +95,10 @@ def epoch_line(epoch: int, epochs: int, row: dict, floor_w1: float) -> str:
     spread = f" ± {row['w1_se']:.4f}" if w1 is not None and row["members"] > 1 else ""
     distance = f"  W1 {w1:.4f}{spread}{times_floor(w1, floor_w1)}" if w1 is not None else ""
     members = f"  ({row['members']} models)" if row["members"] > 1 else ""
-    return (f"epoch {epoch:4d}/{epochs}{distance}  energy {row['energy_mean']:.5f}  "
-            f"precision {row['precision_mean']:.2f}  recall {row['recall_mean']:.2f}{members}")
+    return (
+        f"epoch {epoch:4d}/{epochs}{distance}  energy {row['energy_mean']:.5f}  "
+        f"precision {row['precision_mean']:.2f}  recall {row['recall_mean']:.2f}{members}"
+    )
 
 
 def short(path) -> str:
@@ -64,34 +106,53 @@ def short(path) -> str:
     return min(str(path), os.path.relpath(path), key=len)
 
 
-def start_message(run: dict) -> str:
+def plural(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def start_message(run: Run) -> str:
     """What a run is about to do, from the facts lab5 worked out for it."""
-    plural = lambda n, what: f"{n} {what}{'s' * (n != 1)}"  # noqa: E731
-    cfg = run["cfg"]
+    cfg = run.cfg
     how = "eager" if cfg["no_compile"] else "compiled"
     threads = plural(cfg["threads"], "thread") if cfg["threads"] else "torch's threads"
-    return (f"lab5 {cfg['variant']}: {plural(len(run['members']), 'model')} in one vmapped step, "
-            f"{how}, {run['device']} ({threads}), {run['steps']} steps per epoch\n"
-            f"data: {len(run['train'])} train / {len(run['test'])} test points from "
-            f"{short(run['source'])}\nrun folder: {Path(run['folder']).resolve()}/")
+    models = plural(len(run.members), "model")
+    return (
+        f"lab5 {cfg['variant']}: {models} in one vmapped step, {how}, {run.device} ({threads}), "
+        f"{run.steps} steps per epoch\n"
+        f"data: {len(run.train)} train / {len(run.test)} test points from {short(run.source)}\n"
+        f"run folder: {Path(run.folder).resolve()}/"
+    )
 
 
 def compile_message(eager: bool) -> str:
     if eager:
         return "running the step eagerly (--no-compile): slower, and no compile to wait for"
-    return ("compiling the training step: about 20 s the first time, a few seconds once torch's "
-            "cache holds it")
+    return (
+        "compiling the training step: about 20 s the first time, a few seconds once torch's "
+        "cache holds it"
+    )
+
+
+def print_end(summary: dict, folder) -> None:
+    """The end message: on stdout for a completed run, else on stderr."""
+    out = sys.stdout if summary["status"] == "completed" else sys.stderr
+    print(end_message(summary, folder), flush=True, file=out)
 
 
 def end_message(summary: dict, folder) -> str:
     """What a run did: its times when it completed; otherwise what its folder keeps. The
     folder's full path on a line of its own (a path is as long as it is)."""
-    done, status = summary["epochs_done"], summary["status"]
+    done = summary["epochs_done"]
+    status = summary["status"]
     where = f"\nrun folder: {Path(folder).resolve()}/"
     if status == "completed":
-        return (f"done in {summary['wall_s']:.1f} s (compiling {summary['warm_up_s']:.1f} s, "
-                f"training {summary['train_s']:.1f} s; recording {summary['record_s']:.1f} s "
-                f"beside it){where}")
+        return (
+            f"done in {summary['wall_s']:.1f} s (compiling {summary['warm_up_s']:.1f} s, "
+            f"training {summary['train_s']:.1f} s; recording {summary['record_s']:.1f} s "
+            f"beside it){where}"
+        )
     which = f" ({', '.join(summary['diverged_members'])})" if status == "diverged" else ""
-    return (f"{status}{which} in epoch {done + 1}: the run folder keeps epochs 0-{done} "
-            f"(metrics, frames, parameters, checkpoint: --resume goes on){where}")
+    return (
+        f"{status}{which} in epoch {done + 1}: the run folder keeps epochs 0-{done} "
+        f"(metrics, frames, parameters, checkpoint: --resume goes on){where}"
+    )

@@ -1,0 +1,644 @@
+"""A run's config: every flag once, the presets, and how a command line becomes a checked config.
+
+A flag is one `Flag` in `FLAGS`: its default, its help, what a valid value is, and the facts the
+rest of lab5 reads off it (whether --resume may change it, whether each member holds it as a
+tensor, whether it says where a run goes rather than how it trains). A config is the dict of
+every flag's value (keys as in FLAGS, plus "variant"), which is also what config.json holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import torch
+
+from data.points import TOY_DATA, file_sha256, find_data
+from errors import UserError
+
+VARIANTS = ("gan", "wgan", "wgan_gp")
+OPTIMIZERS = ("rmsprop", "sgd", "adam")
+TITLES = {"gan": "GAN", "wgan": "WGAN", "wgan_gp": "WGAN-GP"}
+MAX_HIDDEN = 8  # hidden layers a network may have
+
+
+class Rule(NamedTuple):
+    """What a valid value of a flag is, in words (as an error message says it) and as a test."""
+
+    text: str
+    test: Callable[[object], bool]
+
+
+POSITIVE_INT = Rule("a positive integer", lambda v: v >= 1)
+NON_NEGATIVE_INT = Rule("a non-negative integer", lambda v: v >= 0)
+POSITIVE = Rule("a positive number", lambda v: math.isfinite(v) and v > 0)
+NON_NEGATIVE = Rule("a non-negative number", lambda v: math.isfinite(v) and v >= 0)
+AT_LEAST_ONE = Rule("a number of at least 1", lambda v: math.isfinite(v) and v >= 1)
+FRACTION = Rule("in [0, 1)", lambda v: 0 <= v < 1)
+TWO_FRACTIONS = Rule("two numbers in [0, 1)", lambda v: all(0 <= b < 1 for b in v))
+SIZE = Rule("a count or a fraction in (0, 1)", lambda v: isinstance(v, int) and v >= 1 or 0 < v < 1)
+SIZE_OR_ZERO = Rule(
+    "0, a count or a fraction in (0, 1)", lambda v: isinstance(v, int) and v >= 0 or 0 < v < 1
+)
+WIDTHS = Rule(
+    f"1 to {MAX_HIDDEN} widths in 1..4096",
+    lambda v: 1 <= len(v) <= MAX_HIDDEN and all(1 <= w <= 4096 for w in v),
+)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One command-line flag, `--name` for the FLAGS key `name` with - for _."""
+
+    default: object  # the value, or {variant: value} where the variants differ
+    help: str  # what --help says it does
+    group: str  # the --help section that lists it
+    rule: Rule | None = None  # what a valid value is (None: any its type or choices allow)
+    choices: tuple | None = None  # the names it takes, where it takes names
+    variants: tuple = VARIANTS  # the variants that have it
+    optimizers: tuple = OPTIMIZERS  # a value given with another --optimizer is an error
+    parse: Callable | None = None  # how to read it, where the default's type does not say
+    resumable: bool = False  # --resume may change it: it changes no number of the training
+    per_member: bool = False  # a tensor per member in the state: --vary, --anneal, --cooldown
+    place: bool = False  # where the run is written or run, not a setting: left out of "changed"
+
+
+def parse_size(text: str) -> int | float:
+    """A --train-size or --test-size: '7000' points, or '0.85' of the file's."""
+    return int(text) if text.strip().lstrip("+-").isdigit() else float(text)
+
+
+def parse_vary(text: str) -> tuple[str, list[float]]:
+    """'lr=1e-4,3e-4' -> ('lr', [0.0001, 0.0003])"""
+    name, _, values = text.partition("=")
+    try:
+        return name.replace("-", "_"), [float(v) for v in values.split(",")]
+    except ValueError:
+        message = f"expected NAME=V1,V2,... with numbers, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def parse_widths(text: str) -> list[int]:
+    """'512,512,512' -> [512, 512, 512]: the hidden layers' widths, input side first"""
+    try:
+        return [int(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected widths like 256,64, got {text!r}") from None
+
+
+def parse_values(text: str) -> dict[str, float]:
+    """'lr=5e-4,gp_weight=0.1' -> {'lr': 0.0005, 'gp_weight': 0.1}"""
+    try:
+        pairs = [part.split("=") for part in text.split(",")]
+        return {name.replace("-", "_"): float(value) for name, value in pairs}
+    except ValueError:
+        message = f"expected NAME=VALUE,... with numbers, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+DATA = "data"
+LOOP = "model and training"
+OPT = "optimiser (both networks)"
+ENSEMBLE = "ensembles: several models in one vmapped step"
+RUN = "run"
+RMSPROP = ("rmsprop",)
+# The report fixes RMSprop, lr 1e-4 for both networks, 200 epochs; what it leaves open was
+# chosen by a search over seeds (docs/defaults.md); --preset report is its literal loop.
+FLAGS = {
+    "preset": Flag(
+        None,
+        "a named recipe (its flags are listed at the end): its flags first, then the ones "
+        "given, which override them",
+        RUN,
+        choices=("report", "fast", "toy"),
+        resumable=True,  # it sets other flags, which --resume checks one by one
+        place=True,
+    ),
+    "data": Flag(
+        "data/points.mat",
+        "points: .mat, .npy, .npz, .csv, .tsv, .txt (docs/data.md); or a toy distribution: "
+        + ", ".join(TOY_DATA),
+        DATA,
+    ),
+    "key": Flag(None, "the array in a .mat (default xx) or .npz (default: its only one)", DATA),
+    "delimiter": Flag(None, "of a text file's columns: , tab ; space (default: found)", DATA),
+    "train_size": Flag(
+        7000 / 8192,
+        "training points, after a seeded shuffle: a count, or a fraction of the file's "
+        "(default: the report's 7000 of 8192)",
+        DATA,
+        SIZE,
+        parse=parse_size,
+    ),
+    "test_size": Flag(
+        0,
+        "held-out points for the distances, as --train-size (0: the rest)",
+        DATA,
+        SIZE_OR_ZERO,
+        parse=parse_size,
+    ),
+    "data_seed": Flag(
+        0, "seed of the split, apart from --seed: seeds share one split", DATA, NON_NEGATIVE_INT
+    ),
+    "toy_size": Flag(
+        8192, "points drawn from a toy distribution, before the split", DATA, POSITIVE_INT
+    ),
+    "eval_size": Flag(
+        0,
+        "generated points the mode metrics count on a toy mixture (0: as many as test points)",
+        DATA,
+        NON_NEGATIVE_INT,
+    ),
+    "epochs": Flag(
+        200, "passes of the critic over the training points", LOOP, POSITIVE_INT, resumable=True
+    ),
+    "batch_size": Flag(
+        {"gan": 32, "wgan": 64, "wgan_gp": 16}, "points per critic update", LOOP, POSITIVE_INT
+    ),
+    "n_critic": Flag(1, "critic updates per generator update", LOOP, POSITIVE_INT),
+    "order": Flag(
+        {"gan": "g-first", "wgan": "d-first", "wgan_gp": "g-first"},
+        "who sees whose update: docs/defaults.md",
+        LOOP,
+        choices=("g-first", "d-first", "simultaneous"),
+    ),
+    "noise_dim": Flag(8, "dimension of the generator's noise z ~ N(0, I)", LOOP, POSITIVE_INT),
+    "hidden": Flag(
+        (256, 64),
+        "hidden layers' widths of both networks (the report's: 256,64)",
+        LOOP,
+        WIDTHS,
+        parse=parse_widths,
+    ),
+    "critic_hidden": Flag(
+        None,
+        "the critic's widths, where they differ from --hidden's",
+        LOOP,
+        WIDTHS,
+        parse=parse_widths,
+    ),
+    "init": Flag(
+        {"gan": "torch", "wgan": "torch", "wgan_gp": "kaiming"},
+        "torch: nn.Linear's; kaiming: N(0, 2/fan_in), zero biases",
+        LOOP,
+        choices=("torch", "kaiming"),
+    ),
+    "critic_init": Flag(
+        None,
+        "the critic's initialisation, where it differs from --init's",
+        LOOP,
+        choices=("torch", "kaiming"),
+    ),
+    "seed": Flag(
+        0, "seed of the initialisation, the batches and the noise", LOOP, NON_NEGATIVE_INT
+    ),
+    "ema": Flag(
+        0.99,
+        "decay of the generator's moving average, which is sampled, drawn and saved (0: none, "
+        "the generator itself)",
+        LOOP,
+        FRACTION,
+        per_member=True,
+    ),
+    "ema_start": Flag(
+        1, "epoch whose first step starts the average (before: the generator)", LOOP, POSITIVE_INT
+    ),
+    "optimizer": Flag("rmsprop", "update rule", OPT, choices=OPTIMIZERS),
+    "lr": Flag(1e-4, "learning rate of both networks", OPT, POSITIVE, per_member=True),
+    "momentum": Flag(0.0, "momentum", OPT, FRACTION, optimizers=("sgd", "rmsprop")),
+    "nesterov": Flag(False, "Nesterov momentum", OPT, optimizers=("sgd",)),
+    "weight_decay": Flag(0.0, "L2 penalty added to the gradient", OPT, NON_NEGATIVE),
+    "rms_alpha": Flag(
+        {"gan": 0.99, "wgan": 0.99, "wgan_gp": 0.9},
+        "decay of the squared-gradient average",
+        OPT,
+        FRACTION,
+        optimizers=RMSPROP,
+    ),
+    "centered": Flag(False, "divide by the gradient's variance", OPT, optimizers=RMSPROP),
+    "betas": Flag([0.9, 0.999], "moment decay rates", OPT, TWO_FRACTIONS, optimizers=("adam",)),
+    "opt_eps": Flag(1e-8, "added to the denominator", OPT, POSITIVE, optimizers=(*RMSPROP, "adam")),
+    "gan_loss": Flag(
+        "minimax",
+        "minimax (the report's): minimise log(1 - D(G(z))); nonsaturating: maximise log D(G(z))",
+        "GAN only",
+        choices=("minimax", "nonsaturating"),
+        variants=("gan",),
+    ),
+    "clip": Flag(
+        0.03,
+        "critic parameters are clipped to [-clip, clip] after each update",
+        "WGAN only",
+        POSITIVE,
+        variants=("wgan",),
+        per_member=True,
+    ),
+    "gp_weight": Flag(
+        0.001,
+        "weight of the gradient penalty (the report's 0.001)",
+        "WGAN-GP only",
+        NON_NEGATIVE,
+        variants=("wgan_gp",),
+        per_member=True,
+    ),
+    "seeds": Flag(
+        1,
+        "train seeds --seed ... --seed+E-1 together, each in a folder in --out",
+        ENSEMBLE,
+        POSITIVE_INT,
+    ),
+    "vary": Flag(
+        None,
+        "NAME=V1,V2: a model per value of lr (or gp_weight, clip) and seed",
+        ENSEMBLE,
+        parse=parse_vary,
+    ),
+    "anneal": Flag(
+        None,
+        "NAME=START,...: start lr (or gp_weight, clip, ema) at START, moving linearly to its "
+        "flag's value over --anneal-epochs",
+        LOOP,
+        parse=parse_values,
+    ),
+    "anneal_epochs": Flag(
+        40, "epochs over which --anneal's values reach their flags'", LOOP, POSITIVE_INT
+    ),
+    "cooldown": Flag(
+        None,
+        "NAME=END,...: move lr (or gp_weight, clip, ema) linearly from its flag's value towards "
+        "END (reached one epoch after the last: lr=0 is fine) over the last --cooldown-epochs",
+        LOOP,
+        parse=parse_values,
+    ),
+    "cooldown_epochs": Flag(
+        100, "the last epochs, in which --cooldown's values move", LOOP, POSITIVE_INT
+    ),
+    "device": Flag(
+        "auto", "auto: CUDA when there is one", RUN, choices=("auto", "cpu", "cuda"), place=True
+    ),
+    "no_compile": Flag(False, "run the step eagerly instead of through torch.compile", RUN),
+    "threads": Flag(
+        1,
+        "CPU threads that train (0: torch's default); recording has its own",
+        RUN,
+        NON_NEGATIVE_INT,
+    ),
+    "frame_every": Flag(
+        5,
+        "draw a frame every K epochs and at the last (0: none)",
+        RUN,
+        NON_NEGATIVE_INT,
+        resumable=True,
+    ),
+    "eval_every": Flag(
+        5,
+        "exact W1 every K epochs, at frames and at the last",
+        RUN,
+        NON_NEGATIVE_INT,
+        resumable=True,
+    ),
+    "fit_factor": Flag(
+        2.0,
+        "fitted: W1 stays within F × the noise floor from then on",
+        RUN,
+        AT_LEAST_ONE,
+        resumable=True,
+    ),
+    "out": Flag(
+        {v: f"runs/{v}" for v in VARIANTS},
+        "run folder; one that holds a run is kept and the run goes to the first free OUT2, "
+        "OUT3, ...",
+        RUN,
+        place=True,
+    ),
+    "overwrite": Flag(
+        False, "write into --out even if it holds a run, deleting that run", RUN, place=True
+    ),
+    "resume": Flag(
+        None,
+        "continue the run in DIR from its checkpoint (--epochs extends it)",
+        RUN,
+        parse=str,
+        resumable=True,
+        place=True,
+    ),
+}
+PER_MEMBER = tuple(name for name, flag in FLAGS.items() if flag.per_member)
+
+# ---- Presets: the recipes people ask for by name, each a list of flags per variant -----------
+
+# The report's loop, literally: its code's simultaneous update, one critic step per generator
+# step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init,
+# RMSprop's alpha, no averaging); WGAN's clip, which it does not give, at lab5's first 0.1.
+REPORT_LOOP = ["--order", "simultaneous", "--n-critic", "1", "--batch-size", "64"]
+REPORT_LOOP += ["--init", "torch", "--ema", "0", "--rms-alpha", "0.99"]
+# WGAN-GP by epoch 30 in every seed measured (RESULTS.md §8): lr 5e-4 and penalty 0.3 in epoch
+# 1, back at the report's by epoch 41, and the learning rate cooled to 0 over the last 100.
+FAST_START = ["--anneal", "lr=0.0005,gp_weight=0.3,ema=0.99", "--ema", "0.999"]
+FAST_START += ["--cooldown", "lr=0"]
+# The toy benchmark (RESULTS.md §4.1): PacGAN's protocol (100,000 points drawn, the mode
+# metrics over 2,500 generated ones, W1 against 1,000 held out) and the settings a search on
+# seeds 1000-1002 chose: small networks, Adam at a rate falling from 1e-3 to 1e-5 over the run.
+TOY = ["--data", "ring8", "--toy-size", "100000", "--train-size", "99000", "--test-size", "1000"]
+TOY += ["--eval-size", "2500", "--hidden", "128,128,128", "--critic-hidden", "64,64,64"]
+TOY += ["--optimizer", "adam", "--batch-size", "256", "--lr", "1e-5", "--anneal", "lr=1e-3"]
+TOY += ["--epochs", "150", "--anneal-epochs", "150", "--ema", "0.999"]
+TOY_VARIANT = {
+    "gan": ["--betas", "0.5", "0.999", "--gan-loss", "nonsaturating"],
+    "wgan": ["--betas", "0.5", "0.999", "--clip", "0.1", "--n-critic", "5"],
+    "wgan_gp": ["--betas", "0.5", "0.9", "--gp-weight", "0.1", "--n-critic", "5"],
+}
+PRESETS = {
+    "report": {"gan": REPORT_LOOP, "wgan": [*REPORT_LOOP, "--clip", "0.1"], "wgan_gp": REPORT_LOOP},
+    "fast": {"wgan_gp": FAST_START},
+    "toy": {variant: [*TOY, *flags] for variant, flags in TOY_VARIANT.items()},
+}
+
+
+def preset_flags(variant: str, name: str | None) -> list[str]:
+    """The flags --preset NAME stands for (none without a preset)."""
+    if name is None:
+        return []
+    if variant not in PRESETS[name]:
+        have = [preset for preset, flags in PRESETS.items() if variant in flags]
+        raise UserError(
+            f"--preset {name} is for {', '.join(map(TITLES.get, PRESETS[name]))}; "
+            f"{TITLES[variant]} has {', '.join(have)}"
+        )
+    return list(PRESETS[name][variant])
+
+
+def flag_lines(flags: list[str], width: int) -> list[str]:
+    """A command line's flags, each with its values, in lines of at most `width` characters."""
+    groups = []
+    for token in flags:
+        if token.startswith("--"):
+            groups.append(token)
+        else:  # a value stays with its flag
+            groups[-1] += f" {token}"
+    lines = [groups[0]]
+    for group in groups[1:]:
+        if len(lines[-1]) + 1 + len(group) <= width:
+            lines[-1] += f" {group}"
+        else:
+            lines.append(group)
+    return lines
+
+
+def presets_help(variant: str) -> str:
+    """Each preset the variant has, with its flags, for the end of --help."""
+    lines = ["presets (--preset NAME: its flags first, then the ones given, which override them):"]
+    for name, flags in PRESETS.items():
+        if variant in flags:
+            wrapped = flag_lines(flags[variant], 80)
+            lines += [f"  {name:8}{wrapped[0]}", *(f"{'':10}{line}" for line in wrapped[1:])]
+    return "\n".join(lines)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each flag's default after its help; the presets at the end, as presets_help lays them out."""
+
+
+# ---- Parsing: a parser read off FLAGS, and the checks --------------------------------------
+
+
+def default(name: str, variant: str):
+    value = FLAGS[name].default
+    return value[variant] if isinstance(value, dict) else value
+
+
+def dashed(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def fail(message: str):
+    """argparse's error hook: its two-line usage error becomes our one-line error."""
+    raise UserError(message)
+
+
+def argument_options(flag: Flag, value) -> dict:
+    """What argparse needs to read a flag whose default is `value`."""
+    if value is False:
+        return {"action": "store_true"}
+    if isinstance(value, list):
+        return {"nargs": len(value), "type": type(value[0])}
+    kind = flag.parse or (None if flag.choices or value is None else type(value))
+    return {"choices": flag.choices, "type": kind}
+
+
+def build_parser(variant: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python variants/{variant}.py",
+        formatter_class=HelpFormatter,
+        epilog=presets_help(variant),
+    )
+    parser.error = fail
+    groups = {}
+    for name, flag in FLAGS.items():
+        if variant not in flag.variants:
+            continue
+        if flag.group not in groups:
+            groups[flag.group] = parser.add_argument_group(flag.group)
+        value = default(name, variant)
+        options = argument_options(flag, value)
+        groups[flag.group].add_argument(dashed(name), default=value, help=flag.help, **options)
+    return parser
+
+
+def check_config(cfg: dict) -> None:
+    """Every flag's value against its rule, then the flags against each other."""
+    for name, flag in FLAGS.items():
+        value = cfg.get(name)
+        if flag.rule and value is not None and not flag.rule.test(value):
+            raise UserError(f"{dashed(name)} must be {flag.rule.text} (got {value})")
+        if cfg["optimizer"] not in flag.optimizers and value != default(name, cfg["variant"]):
+            raise UserError(
+                f"{dashed(name)} is for --optimizer {' or '.join(flag.optimizers)}, "
+                f"not {cfg['optimizer']}"
+            )
+    if cfg["nesterov"] and not cfg["momentum"] > 0:
+        raise UserError("--nesterov must be used with --momentum > 0")
+    for name in ("toy_size", "eval_size"):
+        if cfg["data"] not in TOY_DATA and cfg[name] != default(name, cfg["variant"]):
+            raise UserError(
+                f"{dashed(name)} is for the built-in toy distributions "
+                f"({', '.join(TOY_DATA)}), not --data {cfg['data']}"
+            )
+
+
+def member_configs(cfg: dict) -> list[dict]:
+    """One config per model: seeds --seed … --seed + seeds − 1, each with every --vary value."""
+    name, values = cfg["vary"] or (None, [None])
+    members = []
+    for seed in range(cfg["seed"], cfg["seed"] + cfg["seeds"]):
+        for value in values:
+            varied = {name: value} if name else {}
+            members.append({**cfg, "seed": seed, "seeds": 1, "vary": None, **varied})
+    return members
+
+
+def member_name(member: dict, cfg: dict) -> str:
+    """seed3, or seed3_lr0.0003 where the ensemble varies lr: the member's folder in the run's."""
+    if not cfg["vary"]:
+        return f"seed{member['seed']}"
+    name = cfg["vary"][0]
+    return f"seed{member['seed']}_{name}{member[name]:g}"
+
+
+def scheduled(cfg: dict, epoch: int) -> dict[str, float]:
+    """The --anneal'd and --cooldown'd hyper-parameters' values in this epoch: from START they
+    reach their flags' values at epoch --anneal-epochs + 1; from there they move towards END
+    over the last --cooldown-epochs, the flags' values in the first of them."""
+    warm = min((epoch - 1) / cfg["anneal_epochs"], 1.0)
+    cooled = max(epoch - 1 - cfg["epochs"] + cfg["cooldown_epochs"], 0)
+    cool = cooled / cfg["cooldown_epochs"]
+    values = {k: start + (cfg[k] - start) * warm for k, start in (cfg["anneal"] or {}).items()}
+    for k, end in (cfg["cooldown"] or {}).items():
+        before = values.get(k, cfg[k])
+        values[k] = before + (end - before) * cool
+    return values
+
+
+def check_scheduled_names(cfg: dict) -> None:
+    """--vary, --anneal and --cooldown name hyper-parameters the variant holds as tensors."""
+    variable = [name for name in PER_MEMBER if name in cfg]
+    named = [("vary", cfg["vary"][0])] if cfg["vary"] else []
+    named += [(flag, name) for flag in ("anneal", "cooldown") for name in cfg[flag] or {}]
+    for flag, name in named:
+        if name not in variable:
+            verb = {"cooldown": "cool down"}.get(flag, flag)
+            variant = TITLES[cfg["variant"]]
+            raise UserError(f"--{flag} {name}: {variant} can {verb} {', '.join(variable)}")
+
+
+def check_schedules(cfg: dict) -> None:
+    """--anneal's and --cooldown's values pass as the flags' would where their lines end (a
+    cooldown's END is approached, not reached: lr=0 never trains at 0), and the anneal ends
+    before the cooldown starts."""
+    check_scheduled_names(cfg)
+    for flag, epoch in (("anneal", 1), ("cooldown", cfg["epochs"])):
+        try:
+            for member in member_configs(cfg) if cfg[flag] else []:
+                values = scheduled(member, epoch)
+                check_config({**member, **{k: values[k] for k in cfg[flag]}})
+        except UserError as e:
+            message = e.args[0].removeprefix("--")
+            raise UserError(f"--{flag} {message} in epoch {epoch}") from None
+    used = (cfg["anneal_epochs"] if cfg["anneal"] else 0) + cfg["cooldown_epochs"]
+    if cfg["cooldown"] and used > cfg["epochs"]:
+        if cfg["anneal"]:
+            windows = "--anneal-epochs {anneal_epochs} and --cooldown-epochs {cooldown_epochs} "
+            windows += "add up to"
+        else:
+            windows = "--cooldown-epochs {cooldown_epochs} is"
+        raise UserError(f"{windows.format(**cfg)} more than --epochs {cfg['epochs']}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """--device: auto is CUDA when this PyTorch sees a CUDA device, else the CPU."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available to this PyTorch")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# ---- Resuming: the config a run folder was written with, changed only where that is safe ---
+
+
+def read_config(folder: Path) -> dict:
+    """The config.json of the run in `folder`; none, or not a run's, is a one-line error."""
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except FileNotFoundError:
+        raise UserError(f"{folder} holds no lab5 run (no config.json)") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"{folder}/config.json is unreadable ({e})") from None
+    if not isinstance(cfg, dict) or "variant" not in cfg:
+        raise UserError(f"{folder}/config.json is not a lab5 run's config")
+    return cfg
+
+
+def as_json(value):
+    """The value as config.json holds it (a tuple is a list)."""
+    return json.loads(json.dumps(value))
+
+
+def resumed_config(variant: str, given: dict) -> dict:
+    """The flags of the run in --resume DIR, changed where `given` (the flags set) sets them:
+    only the resumable ones, which change no number of the training."""
+    folder = Path(given["resume"])
+    saved = read_config(folder)
+    if saved["variant"] != variant:
+        raise UserError(
+            f"--resume {folder} is a {saved['variant']} run: resume it with "
+            f"python variants/{saved['variant']}.py"
+        )
+    for name, value in given.items():
+        if not FLAGS[name].resumable and as_json(value) != saved.get(name):
+            may = [dashed(n) for n, flag in FLAGS.items() if flag.resumable and not flag.place]
+            raise UserError(
+                f"{dashed(name)} {value} would change the training of {folder}, trained with "
+                f"{saved.get(name)}; --resume can change only {', '.join(may)}"
+            )
+    if saved["data_sha256"] and file_sha256(find_data(saved["data"])) != saved["data_sha256"]:
+        raise UserError(f"{saved['data']} has changed since {folder} was trained (sha256)")
+    return {k: v for k, v in {**saved, **given, "out": str(folder)}.items() if k in FLAGS}
+
+
+def resumed(variant: str, parser: argparse.ArgumentParser, argv: list[str], cfg: dict) -> dict:
+    """The config of the run that --resume continues, with the flags argv sets changed where
+    they may be. A cooldown's epochs are the last ones: its run's epochs cannot change."""
+    parser.set_defaults(**dict.fromkeys(cfg))  # then None is "not given"
+    given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    cfg = {**cfg, **resumed_config(variant, given)}
+    planned = read_config(Path(cfg["resume"]))["epochs"]
+    if cfg["cooldown"] and cfg["epochs"] != planned:
+        raise UserError(
+            f"--epochs {cfg['epochs']}: {cfg['resume']} cools down over the last "
+            f"{cfg['cooldown_epochs']} of its {planned} epochs; they cannot change"
+        )
+    return cfg
+
+
+def parse_config(variant: str, argv: list[str] | None = None) -> dict:
+    """The checked config of the command line `argv` (default: the script's) of a variant."""
+    parser = build_parser(variant)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cfg = vars(parser.parse_args(argv))
+    if cfg["preset"] is not None:  # its flags first: the ones given override them
+        argv = [*preset_flags(variant, cfg["preset"]), *argv]
+        cfg = vars(parser.parse_args(argv))
+    if cfg["resume"] is not None:
+        cfg = resumed(variant, parser, argv, cfg)
+    cfg["variant"] = variant
+    for member in [cfg, *member_configs(cfg)]:  # each value checked as flags are
+        check_config(member)
+    check_schedules(cfg)
+    return cfg
+
+
+def set_by_preset(cfg: dict) -> dict:
+    """The values in cfg that its --preset set (and no flag given after it changed)."""
+    parser = build_parser(cfg["variant"])
+    parser.set_defaults(**dict.fromkeys(FLAGS))
+    flags = preset_flags(cfg["variant"], cfg.get("preset"))
+    values = {k: v for k, v in vars(parser.parse_args(flags)).items() if v is not None}
+    return {k: v for k, v in values.items() if as_json(v) == as_json(cfg[k])}
+
+
+def changed_flags(cfg: dict) -> dict:
+    """The flags whose values differ from the variant's defaults (as config.json has them),
+    but for where the run went."""
+    return {
+        name: value
+        for name, value in cfg.items()
+        if name in FLAGS
+        and not FLAGS[name].place
+        and as_json(value) != as_json(default(name, cfg["variant"]))
+    }

@@ -1,0 +1,53 @@
+"""checkpoint.pt: all that training needs to go on from a recorded epoch.
+
+The stacked state (both networks, both optimisers, the generator's average, the hyper-parameters),
+every member's random stream, the epoch and its losses, as plain tensors: torch.load reads it
+without lab5. It is written last of an epoch's files, so its epoch is always fully recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from errors import UserError
+from recording.files import atomic_write
+
+ARRAYS = ("state", "losses", "rngs")  # (nested dicts of) arrays; the other entries plain values
+
+
+def map_arrays(f: Callable, snapshot: dict) -> dict:
+    """f over the leaves of a snapshot's ARRAYS; its other entries as they are."""
+
+    def leaves(tree):
+        if isinstance(tree, dict):
+            return {k: leaves(v) for k, v in tree.items()}
+        return f(tree)
+
+    return {k: leaves(v) if k in ARRAYS else v for k, v in snapshot.items()}
+
+
+def save_checkpoint(folder: Path, snapshot: dict) -> None:
+    """An epoch's snapshot (as training sends it: NumPy arrays) as tensors."""
+    kept = {k: snapshot[k] for k in ("epoch", "seconds", *ARRAYS)}
+    saved = map_arrays(torch.from_numpy, kept)
+    atomic_write(folder / "checkpoint.pt", lambda tmp: torch.save(saved, tmp))
+
+
+def load_checkpoint(folder: Path, members: int) -> dict:
+    """A checkpoint as the snapshot it was made from; a missing or unreadable one (a torn or
+    foreign file fails in many ways) is a one-line error, and touches nothing."""
+    path = folder / "checkpoint.pt"
+    if not path.exists():
+        raise UserError(f"{path} is missing: the run cannot be resumed")
+    try:
+        saved = map_arrays(lambda t: t.numpy(), torch.load(path, weights_only=True))
+        if len(saved["rngs"]) != members or not isinstance(saved["epoch"], int):
+            raise ValueError("not this run's")
+    except Exception as e:  # noqa: BLE001
+        raise UserError(
+            f"{path} is unreadable ({type(e).__name__}: {e}): the run cannot be resumed from it"
+        ) from None
+    return saved

@@ -1,0 +1,60 @@
+"""The files of a run folder, written whole or a row at a time, and read back.
+
+A file is written through a temporary file beside it and renamed over it, so that an interrupt
+or a crash never leaves half of one; a table is written a row at a time, each row on disk as
+soon as it is written. plots/ reads run folders through these readers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file beside `path`, then rename it over `path`."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_params(path: Path, params: dict) -> None:
+    """torch.save a dict that nn.Sequential.load_state_dict accepts."""
+    tensors = {k: torch.as_tensor(v).detach().cpu().clone() for k, v in params.items()}
+    atomic_write(path, lambda tmp: torch.save(tensors, tmp))
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2) + "\n"))
+
+
+def read_json(path: Path) -> dict:
+    """A run's JSON file, or {} where it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def open_table(path: Path, columns: list[str], append: bool = False):
+    """A CSV file and its writer (appending to the rows already there, or starting anew); every
+    row is on disk as soon as it is written (a missing value, None, is an empty cell)."""
+    file = open(path, "a" if append else "w", newline="", buffering=1)
+    writer = csv.DictWriter(file, fieldnames=columns)
+    if not append:
+        writer.writeheader()
+    return file, writer
+
+
+def read_table(path: Path) -> list[dict]:
+    """A table's rows as numbers (None for an empty cell)."""
+    with open(path, newline="") as f:
+        return [{k: float(v) if v else None for k, v in row.items()} for row in csv.DictReader(f)]

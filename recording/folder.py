@@ -1,0 +1,152 @@
+"""The run folder: a new one that never replaces another run, its config.json, and --resume's
+folder taken back to the epoch of its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from config import changed_flags, read_config, set_by_preset
+from data.points import TOY_DATA, data_format, file_sha256, find_data
+from errors import UserError
+from recording.checkpoint import load_checkpoint
+from recording.files import atomic_write, write_json
+from recording.run import Run
+
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "ensemble.csv", "generator.pt")
+RUN_FILES += ("generator_raw.pt", "critic.pt", "curves.png", "checkpoint.pt")
+
+
+def run_setting(run: Run) -> dict:
+    """What config.json adds to the flags: the data file, its format and sha256, the split's
+    sizes in points, the device and the library versions."""
+    data = None if run.cfg["data"] in TOY_DATA else find_data(run.cfg["data"])
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    return {
+        "data": str(data or run.cfg["data"]),
+        "steps_per_epoch": run.steps,
+        "train_points": len(run.train),
+        "test_points": len(run.test),
+        "data_format": data and data_format(data),
+        "data_sha256": data and file_sha256(data),
+        "device": str(run.device),
+        "versions": {**versions, "numpy": np.__version__},
+    }
+
+
+def write_configs(run: Run) -> None:
+    """config.json, one shape for every member and the ensemble: every flag, the setting, the
+    members, the flags that differ from the variant's defaults and those its preset set."""
+    setting = run_setting(run)
+    configs = list(zip(run.member_dirs, run.members, [[name] for name in run.names]))
+    if run.folder not in run.member_dirs:  # an ensemble's own folder
+        configs.insert(0, (run.folder, run.cfg, run.names))
+    for folder, cfg, names in configs:
+        extra = {"members": names, "out": str(folder), "changed": changed_flags(cfg)}
+        extra["set_by_preset"] = set_by_preset(cfg)
+        write_json(folder / "config.json", {**cfg, **setting, **extra})
+
+
+def is_run_dir(path: Path) -> bool:
+    """Does this folder hold a lab5 run (a config.json that names a variant)?"""
+    try:
+        return bool(read_config(path))
+    except UserError:
+        return False
+
+
+def is_empty_frames(path: Path) -> bool:
+    return path.name == "frames" and path.is_dir() and not any(path.iterdir())
+
+
+def is_taken(path: Path) -> bool:
+    """Does anything but an empty frames folder stand at this path?"""
+    if not path.exists():
+        return False
+    return not path.is_dir() or any(not is_empty_frames(p) for p in path.iterdir())
+
+
+def free_folder(out: str | Path) -> Path:
+    """OUT if nothing is there, else the first free one of OUT2, OUT3, ..."""
+    run = Path(out)
+    number = 2
+    while is_taken(run):
+        run = Path(f"{out}{number}")
+        number += 1
+    return run
+
+
+def new_run_dir(out: str | Path, overwrite: bool = False) -> Path:
+    """The folder for a new run: OUT if nothing is there, else (an earlier run is never lost)
+    the first free one of OUT2, OUT3, ...; with overwrite, OUT cleared of the lab5 run it holds
+    (its files, frames and member folders, nothing else). Anything but a run is never cleared."""
+    if not str(out).strip():
+        raise UserError("--out is empty; give the folder for the run")
+    run = Path(out) if overwrite else free_folder(out)
+    if run.exists() and not run.is_dir():
+        raise UserError(f"--out {run} is a file; give a folder for the run")
+    if is_taken(run) and not is_run_dir(run):
+        raise UserError(
+            f"--out {run} holds files that are not a lab5 run; --overwrite deletes only a lab5 "
+            "run: give a new or empty folder"
+        )
+    try:
+        (run / "frames").mkdir(parents=True, exist_ok=True)
+        for old in [*run.glob("frames/epoch_*.png"), *(run / name for name in RUN_FILES)]:
+            old.unlink(missing_ok=True)
+        for member in [d for d in run.iterdir() if d.is_dir() and is_run_dir(d)]:
+            shutil.rmtree(member)
+    except OSError as e:
+        raise UserError(f"cannot write the run folder {run}: {e.strerror}") from None
+    return run
+
+
+def rewind_table(table: Path, epoch: int) -> None:
+    """Keep the header and the complete rows of the epochs before `epoch` (a killed run can
+    leave half a row)."""
+    lines = table.read_bytes().splitlines(keepends=True)
+    kept = [
+        line for line in lines[1:] if line.endswith(b"\n") and float(line.split(b",", 1)[0]) < epoch
+    ]
+    rows = b"".join(lines[:1] + kept)
+    atomic_write(table, lambda tmp: tmp.write_bytes(rows))
+
+
+def rewind(folders: list[Path], epoch: int) -> None:
+    """Take run folders back to the end of `epoch - 1`, ready to record `epoch` again: the tables
+    keep the complete rows of earlier epochs, the frames of later ones go, and so does what a
+    kill left half-written."""
+    for folder in folders:
+        for table in [folder / "metrics.csv", folder / "ensemble.csv"]:
+            if table.exists():
+                rewind_table(table, epoch)
+        later = [f for f in folder.glob("frames/epoch_*.png") if int(f.stem[6:]) >= epoch]
+        for old in [*folder.glob("*.tmp"), *folder.glob("frames/*.tmp"), *later]:
+            old.unlink()
+
+
+def open_run_dirs(cfg: dict, names: list[str]) -> tuple[Path, list[Path], dict | None]:
+    """The run's folder, its members' folders (the same one for a single model) and the
+    checkpoint to go on from: a new folder and none, or --resume's folder taken back to its
+    checkpoint. A resumed run that recorded no epoch yet starts again from the beginning."""
+    if cfg["resume"] is None:
+        folder = new_run_dir(cfg["out"], cfg["overwrite"])
+        if len(names) == 1:
+            return folder, [folder], None
+        return folder, [new_run_dir(folder / name, True) for name in names], None
+    folder = Path(cfg["resume"])
+    dirs = [folder] if len(names) == 1 else [folder / name for name in names]
+    summary = {"epochs_done": 0, "status": "running"}
+    if (folder / "summary.json").exists():
+        summary = json.loads((folder / "summary.json").read_text())
+    checkpoint = load_checkpoint(folder, len(names)) if summary["epochs_done"] > 0 else None
+    done = checkpoint["epoch"] if checkpoint else 0
+    if done > cfg["epochs"] or done == cfg["epochs"] and summary["status"] == "completed":
+        raise UserError(f"{folder} has trained {done} epochs; --epochs N > {done} extends it")
+    rewind(list(dict.fromkeys([folder, *dirs])), done)
+    return folder, dirs, checkpoint

@@ -1,0 +1,196 @@
+"""The recorder: what becomes of each epoch's snapshot that training sends — every member's
+distances, frame, parameters and metrics row, the ensemble's means, the summaries and the
+checkpoint. It runs in a process of its own beside training (recording.worker) and needs
+nothing of the training code but what the Run hands it: the networks as functions of their
+parameter dicts, the noise each member is scored on, the frame writer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from recording import console, metrics, worker
+from recording.checkpoint import save_checkpoint
+from recording.files import atomic_write, open_table, read_table, save_params, write_json
+from recording.run import Run
+
+
+@dataclass
+class MemberRecord:
+    folder: Path  # where the member's files go
+    z: torch.Tensor  # the fixed noise it is scored and drawn on
+    table: tuple  # its metrics.csv: the open file and its csv.DictWriter
+    history: list[tuple[int, float]]  # (epoch, W1) of every epoch with an exact W1
+    final: dict | None = None  # its last metrics row
+
+
+@dataclass
+class Recorder:
+    run: Run  # what the run is
+    floor: dict  # the noise floor: every metric of training samples against the test set
+    test: dict  # the test set as the distances need it (metrics.describe_test_set)
+    members: list[MemberRecord]  # one per model
+    columns: list[str]  # metrics.csv's columns
+    ensemble: tuple | None  # an ensemble's ensemble.csv (file, writer); None for one model
+    draw: Callable  # writes a frame (plots.frames.make_frame_writer)
+    final: dict | None = None  # the last epoch's means over the members
+    epochs_done: int = 0  # the last epoch recorded
+    warm_up_s: float = 0.0  # seconds training took to compile the step
+    train_s: float = 0.0  # seconds of training, summed over the epochs recorded
+    record_s: float = 0.0  # seconds this process spent recording
+
+
+def open_member(folder: Path, z: torch.Tensor, columns: list[str], resumed: bool):
+    """A member's record: its metrics table (appended to, when resumed) and W1 history."""
+    rows = read_table(folder / "metrics.csv") if resumed else []
+    history = [(int(r["epoch"]), r["w1"]) for r in rows if r["w1"] is not None]
+    return MemberRecord(folder, z, open_table(folder / "metrics.csv", columns, resumed), history)
+
+
+def open_recorder(run: Run) -> Recorder:
+    """The test set's description, the noise floor, the members' tables, the frame writer."""
+    columns = metrics.metric_columns(run.cfg["variant"], run.modes is not None)
+    resumed = run.checkpoint is not None  # then the tables go on from their kept rows
+    members = [open_member(f, z, columns, resumed) for f, z in zip(run.member_dirs, run.eval_z)]
+    ensemble = None
+    if run.folder not in run.member_dirs:  # an ensemble's own folder: means over members
+        stats = [f"{c}_{s}" for c in columns[1:-1] for s in ("mean", "se")]
+        path = run.folder / "ensemble.csv"
+        ensemble = open_table(path, ["epoch", "members", *stats], resumed)
+    rng = torch.Generator().manual_seed(run.floor_seed)
+    counted = run.cfg["eval_size"]
+    floor = metrics.noise_floor(run.train, run.test, rng, modes=run.modes, counted=counted)
+    test = metrics.describe_test_set(run.test)
+    return Recorder(run, floor, test, members, columns, ensemble, run.draw_frames())
+
+
+def is_due(every: int, epoch: int, last: int) -> bool:
+    return epoch == last or (every > 0 and epoch % every == 0)
+
+
+def member_params(state: dict, i: int) -> dict:
+    """Member i's parameters: the generator sampled (its average), the critic, the generator
+    as trained."""
+    parts = {"g": state["ema"]["g"], "d": state["d"], "raw": state["g"]}
+    return {name: {k: torch.from_numpy(v[i]) for k, v in p.items()} for name, p in parts.items()}
+
+
+def metrics_row(recorder: Recorder, message: dict, i: int, generated, exact: bool) -> dict:
+    """Member i's row: its losses, its distances to the test set (W1 where `exact`), its mode
+    metrics on a toy mixture, its seconds."""
+    run = recorder.run
+    fake = generated[: len(run.test)]  # the test set's size for the distances
+    counted = generated[: run.cfg["eval_size"] or len(run.test)]  # the mode counts'
+    modes = metrics.mode_metrics(counted, **run.modes) if run.modes else {}
+    return {
+        "epoch": message["epoch"],
+        **{k: float(v[i]) for k, v in message["losses"].items()},
+        **metrics.sample_metrics(fake, recorder.test),
+        **modes,
+        "w1": metrics.wasserstein1(fake, run.test) if exact else None,
+        "seconds": round(message["seconds"], 4),
+    }
+
+
+def record_member(recorder: Recorder, member: MemberRecord, message: dict, i: int) -> dict:
+    """One member's epoch: its distances, its frame (the critic's landscape, D(x) for GAN, under
+    the points), its parameters and its metrics row."""
+    cfg = recorder.run.cfg
+    epoch = message["epoch"]
+    params = member_params(message["state"], i)
+    frame_due = cfg["frame_every"] > 0 and is_due(cfg["frame_every"], epoch, cfg["epochs"])
+    exact = frame_due or is_due(cfg["eval_every"], epoch, cfg["epochs"])
+    with torch.no_grad():
+        generated = recorder.run.generator(params["g"], member.z).double().numpy()
+        score = recorder.run.critic(params["d"], recorder.run.landscape) if frame_due else None
+    row = metrics_row(recorder, message, i, generated, exact)
+    if frame_due:
+        values = (torch.sigmoid(score) if cfg["variant"] == "gan" else score).numpy()
+        fake = generated[: len(recorder.run.test)]
+        path = member.folder / "frames" / f"epoch_{epoch:04d}.png"
+        atomic_write(path, lambda tmp: recorder.draw(tmp, epoch, fake, values, row, recorder.floor))
+    save_params(member.folder / "generator.pt", params["g"])
+    save_params(member.folder / "generator_raw.pt", params["raw"])  # the one trained
+    save_params(member.folder / "critic.pt", params["d"])
+    member.table[1].writerow(row)
+    member.final = row
+    if exact:
+        member.history.append((epoch, row["w1"]))
+    return row
+
+
+def record_epoch(recorder: Recorder, message: dict) -> list[str]:
+    """Every member's epoch and the ensemble's means; returns the console lines to show."""
+    epoch = message["epoch"]
+    rows = [
+        record_member(recorder, member, message, i) for i, member in enumerate(recorder.members)
+    ]
+    recorder.final = metrics.ensemble_row(epoch, rows, recorder.columns[1:-1])
+    if recorder.ensemble:
+        recorder.ensemble[1].writerow(recorder.final)
+    recorder.epochs_done = epoch
+    recorder.train_s += message["seconds"]
+    lines = [console.floor_line(recorder.floor)] if epoch == 0 else []
+    if recorder.final["w1_mean"] is not None or epoch == 1:
+        lines.append(
+            console.epoch_line(
+                epoch, recorder.run.cfg["epochs"], recorder.final, recorder.floor["w1"]
+            )
+        )
+    return lines
+
+
+def write_summaries(recorder: Recorder, status: str, diverged: list[str] | None) -> None:
+    """The one writer of summary.json: every member's, and the ensemble's when there are
+    several (whose epochs_to_fit lists its members')."""
+    seconds = {
+        "warm_up_s": recorder.warm_up_s,
+        "train_s": recorder.train_s,
+        "record_s": recorder.record_s,
+    }
+    shared = {
+        "status": status,
+        "epochs_done": recorder.epochs_done,
+        "noise_floor": recorder.floor,
+        **{k: round(v, 3) for k, v in seconds.items()},
+        "wall_s": round(time.time() - recorder.run.started, 2),
+        "diverged_members": diverged,
+    }
+    threshold = recorder.run.cfg["fit_factor"] * recorder.floor["w1"]
+    fits = [metrics.epochs_to_fit(member.history, threshold) for member in recorder.members]
+    for member, fit in zip(recorder.members, fits):
+        summary = {**shared, "final": member.final, "epochs_to_fit": fit}
+        write_json(member.folder / "summary.json", summary)
+    if recorder.ensemble:
+        summary = {**shared, "final": recorder.final, "epochs_to_fit": fits}
+        write_json(recorder.run.folder / "summary.json", summary)
+
+
+def start_in_worker(run: Run) -> worker.Worker:
+    """The recorder in a process of its own: training goes on while the last epoch is recorded,
+    and waits when the recorder falls worker.QUEUE_SIZE messages behind."""
+    return worker.start_worker(partial(worker.serve, partial(open_recorder, run), handle))
+
+
+def handle(recorder: Recorder, message: dict) -> list[str]:
+    """One message from training: an epoch's snapshot, the compile time, or the end ("status"),
+    after which the tables are closed. Returns the console lines it produced."""
+    started = time.perf_counter()
+    recorder.warm_up_s = message.get("warm_up_s", recorder.warm_up_s)
+    lines = record_epoch(recorder, message) if "epoch" in message else []
+    recorder.record_s += time.perf_counter() - started
+    write_summaries(recorder, message.get("status", "running"), message.get("diverged_members"))
+    if "epoch" in message:  # last: a checkpoint's epoch is fully recorded
+        save_checkpoint(recorder.run.folder, message)
+    if "status" in message:
+        for member in recorder.members:
+            member.table[0].close()
+        if recorder.ensemble:
+            recorder.ensemble[0].close()
+    return lines

@@ -1,0 +1,130 @@
+"""--preset NAME: a recipe's flags before the ones given. A preset is exactly the recipe it names
+(RESULTS.md), a run with it writes what the long command writes, a flag given after it wins,
+and config.json says which preset set what."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+import config
+import lab5
+
+SMALL = ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--frame-every", "2"]
+SMALL += ["--eval-every", "2", "--no-compile"]
+# The fast start's windows made to fit four epochs: anneal over 2, cool down over the last 2
+SHORT = ["--epochs", "4", "--anneal-epochs", "2", "--cooldown-epochs", "2"]
+
+
+def test_each_preset_is_the_recipe_it_names():
+    """The values RESULTS.md measured: §8's fast start, §3's report loop, §4.1's toy rows."""
+    fast = config.parse_config("wgan_gp", ["--preset", "fast"])
+    assert fast["anneal"] == {"lr": 5e-4, "gp_weight": 0.3, "ema": 0.99}
+    assert (fast["ema"], fast["cooldown"], fast["cooldown_epochs"]) == (0.999, {"lr": 0.0}, 100)
+    for variant in config.VARIANTS:
+        report = config.parse_config(variant, ["--preset", "report"])
+        loop = {"order": "simultaneous", "n_critic": 1, "batch_size": 64, "init": "torch"}
+        assert {k: report[k] for k in loop} == loop
+        assert (report["ema"], report["rms_alpha"]) == (0, 0.99)
+        toy = config.parse_config(variant, ["--preset", "toy"])
+        assert (toy["data"], toy["toy_size"], toy["eval_size"], toy["epochs"]) == (
+            "ring8",
+            100000,
+            2500,
+            150,
+        )
+        assert (toy["optimizer"], toy["lr"], toy["anneal"]) == ("adam", 1e-5, {"lr": 1e-3})
+    assert config.parse_config("wgan", ["--preset", "report"])["clip"] == 0.1
+
+
+def run_files(folder):
+    """What a run computed: its rows less the timing, its parameters, its frames."""
+    with open(folder / "metrics.csv") as f:
+        rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+    files = ["generator.pt", "generator_raw.pt", "critic.pt"]
+    files += sorted(f"frames/{p.name}" for p in (folder / "frames").iterdir())
+    return rows, {name: (folder / name).read_bytes() for name in files}
+
+
+def test_a_run_with_a_preset_writes_what_the_long_command_writes(tmp_path):
+    long = config.PRESETS["fast"]["wgan_gp"]
+    assert lab5.main("wgan_gp", [*SMALL, *long, *SHORT, "--out", str(tmp_path / "long")]) == 0
+    flags = [*SMALL, "--preset", "fast", *SHORT, "--out", str(tmp_path / "preset")]
+    assert lab5.main("wgan_gp", flags) == 0
+    assert run_files(tmp_path / "preset") == run_files(tmp_path / "long")
+    without = [*SMALL, *SHORT, "--out", str(tmp_path / "none")]
+    assert lab5.main("wgan_gp", without) == 0
+    assert run_files(tmp_path / "none") != run_files(tmp_path / "long")  # the preset did matter
+
+
+def test_flags_given_override_the_preset_and_config_json_says_what_it_set(tmp_path):
+    out = tmp_path / "run"
+    flags = [*SMALL, "--preset", "fast", "--ema", "0.99", *SHORT, "--epochs", "5"]
+    assert lab5.main("wgan_gp", [*flags, "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["preset"], saved["ema"], saved["epochs"]) == ("fast", 0.99, 5)
+    assert saved["set_by_preset"] == {
+        "anneal": {"lr": 5e-4, "gp_weight": 0.3, "ema": 0.99},
+        "cooldown": {"lr": 0.0},
+    }
+    assert {"anneal", "cooldown", "epochs"} <= set(saved["changed"])
+    assert "preset" not in saved["changed"] and "ema" not in saved["changed"]  # the default
+
+
+def test_a_resumed_run_keeps_its_preset_and_checks_one_given_again(tmp_path, capsys):
+    out = tmp_path / "run"
+    flags = ["--train-size", "640", "--test-size", "200", "--frame-every", "0", "--no-compile"]
+    assert lab5.main("gan", [*flags, "--preset", "report", "--epochs", "2", "--out", str(out)]) == 0
+    assert lab5.main("gan", ["--resume", str(out), "--epochs", "3"]) == 0
+    assert json.loads((out / "config.json").read_text())["preset"] == "report"
+    assert lab5.main("gan", ["--resume", str(out), "--preset", "report", "--epochs", "4"]) == 0
+    assert lab5.main("gan", ["--resume", str(out), "--preset", "toy", "--epochs", "5"]) == 2
+    assert "would change the training of" in capsys.readouterr().err
+    # a run that overrode one of its preset's flags is not resumed with the preset alone
+    out = tmp_path / "overridden"
+    flags += ["--preset", "report", "--batch-size", "32", "--epochs", "2", "--out", str(out)]
+    assert lab5.main("gan", flags) == 0
+    assert lab5.main("gan", ["--resume", str(out), "--preset", "report", "--epochs", "3"]) == 2
+    assert capsys.readouterr().err.startswith("error: --batch-size 64 would change the training")
+
+
+def test_a_preset_the_variant_lacks_is_one_line(capsys, tmp_path):
+    assert lab5.main("gan", ["--preset", "fast", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == "error: --preset fast is for WGAN-GP; GAN has report, toy\n"
+    assert lab5.main("gan", ["--preset", "nope"]) == 2
+    assert "argument --preset: invalid choice: 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("variant", config.VARIANTS)
+def test_help_lists_each_preset_the_variant_has_with_its_flags(variant, capsys):
+    with pytest.raises(SystemExit):
+        config.parse_config(variant, ["--help"])
+    presets = capsys.readouterr().out.split("\npresets (--preset NAME")[1]
+    listed = [
+        line.split()[0] for line in presets.splitlines() if line.startswith("  ") and line[2] != " "
+    ]
+    assert listed == [name for name, flags in config.PRESETS.items() if variant in flags]
+    text = " ".join(presets.split())
+    for name in listed:
+        assert f"{name} {' '.join(config.PRESETS[name][variant])}" in text
+
+
+def test_a_folder_written_before_presets_resumes_to_what_an_unbroken_run_writes(tmp_path):
+    """A run folder of the last version: its config.json has neither "preset" nor
+    "set_by_preset", and its checkpoint keeps the state's hyper-parameters in the old order."""
+    old = tmp_path / "old"
+    assert lab5.main("wgan_gp", [*SMALL, "--epochs", "2", "--out", str(old)]) == 0
+    saved = json.loads((old / "config.json").read_text())
+    for key in ("preset", "set_by_preset"):
+        del saved[key]
+    (old / "config.json").write_text(json.dumps(saved))
+    checkpoint = torch.load(old / "checkpoint.pt", weights_only=True)
+    hyper = checkpoint["state"]["hyper"]
+    checkpoint["state"]["hyper"] = {k: hyper[k] for k in ("gp_weight", "ema", "ema_first")}
+    torch.save(checkpoint, old / "checkpoint.pt")
+    assert lab5.main("wgan_gp", ["--resume", str(old), "--epochs", "4"]) == 0
+    whole = tmp_path / "whole"
+    assert lab5.main("wgan_gp", [*SMALL, "--epochs", "4", "--out", str(whole)]) == 0
+    assert run_files(old) == run_files(whole)
+    assert json.loads((old / "config.json").read_text())["preset"] is None
