@@ -91,19 +91,10 @@ def test_a_normal_run_compiles_its_step_once(tmp_path, monkeypatch, device):
         code = lab5.main(
             "wgan",
             [
-                "--train-size",
-                "640",
-                "--test-size",
-                "200",
-                "--batch-size",
-                "32",
-                "--epochs",
-                "3",
-                "--frame-every",
-                "2",
-                "--seeds",
-                "2",
-                "--device",
+                *(
+                    "--train-size 640 --test-size 200 --batch-size 32 --epochs 3 --frame-every 2 "
+                    "--seeds 2 --device"
+                ).split(),
                 device.type,
                 "--out",
                 str(tmp_path / "run"),

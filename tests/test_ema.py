@@ -74,20 +74,10 @@ def flat(tree):
 def test_a_run_samples_and_saves_the_average_and_keeps_the_raw_generator(tmp_path):
     out = tmp_path / "run"
     argv = [
-        "--train-size",
-        "640",
-        "--test-size",
-        "200",
-        "--batch-size",
-        "32",
-        "--epochs",
-        "3",
-        "--frame-every",
-        "0",
-        "--no-compile",
-        "--ema",
-        "0.9",
-        "--out",
+        *(
+            "--train-size 640 --test-size 200 --batch-size 32 --epochs 3 --frame-every 0 "
+            "--no-compile --ema 0.9 --out"
+        ).split(),
         str(out),
     ]
     assert lab5.main("wgan_gp", argv) == 0

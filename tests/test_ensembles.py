@@ -13,21 +13,10 @@ import config
 import lab5
 from tests.test_compile import assert_same_trajectory
 
-SMALL = [
-    "--train-size",
-    "640",
-    "--test-size",
-    "200",
-    "--batch-size",
-    "32",
-    "--epochs",
-    "2",
-    "--frame-every",
-    "0",
-    "--eval-every",
-    "1",
-    "--no-compile",
-]
+SMALL = (
+    "--train-size 640 --test-size 200 --batch-size 32 --epochs 2 --frame-every 0 "
+    "--eval-every 1 --no-compile"
+).split()
 
 
 def stacked_and_single(variant, flags, device, dtype=torch.float64, steps=3):

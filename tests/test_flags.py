@@ -8,23 +8,10 @@ import pytest
 import config
 import lab5
 
-TINY = [
-    "--train-size",
-    "64",
-    "--test-size",
-    "32",
-    "--batch-size",
-    "8",
-    "--n-critic",
-    "1",
-    "--epochs",
-    "1",
-    "--frame-every",
-    "0",
-    "--eval-every",
-    "0",
-    "--no-compile",
-]
+TINY = (
+    "--train-size 64 --test-size 32 --batch-size 8 --n-critic 1 --epochs 1 "
+    "--frame-every 0 --eval-every 0 --no-compile"
+).split()
 NUMBERS = {
     "a positive integer": ["0", "1", "-1", "2"],
     "a non-negative integer": ["0", "1", "-1"],

@@ -144,11 +144,7 @@ def test_a_small_csv_trains_with_the_default_sizes_and_its_format_is_recorded(tm
     argv = [
         "--data",
         str(path),
-        "--epochs",
-        "1",
-        "--no-compile",
-        "--frame-every",
-        "0",
+        *"--epochs 1 --no-compile --frame-every 0".split(),
         "--out",
         str(out),
     ]
@@ -171,17 +167,8 @@ def test_sizes_are_counts_or_fractions(tmp_path, capsys, train, test, expected):
     path = tmp_path / "p.npy"
     np.save(path, np.random.default_rng(0).normal(size=(100, 2)))
     argv = [
-        "--data",
-        str(path),
-        "--batch-size",
-        "8",
-        "--epochs",
-        "1",
-        "--no-compile",
-        "--frame-every",
-        "0",
-        "--out",
-        str(tmp_path / "run"),
+        *["--data", str(path), "--out", str(tmp_path / "run")],
+        *"--batch-size 8 --epochs 1 --no-compile --frame-every 0".split(),
         "--train-size",
         *train,
         *(["--test-size", *test] if test else []),

@@ -26,18 +26,10 @@ def runs(tmp_path_factory):
             lab5.main(
                 variant,
                 [
-                    "--train-size",
-                    "512",
-                    "--test-size",
-                    "128",
-                    "--batch-size",
-                    "64",
-                    "--epochs",
-                    "4",
-                    "--frame-every",
-                    "1",
-                    "--no-compile",
-                    "--out",
+                    *(
+                        "--train-size 512 --test-size 128 --batch-size 64 --epochs 4 "
+                        "--frame-every 1 --no-compile --out"
+                    ).split(),
                     str(root / variant),
                 ],
             )
@@ -141,20 +133,10 @@ def test_an_ensemble_folder_is_looked_into(tmp_path, capsys):
         lab5.main(
             "wgan",
             [
-                "--train-size",
-                "512",
-                "--test-size",
-                "128",
-                "--batch-size",
-                "64",
-                "--epochs",
-                "2",
-                "--frame-every",
-                "1",
-                "--no-compile",
-                "--seeds",
-                "2",
-                "--out",
+                *(
+                    "--train-size 512 --test-size 128 --batch-size 64 --epochs 2 --frame-every 1 "
+                    "--no-compile --seeds 2 --out"
+                ).split(),
                 str(out),
             ],
         )
@@ -181,19 +163,9 @@ def test_the_same_command_twice_keeps_both_runs_and_gifs(tmp_path, monkeypatch, 
     """python variants/gan.py && python plots/make_gifs.py, twice, in a fresh folder: two run
     folders, two GIFs, nothing overwritten."""
     monkeypatch.chdir(tmp_path)
-    argv = [
-        "--train-size",
-        "512",
-        "--test-size",
-        "128",
-        "--batch-size",
-        "64",
-        "--epochs",
-        "2",
-        "--frame-every",
-        "1",
-        "--no-compile",
-    ]
+    argv = (
+        "--train-size 512 --test-size 128 --batch-size 64 --epochs 2 --frame-every 1 --no-compile"
+    ).split()
     for _ in range(2):
         assert lab5.main("gan", argv) == 0 and make_gifs.main([]) == 0
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [

@@ -11,10 +11,11 @@ import torch
 import config
 import lab5
 
-SMALL = ["--train-size", "640", "--test-size", "200", "--batch-size", "32", "--frame-every", "2"]
-SMALL += ["--eval-every", "2", "--no-compile"]
+SMALL = (
+    "--train-size 640 --test-size 200 --batch-size 32 --frame-every 2 --eval-every 2 --no-compile"
+).split()
 # The fast start's windows made to fit four epochs: anneal over 2, cool down over the last 2
-SHORT = ["--epochs", "4", "--anneal-epochs", "2", "--cooldown-epochs", "2"]
+SHORT = "--epochs 4 --anneal-epochs 2 --cooldown-epochs 2".split()
 
 
 def test_each_preset_is_the_recipe_it_names():

@@ -21,19 +21,9 @@ import lab5
 from recording import recorder, worker
 from tests import ROOT
 
-SMALL = [
-    "--train-size",
-    "640",
-    "--test-size",
-    "200",
-    "--batch-size",
-    "32",
-    "--epochs",
-    "3",
-    "--frame-every",
-    "1",
-    "--no-compile",
-]
+SMALL = (
+    "--train-size 640 --test-size 200 --batch-size 32 --epochs 3 --frame-every 1 --no-compile"
+).split()
 
 
 def rows(folder):

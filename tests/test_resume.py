@@ -22,21 +22,10 @@ from PIL import Image
 import lab5
 from tests import ROOT
 
-SMALL = [
-    "--data",
-    "ring8",
-    "--train-size",
-    "640",
-    "--test-size",
-    "200",
-    "--batch-size",
-    "32",
-    "--frame-every",
-    "4",
-    "--eval-every",
-    "2",
-    "--no-compile",
-]
+SMALL = (
+    "--data ring8 --train-size 640 --test-size 200 --batch-size 32 --frame-every 4 "
+    "--eval-every 2 --no-compile"
+).split()
 EPOCHS = 12
 
 

@@ -18,19 +18,9 @@ import lab5
 from recording import metrics, worker
 from tests import ROOT
 
-SMALL = [
-    "--train-size",
-    "640",
-    "--test-size",
-    "200",
-    "--batch-size",
-    "32",
-    "--epochs",
-    "3",
-    "--frame-every",
-    "2",
-    "--no-compile",
-]
+SMALL = (
+    "--train-size 640 --test-size 200 --batch-size 32 --epochs 3 --frame-every 2 --no-compile"
+).split()
 
 
 def train(tmp_path, variant="wgan_gp", *flags, name="run"):
@@ -397,21 +387,10 @@ def test_help_documents_every_common_flag(variant, specific, capsys):
     assert done.value.code == 0
     text = capsys.readouterr().out
     for flag in [
-        "--data",
-        "--key",
-        "--train-size",
-        "--epochs",
-        "--batch-size",
-        "--lr",
-        "--optimizer",
-        "--noise-dim",
-        "--seed",
-        "--device",
-        "--no-compile",
-        "--frame-every",
-        "--out",
-        "--order",
-        "--n-critic",
+        *(
+            "--data --key --train-size --epochs --batch-size --lr --optimizer --noise-dim "
+            "--seed --device --no-compile --frame-every --out --order --n-critic"
+        ).split(),
         *specific,
     ]:
         assert flag in text

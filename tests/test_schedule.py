@@ -19,13 +19,7 @@ LR_END = 0.0
 GP_END = 0.1
 RUN_EPOCHS = 5
 ARGV = [
-    "--train-size",
-    "96",
-    "--test-size",
-    "32",
-    "--batch-size",
-    "16",
-    "--epochs",
+    *"--train-size 96 --test-size 32 --batch-size 16 --epochs".split(),
     str(RUN_EPOCHS),
     "--lr",
     str(LR),
