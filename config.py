@@ -3,7 +3,8 @@
 A flag is one `Flag` in `FLAGS`: its default, its help, what a valid value is, and the facts the
 rest of lab5 reads off it (whether --resume may change it, whether each member holds it as a
 tensor, whether it says where a run goes rather than how it trains). A config is the dict of
-every flag's value (keys as in FLAGS, plus "variant"), which is also what config.json holds.
+every flag's value (keys as in FLAGS, plus "variant"); a run's config.json holds it with what
+the run worked out beside it (recording/folder.py).
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ class Flag:
     help: str  # what --help says it does
     group: str  # the --help section that lists it
     rule: Rule | None = None  # what a valid value is (None: any its type or choices allow)
-    choices: tuple | None = None  # the names it takes, where it takes names
+    choices: tuple | dict | None = None  # the names it takes ({variant: names} where they differ)
     variants: tuple = VARIANTS  # the variants that have it
     optimizers: tuple = OPTIMIZERS  # a value given with another --optimizer is an error
     parse: Callable | None = None  # how to read it, where the default's type does not say
     resumable: bool = False  # --resume may change it: it changes no number of the training
     per_member: bool = False  # a tensor per member in the state: --vary, --anneal, --cooldown
-    place: bool = False  # where the run is written or run, not a setting: left out of "changed"
+    place: bool = False  # not a setting of the training (where it runs, a preset): not "changed"
+    toy_only: bool = False  # a value given with a points file rather than a toy is an error
 
 
 def parse_size(text: str) -> int | float:
@@ -101,6 +103,37 @@ def parse_values(text: str) -> dict[str, float]:
         raise argparse.ArgumentTypeError(message) from None
 
 
+# ---- Presets: the recipes people ask for by name, each a list of flags per variant -----------
+
+# The report's loop, literally: its code's simultaneous update, one critic step per generator
+# step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init,
+# RMSprop's alpha, no averaging); WGAN's clip, which it does not give, at lab5's first 0.1.
+REPORT_LOOP = (
+    "--order simultaneous --n-critic 1 --batch-size 64 --init torch --ema 0 --rms-alpha 0.99"
+).split()
+# WGAN-GP by epoch 30 in every seed measured (RESULTS.md §8): lr 5e-4 and penalty 0.3 in epoch
+# 1, back at the report's by epoch 41, and the learning rate cooled to 0 over the last 100.
+FAST_START = "--anneal lr=0.0005,gp_weight=0.3,ema=0.99 --ema 0.999 --cooldown lr=0".split()
+# The toy benchmark (RESULTS.md §4.1): PacGAN's protocol (100,000 points drawn, the mode
+# metrics over 2,500 generated ones, W1 against 1,000 held out) and the settings a search on
+# seeds 1000-1002 chose: small networks, Adam at a rate falling from 1e-3 to 1e-5 over the run.
+TOY = (
+    "--data ring8 --toy-size 100000 --train-size 99000 --test-size 1000 --eval-size 2500 "
+    "--hidden 128,128,128 --critic-hidden 64,64,64 --optimizer adam --batch-size 256 "
+    "--lr 1e-5 --anneal lr=1e-3 --epochs 150 --anneal-epochs 150 --ema 0.999"
+).split()
+TOY_VARIANT = {
+    "gan": "--betas 0.5 0.999 --gan-loss nonsaturating".split(),
+    "wgan": "--betas 0.5 0.999 --clip 0.1 --n-critic 5".split(),
+    "wgan_gp": "--betas 0.5 0.9 --gp-weight 0.1 --n-critic 5".split(),
+}
+PRESETS = {
+    "report": {"gan": REPORT_LOOP, "wgan": [*REPORT_LOOP, "--clip", "0.1"], "wgan_gp": REPORT_LOOP},
+    "fast": {"wgan_gp": FAST_START},
+    "toy": {variant: [*TOY, *flags] for variant, flags in TOY_VARIANT.items()},
+}
+
+
 DATA = "data"
 LOOP = "model and training"
 OPT = "optimiser (both networks)"
@@ -114,9 +147,9 @@ FLAGS = {
         None,
         "a named recipe (its flags are listed at the end): its flags first, then the ones "
         "given, which override them",
-        RUN,
-        choices=("report", "fast", "toy"),
-        resumable=True,  # it sets other flags, which --resume checks one by one
+        "recipes",
+        choices={v: tuple(name for name, p in PRESETS.items() if v in p) for v in VARIANTS},
+        resumable=True,  # --resume checks the flags it sets one by one
         place=True,
     ),
     "data": Flag(
@@ -146,13 +179,18 @@ FLAGS = {
         0, "seed of the split, apart from --seed: seeds share one split", DATA, NON_NEGATIVE_INT
     ),
     "toy_size": Flag(
-        8192, "points drawn from a toy distribution, before the split", DATA, POSITIVE_INT
+        8192,
+        "points drawn from a toy distribution, before the split",
+        DATA,
+        POSITIVE_INT,
+        toy_only=True,
     ),
     "eval_size": Flag(
         0,
         "generated points the mode metrics count on a toy mixture (0: as many as test points)",
         DATA,
         NON_NEGATIVE_INT,
+        toy_only=True,
     ),
     "epochs": Flag(
         200, "passes of the critic over the training points", LOOP, POSITIVE_INT, resumable=True
@@ -197,17 +235,6 @@ FLAGS = {
     "seed": Flag(
         0, "seed of the initialisation, the batches and the noise", LOOP, NON_NEGATIVE_INT
     ),
-    "ema": Flag(
-        0.99,
-        "decay of the generator's moving average, which is sampled, drawn and saved (0: none, "
-        "the generator itself)",
-        LOOP,
-        FRACTION,
-        per_member=True,
-    ),
-    "ema_start": Flag(
-        1, "epoch whose first step starts the average (before: the generator)", LOOP, POSITIVE_INT
-    ),
     "optimizer": Flag("rmsprop", "update rule", OPT, choices=OPTIMIZERS),
     "lr": Flag(1e-4, "learning rate of both networks", OPT, POSITIVE, per_member=True),
     "momentum": Flag(0.0, "momentum", OPT, FRACTION, optimizers=("sgd", "rmsprop")),
@@ -246,6 +273,18 @@ FLAGS = {
         variants=("wgan_gp",),
         per_member=True,
     ),
+    # after the variants' own: the hyper-parameters held as tensors are lr, clip, gp_weight, ema
+    "ema": Flag(
+        0.99,
+        "decay of the generator's moving average, which is sampled, drawn and saved (0: none, "
+        "the generator itself)",
+        LOOP,
+        FRACTION,
+        per_member=True,
+    ),
+    "ema_start": Flag(
+        1, "epoch whose first step starts the average (before: the generator)", LOOP, POSITIVE_INT
+    ),
     "seeds": Flag(
         1,
         "train seeds --seed ... --seed+E-1 together, each in a folder in --out",
@@ -254,7 +293,7 @@ FLAGS = {
     ),
     "vary": Flag(
         None,
-        "NAME=V1,V2: a model per value of lr (or gp_weight, clip) and seed",
+        "NAME=V1,V2: a model per value of lr (or gp_weight, clip, ema) and seed",
         ENSEMBLE,
         parse=parse_vary,
     ),
@@ -330,48 +369,10 @@ FLAGS = {
 }
 PER_MEMBER = tuple(name for name, flag in FLAGS.items() if flag.per_member)
 
-# ---- Presets: the recipes people ask for by name, each a list of flags per variant -----------
-
-# The report's loop, literally: its code's simultaneous update, one critic step per generator
-# step, and what it left to PyTorch (batch 64 was its most likely choice, nn.Linear's init,
-# RMSprop's alpha, no averaging); WGAN's clip, which it does not give, at lab5's first 0.1.
-REPORT_LOOP = (
-    "--order simultaneous --n-critic 1 --batch-size 64 --init torch --ema 0 --rms-alpha 0.99"
-).split()
-# WGAN-GP by epoch 30 in every seed measured (RESULTS.md §8): lr 5e-4 and penalty 0.3 in epoch
-# 1, back at the report's by epoch 41, and the learning rate cooled to 0 over the last 100.
-FAST_START = "--anneal lr=0.0005,gp_weight=0.3,ema=0.99 --ema 0.999 --cooldown lr=0".split()
-# The toy benchmark (RESULTS.md §4.1): PacGAN's protocol (100,000 points drawn, the mode
-# metrics over 2,500 generated ones, W1 against 1,000 held out) and the settings a search on
-# seeds 1000-1002 chose: small networks, Adam at a rate falling from 1e-3 to 1e-5 over the run.
-TOY = (
-    "--data ring8 --toy-size 100000 --train-size 99000 --test-size 1000 --eval-size 2500 "
-    "--hidden 128,128,128 --critic-hidden 64,64,64 --optimizer adam --batch-size 256 "
-    "--lr 1e-5 --anneal lr=1e-3 --epochs 150 --anneal-epochs 150 --ema 0.999"
-).split()
-TOY_VARIANT = {
-    "gan": "--betas 0.5 0.999 --gan-loss nonsaturating".split(),
-    "wgan": "--betas 0.5 0.999 --clip 0.1 --n-critic 5".split(),
-    "wgan_gp": "--betas 0.5 0.9 --gp-weight 0.1 --n-critic 5".split(),
-}
-PRESETS = {
-    "report": {"gan": REPORT_LOOP, "wgan": [*REPORT_LOOP, "--clip", "0.1"], "wgan_gp": REPORT_LOOP},
-    "fast": {"wgan_gp": FAST_START},
-    "toy": {variant: [*TOY, *flags] for variant, flags in TOY_VARIANT.items()},
-}
-
 
 def preset_flags(variant: str, name: str | None) -> list[str]:
     """The flags --preset NAME stands for (none without a preset)."""
-    if name is None:
-        return []
-    if variant not in PRESETS[name]:
-        have = [preset for preset, flags in PRESETS.items() if variant in flags]
-        raise UserError(
-            f"--preset {name} is for {', '.join(map(TITLES.get, PRESETS[name]))}; "
-            f"{TITLES[variant]} has {', '.join(have)}"
-        )
-    return list(PRESETS[name][variant])
+    return list(PRESETS[name][variant]) if name else []
 
 
 def flag_lines(flags: list[str], width: int) -> list[str]:
@@ -408,9 +409,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 # ---- Parsing: a parser read off FLAGS, and the checks --------------------------------------
 
 
-def default(name: str, variant: str):
-    value = FLAGS[name].default
+def for_variant(value, variant: str):
+    """A flag's default or choices, where they differ between the variants, the variant's."""
     return value[variant] if isinstance(value, dict) else value
+
+
+def default(name: str, variant: str):
+    return for_variant(FLAGS[name].default, variant)
 
 
 def dashed(name: str) -> str:
@@ -422,14 +427,16 @@ def fail(message: str):
     raise UserError(message)
 
 
-def argument_options(flag: Flag, value) -> dict:
-    """What argparse needs to read a flag whose default is `value`."""
+def argument_options(flag: Flag, variant: str) -> dict:
+    """What argparse needs to read a flag of the variant."""
+    value = for_variant(flag.default, variant)
+    choices = for_variant(flag.choices, variant)
     if value is False:
         return {"action": "store_true"}
     if isinstance(value, list):
         return {"nargs": len(value), "type": type(value[0])}
-    kind = flag.parse or (None if flag.choices or value is None else type(value))
-    return {"choices": flag.choices, "type": kind}
+    kind = flag.parse or (None if choices or value is None else type(value))
+    return {"choices": choices, "type": kind}
 
 
 def build_parser(variant: str) -> argparse.ArgumentParser:
@@ -445,31 +452,34 @@ def build_parser(variant: str) -> argparse.ArgumentParser:
             continue
         if flag.group not in groups:
             groups[flag.group] = parser.add_argument_group(flag.group)
+        options = argument_options(flag, variant)
         value = default(name, variant)
-        options = argument_options(flag, value)
         groups[flag.group].add_argument(dashed(name), default=value, help=flag.help, **options)
     return parser
 
 
+def check_flag(name: str, flag: Flag, cfg: dict) -> None:
+    """A flag's value against its rule, and against the optimiser and data it is for."""
+    value = cfg.get(name)
+    if flag.rule and value is not None and not flag.rule.test(value):
+        raise UserError(f"{dashed(name)} must be {flag.rule.text} (got {value})")
+    changed = value != default(name, cfg["variant"])
+    if cfg["optimizer"] not in flag.optimizers and changed:
+        optimizers = " or ".join(flag.optimizers)
+        raise UserError(f"{dashed(name)} is for --optimizer {optimizers}, not {cfg['optimizer']}")
+    if flag.toy_only and cfg["data"] not in TOY_DATA and changed:
+        raise UserError(
+            f"{dashed(name)} is for the built-in toy distributions "
+            f"({', '.join(TOY_DATA)}), not --data {cfg['data']}"
+        )
+
+
 def check_config(cfg: dict) -> None:
-    """Every flag's value against its rule, then the flags against each other."""
+    """Every flag's value on its own, then the flags against each other."""
     for name, flag in FLAGS.items():
-        value = cfg.get(name)
-        if flag.rule and value is not None and not flag.rule.test(value):
-            raise UserError(f"{dashed(name)} must be {flag.rule.text} (got {value})")
-        if cfg["optimizer"] not in flag.optimizers and value != default(name, cfg["variant"]):
-            raise UserError(
-                f"{dashed(name)} is for --optimizer {' or '.join(flag.optimizers)}, "
-                f"not {cfg['optimizer']}"
-            )
+        check_flag(name, flag, cfg)
     if cfg["nesterov"] and not cfg["momentum"] > 0:
         raise UserError("--nesterov must be used with --momentum > 0")
-    for name in ("toy_size", "eval_size"):
-        if cfg["data"] not in TOY_DATA and cfg[name] != default(name, cfg["variant"]):
-            raise UserError(
-                f"{dashed(name)} is for the built-in toy distributions "
-                f"({', '.join(TOY_DATA)}), not --data {cfg['data']}"
-            )
 
 
 def member_configs(cfg: dict) -> list[dict]:
@@ -532,12 +542,10 @@ def check_schedules(cfg: dict) -> None:
             raise UserError(f"--{flag} {message} in epoch {epoch}") from None
     used = (cfg["anneal_epochs"] if cfg["anneal"] else 0) + cfg["cooldown_epochs"]
     if cfg["cooldown"] and used > cfg["epochs"]:
-        if cfg["anneal"]:
-            windows = "--anneal-epochs {anneal_epochs} and --cooldown-epochs {cooldown_epochs} "
-            windows += "add up to"
-        else:
-            windows = "--cooldown-epochs {cooldown_epochs} is"
-        raise UserError(f"{windows.format(**cfg)} more than --epochs {cfg['epochs']}")
+        anneal = f"--anneal-epochs {cfg['anneal_epochs']} and " if cfg["anneal"] else ""
+        verb = "add up to" if cfg["anneal"] else "is"
+        cooldown = f"--cooldown-epochs {cfg['cooldown_epochs']}"
+        raise UserError(f"{anneal}{cooldown} {verb} more than --epochs {cfg['epochs']}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -570,9 +578,9 @@ def as_json(value):
     return json.loads(json.dumps(value))
 
 
-def resumed_config(variant: str, given: dict) -> dict:
+def saved_with(variant: str, given: dict) -> dict:
     """The flags of the run in --resume DIR, changed where `given` (the flags set) sets them:
-    only the resumable ones, which change no number of the training."""
+    only the resumable ones, which change no number of the training; the others must agree."""
     folder = Path(given["resume"])
     saved = read_config(folder)
     if saved["variant"] != variant:
@@ -592,12 +600,16 @@ def resumed_config(variant: str, given: dict) -> dict:
     return {k: v for k, v in {**saved, **given, "out": str(folder)}.items() if k in FLAGS}
 
 
-def resumed(variant: str, parser: argparse.ArgumentParser, argv: list[str], cfg: dict) -> dict:
+def resume_config(variant: str, parser: argparse.ArgumentParser, argv: list[str], cfg) -> dict:
     """The config of the run that --resume continues, with the flags argv sets changed where
-    they may be. A cooldown's epochs are the last ones: its run's epochs cannot change."""
+    they may be. A preset given again is checked through its flags, and those that change no
+    number stay the run's. A cooldown's epochs are the last ones: they cannot change."""
     parser.set_defaults(**dict.fromkeys(cfg))  # then None is "not given"
     given = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
-    cfg = {**cfg, **resumed_config(variant, given)}
+    flags = preset_flags(variant, given.get("preset"))
+    preset = {k: v for k, v in vars(parser.parse_args(flags)).items() if v is not None}
+    checked = {k: v for k, v in preset.items() if not FLAGS[k].resumable}
+    cfg = {**cfg, **saved_with(variant, {**checked, **given})}
     planned = read_config(Path(cfg["resume"]))["epochs"]
     if cfg["cooldown"] and cfg["epochs"] != planned:
         raise UserError(
@@ -612,11 +624,10 @@ def parse_config(variant: str, argv: list[str] | None = None) -> dict:
     parser = build_parser(variant)
     argv = sys.argv[1:] if argv is None else list(argv)
     cfg = vars(parser.parse_args(argv))
-    if cfg["preset"] is not None:  # its flags first: the ones given override them
-        argv = [*preset_flags(variant, cfg["preset"]), *argv]
-        cfg = vars(parser.parse_args(argv))
     if cfg["resume"] is not None:
-        cfg = resumed(variant, parser, argv, cfg)
+        cfg = resume_config(variant, parser, argv, cfg)
+    elif cfg["preset"] is not None:  # its flags first: the ones given override them
+        cfg = vars(parser.parse_args([*preset_flags(variant, cfg["preset"]), *argv]))
     cfg["variant"] = variant
     for member in [cfg, *member_configs(cfg)]:  # each value checked as flags are
         check_config(member)

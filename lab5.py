@@ -27,8 +27,9 @@ import config
 from data.points import TOY_DATA, load_points, split_points, toy_points
 from errors import UserError
 from plots.frames import landscape_grid, make_frame_writer, plot_window
-from recording import console, metrics, recorder, worker
+from recording import console, recorder, worker
 from recording.folder import open_run_dirs, write_configs
+from recording.metrics import NEIGHBOURS
 from recording.run import Run
 
 # ---- Data. One seeded generator per purpose, like splitting a JAX key: drawing more numbers for
@@ -56,7 +57,7 @@ def load_data(cfg: dict) -> tuple[np.ndarray, dict | None, str]:
 def split_data(cfg: dict, points: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
     rng = make_rng(cfg["data_seed"], "split")
     batch = (cfg["batch_size"], cfg["n_critic"])
-    fewest = metrics.NEIGHBOURS + 1
+    fewest = NEIGHBOURS + 1  # the precision and recall need a k-th nearest neighbour
     return split_points(points, cfg["train_size"], cfg["test_size"], rng, source, fewest, batch)
 
 
@@ -312,15 +313,15 @@ def make_train_step(cfg: dict) -> Callable:
         """The state's critic after its n_critic updates against generator g."""
         d = state["d"]
         d_opt = state["d_opt"]
-        metrics = []
+        losses = []
         for k in range(cfg["n_critic"]):  # each critic update on its own real batch and noise
             fake = generator(g, batch["z_critic"][k])
             grads, aux = d_grad(d, batch["real"][k], fake, batch["eps"][k], state["hyper"])
             d, d_opt = opt.update(grads, d_opt, d)
             if cfg["variant"] == "wgan":  # the Lipschitz constraint, by brute force
                 d = clip_params(d, state["hyper"]["clip"])
-            metrics.append(aux)
-        return d, d_opt, tree_map(lambda *m: sum(m) / len(m), *metrics)
+            losses.append(aux)
+        return d, d_opt, tree_map(lambda *m: sum(m) / len(m), *losses)
 
     def update_generator(state, d, z):
         grads, loss = g_grad(state["g"], d, z)
@@ -399,8 +400,8 @@ def compile_step(step: Callable, device="cpu") -> Callable:
         # A replay's outputs live in memory that the next replay overwrites, and the next step
         # takes this one's state: what a step returns is copied out of the graph's memory.
         torch.compiler.cudagraph_mark_step_begin()
-        new_state, metrics = graphed(state, batch)
-        return tree_map(torch.clone, new_state), tree_map(torch.clone, metrics)
+        new_state, losses = graphed(state, batch)
+        return tree_map(torch.clone, new_state), tree_map(torch.clone, losses)
 
     return replay
 
@@ -422,8 +423,8 @@ def run_epoch(step: Callable, state: dict, batches: dict, steps: int) -> tuple[d
     for the device."""
     history = []
     for i in range(steps):
-        state, metrics = step(state, {k: v[i] for k, v in batches.items()})
-        history.append(metrics)
+        state, losses = step(state, {k: v[i] for k, v in batches.items()})
+        history.append(losses)
     return state, {k: torch.stack([m[k] for m in history]).mean(0).cpu() for k in history[0]}
 
 
@@ -552,14 +553,14 @@ def train(cfg: dict, start_recorder: Callable = recorder.start_in_worker) -> dic
     its summary. An interrupted or diverged run keeps everything up to its last good epoch."""
     run = prepare_run(cfg)
     print(console.start_message(run), flush=True)
-    process = start_recorder(run)
+    writer = start_recorder(run)
     progress = console.progress(cfg, run.steps)  # a bar once training starts, after compiling
     status = "failed"  # stays only if a bug stops the run
     diverged = None
 
     def send(message: dict) -> None:
         with worker.interrupts_held():
-            progress.show(process.send(message), message)
+            progress.show(writer.send(message), message)
 
     try:
         torch.set_num_threads(cfg["threads"] or torch.get_num_threads())
@@ -574,7 +575,7 @@ def train(cfg: dict, start_recorder: Callable = recorder.start_in_worker) -> dic
     finally:
         progress.close()
         with worker.interrupts_held():
-            for line in process.finish({"status": status, "diverged_members": diverged}):
+            for line in writer.finish({"status": status, "diverged_members": diverged}):
                 console.say(None, line)
     summary = json.loads((run.folder / "summary.json").read_text())
     if status != "failed":

@@ -5,8 +5,8 @@ in alternating repetitions: the machines are shared and noisy, absolute times dr
     python bench/speed.py step runs        # some of them
 
 Sections:
-  step       steps/s of the report's loop (one critic update per generator update, RMSprop,
-             g-first) at batch 64 and 256: lab5's compiled step as a run calls it, the same step
+  step       steps/s of a step of one critic update per generator update (RMSprop, g-first)
+             at batch 64 and 256: lab5's compiled step as a run calls it, the same step
              uncompiled, and tests/eager_reference.py (nn.Sequential, torch.optim, .backward())
              at 1 and at 2 threads; the ratio is against the faster reference
   compile    seconds to the end of the first compiled step, in a fresh process, with an empty and
@@ -53,7 +53,8 @@ from plots.make_gifs import make_compare, make_gif  # noqa: E402
 from plots.page import write_index  # noqa: E402
 from tests.eager_reference import make_reference, reference_step  # noqa: E402
 
-REPORT_LOOP = ["--n-critic", "1", "--order", "g-first", "--init", "torch"]
+# The timed step: one critic update per generator update, the generator first, nn.Linear's init
+ONE_TO_ONE = "--n-critic 1 --order g-first --init torch".split()
 
 
 def sync(device: torch.device) -> None:
@@ -64,7 +65,7 @@ def sync(device: torch.device) -> None:
 def setup(variant: str, batch_size: int, device: torch.device, seeds: int = 1):
     """The config, a fresh stacked training state and one epoch of batches, as a run has them."""
     cfg = parse_config(
-        variant, [*REPORT_LOOP, "--batch-size", str(batch_size), "--seeds", str(seeds)]
+        variant, [*ONE_TO_ONE, "--batch-size", str(batch_size), "--seeds", str(seeds)]
     )
     members = member_configs(cfg)
     state = lab5.init_members(members, device)
@@ -142,12 +143,10 @@ def without_cuda_graphs(cfg: dict, state: dict, batch: dict, n_threads: int) -> 
 
 
 def step_section(args, device) -> list[str]:
-    graphs = device.type == "cuda"
-    lines = [
-        "| variant | batch | compiled |" + " no CUDA graphs |" * graphs + " uncompiled | "
-        "reference, 1 thread | reference, 2 threads | compiled / best reference |",
-        "|---|---|---|---|---|---|---|" + "---|" * graphs,
-    ]
+    graphs = device.type == "cuda"  # then the compiled step without its CUDA graphs too
+    head = ["variant", "batch", "compiled", *(["no CUDA graphs"] if graphs else []), "uncompiled"]
+    head += ["reference, 1 thread", "reference, 2 threads", "compiled / best reference"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for variant in args.variants:
         for batch_size in (64, 256):
             cfg, state, batches = setup(variant, batch_size, device)

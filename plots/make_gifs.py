@@ -15,6 +15,7 @@ with a warning; the others are still made, and no half-written file is left behi
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from errors import UserError  # noqa: E402
 from plots.compare import compare_frames, frame_files, latest_runs  # noqa: E402
 from plots.curves import plot_curves  # noqa: E402
 from plots.page import write_index  # noqa: E402
-from recording.files import atomic_write, read_json, read_table  # noqa: E402
+from recording.files import atomic_write, read_table  # noqa: E402
 
 FRAME_MS = 150
 LAST_FRAME_MS = 2000
@@ -75,6 +76,12 @@ def make_gif(run: Path, scale: float = 1.0) -> Path | None:
     return write_gif(run.with_name(run.name + ".gif"), images, scale) if images else None
 
 
+def run_json(path: Path) -> dict:
+    """A run's config.json or summary.json; {} where the run has none yet. An unreadable one
+    raises, and main skips the run with a warning."""
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def make_curves(run: Path) -> Path | None:
     """runs/<name>/curves.png from a run's metrics.csv, or from an ensemble's ensemble.csv
     with its members' metrics.csv beneath."""
@@ -87,8 +94,8 @@ def make_curves(run: Path) -> Path | None:
     plot_curves(
         read_table(table),
         members,
-        read_json(run / "config.json"),
-        read_json(run / "summary.json"),
+        run_json(run / "config.json"),
+        run_json(run / "summary.json"),
         run.name,
         path,
     )

@@ -121,9 +121,10 @@ def card(run: Path, root: Path, members: list[Path]) -> str:
     config = read_json(run / "config.json")
     summary = read_json(run / "summary.json")
     status = summary.get("status", "not-started")
-    changed = " ".join(
-        f"<code>{escape(flag_text(k, v))}</code>" for k, v in (config.get("changed") or {}).items()
-    )
+    # the preset first, then every flag that differs from the defaults (the preset's included)
+    flags = {"preset": config["preset"]} if config.get("preset") else {}
+    flags.update(config.get("changed") or {})
+    changed = " ".join(f"<code>{escape(flag_text(k, v))}</code>" for k, v in flags.items())
     rows = [
         f'<tr><th>status</th><td class="status status-{escape(status)}">'
         f"{escape(status_text(summary))}</td></tr>",

@@ -42,7 +42,7 @@ def say(bar: tqdm | None, line: str) -> None:
     (bar or tqdm).write(line[:COLUMNS], file=sys.stdout)
 
 
-def show(bar: tqdm | None, lines: list[str], message: dict, cfg: dict, steps: int):
+def advance(bar: tqdm | None, lines: list[str], message: dict, cfg: dict, steps: int):
     """What a message from training shows: the recorder's lines, the compile time, and (from
     first epoch trained: for a resumed run, the one after its checkpoint's) the bar, moved on
     one epoch. Returns the bar."""
@@ -68,7 +68,7 @@ def progress(cfg: dict, steps: int) -> Progress:
 
     def show_message(lines: list[str], message: dict) -> None:
         nonlocal bar
-        bar = show(bar, lines, message, cfg, steps)
+        bar = advance(bar, lines, message, cfg, steps)
 
     def close() -> None:
         if bar is not None:

@@ -11,7 +11,7 @@ import csv
 import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable, NamedTuple
 
 import torch
 
@@ -44,14 +44,19 @@ def read_json(path: Path) -> dict:
         return {}
 
 
-def open_table(path: Path, columns: list[str], append: bool = False):
+class Table(NamedTuple):
+    file: IO  # the open CSV file, line-buffered
+    writer: csv.DictWriter  # writes a row (a dict) to it
+
+
+def open_table(path: Path, columns: list[str], append: bool = False) -> Table:
     """A CSV file and its writer (appending to the rows already there, or starting anew); every
     row is on disk as soon as it is written (a missing value, None, is an empty cell)."""
     file = open(path, "a" if append else "w", newline="", buffering=1)
     writer = csv.DictWriter(file, fieldnames=columns)
     if not append:
         writer.writeheader()
-    return file, writer
+    return Table(file, writer)
 
 
 def read_table(path: Path) -> list[dict]:

@@ -18,15 +18,28 @@ from recording.checkpoint import load_checkpoint
 from recording.files import atomic_write, write_json
 from recording.run import Run
 
-RUN_FILES = ("config.json", "metrics.csv", "summary.json", "ensemble.csv", "generator.pt")
-RUN_FILES += ("generator_raw.pt", "critic.pt", "curves.png", "checkpoint.pt")
+RUN_FILES = (
+    "config.json",
+    "metrics.csv",
+    "summary.json",
+    "ensemble.csv",
+    "generator.pt",
+    "generator_raw.pt",
+    "critic.pt",
+    "curves.png",
+    "checkpoint.pt",
+)
 
 
 def run_setting(run: Run) -> dict:
     """What config.json adds to the flags: the data file, its format and sha256, the split's
     sizes in points, the device and the library versions."""
     data = None if run.cfg["data"] in TOY_DATA else find_data(run.cfg["data"])
-    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }
     return {
         "data": str(data or run.cfg["data"]),
         "steps_per_epoch": run.steps,
@@ -35,7 +48,7 @@ def run_setting(run: Run) -> dict:
         "data_format": data and data_format(data),
         "data_sha256": data and file_sha256(data),
         "device": str(run.device),
-        "versions": {**versions, "numpy": np.__version__},
+        "versions": versions,
     }
 
 
@@ -47,8 +60,12 @@ def write_configs(run: Run) -> None:
     if run.folder not in run.member_dirs:  # an ensemble's own folder
         configs.insert(0, (run.folder, run.cfg, run.names))
     for folder, cfg, names in configs:
-        extra = {"members": names, "out": str(folder), "changed": changed_flags(cfg)}
-        extra["set_by_preset"] = set_by_preset(cfg)
+        extra = {
+            "members": names,
+            "out": str(folder),
+            "changed": changed_flags(cfg),
+            "set_by_preset": set_by_preset(cfg),
+        }
         write_json(folder / "config.json", {**cfg, **setting, **extra})
 
 

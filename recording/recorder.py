@@ -17,7 +17,7 @@ import torch
 
 from recording import console, metrics, worker
 from recording.checkpoint import save_checkpoint
-from recording.files import atomic_write, open_table, read_table, save_params, write_json
+from recording.files import Table, atomic_write, open_table, read_table, save_params, write_json
 from recording.run import Run
 
 
@@ -25,7 +25,7 @@ from recording.run import Run
 class MemberRecord:
     folder: Path  # where the member's files go
     z: torch.Tensor  # the fixed noise it is scored and drawn on
-    table: tuple  # its metrics.csv: the open file and its csv.DictWriter
+    table: Table  # its metrics.csv
     history: list[tuple[int, float]]  # (epoch, W1) of every epoch with an exact W1
     final: dict | None = None  # its last metrics row
 
@@ -37,7 +37,7 @@ class Recorder:
     test: dict  # the test set as the distances need it (metrics.describe_test_set)
     members: list[MemberRecord]  # one per model
     columns: list[str]  # metrics.csv's columns
-    ensemble: tuple | None  # an ensemble's ensemble.csv (file, writer); None for one model
+    ensemble: Table | None  # an ensemble's ensemble.csv; None for one model
     draw: Callable  # writes a frame (plots.frames.make_frame_writer)
     final: dict | None = None  # the last epoch's means over the members
     epochs_done: int = 0  # the last epoch recorded
@@ -118,7 +118,7 @@ def record_member(recorder: Recorder, member: MemberRecord, message: dict, i: in
     save_params(member.folder / "generator.pt", params["g"])
     save_params(member.folder / "generator_raw.pt", params["raw"])  # the one trained
     save_params(member.folder / "critic.pt", params["d"])
-    member.table[1].writerow(row)
+    member.table.writer.writerow(row)
     member.final = row
     if exact:
         member.history.append((epoch, row["w1"]))
@@ -133,7 +133,7 @@ def record_epoch(recorder: Recorder, message: dict) -> list[str]:
     ]
     recorder.final = metrics.ensemble_row(epoch, rows, recorder.columns[1:-1])
     if recorder.ensemble:
-        recorder.ensemble[1].writerow(recorder.final)
+        recorder.ensemble.writer.writerow(recorder.final)
     recorder.epochs_done = epoch
     recorder.train_s += message["seconds"]
     lines = [console.floor_line(recorder.floor)] if epoch == 0 else []
@@ -190,7 +190,7 @@ def handle(recorder: Recorder, message: dict) -> list[str]:
         save_checkpoint(recorder.run.folder, message)
     if "status" in message:
         for member in recorder.members:
-            member.table[0].close()
+            member.table.file.close()
         if recorder.ensemble:
-            recorder.ensemble[0].close()
+            recorder.ensemble.file.close()
     return lines

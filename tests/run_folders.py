@@ -27,6 +27,7 @@ def run_folder(
     frames: list[int],
     changed: dict | None = None,
     data: str = "data/points.mat",
+    preset: str | None = None,
 ) -> dict:
     """A run's config, summary, metrics (an exact W1 at each frame's epoch), frames, curves
     and GIF; returns the summary."""
@@ -39,6 +40,7 @@ def run_folder(
                 "gp_weight": 0.001,
                 "fit_factor": 2.0,
                 "changed": changed or {},
+                "preset": preset,
                 "members": [folder.name],
             }
         )
@@ -80,6 +82,7 @@ def build_runs(root: Path) -> dict[str, dict]:
             {"status": "completed", "epochs_done": 4, "final": final(0.0312), "epochs_to_fit": 3},
             [0, 2, 4],
             {"lr": 0.0005},
+            preset="fast",
         ),
         "gan": run_folder(
             root / "gan",

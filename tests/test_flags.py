@@ -53,13 +53,13 @@ SPECIAL = {  # flags whose edges are not numbers of one kind
 }
 
 
-def edge_values(name: str, flag: config.Flag) -> list[list[str]]:
+def edge_values(name: str, flag: config.Flag, variant: str) -> list[list[str]]:
     if name in SPECIAL:
         return SPECIAL[name]
     if flag.default is False:
         return [[]]
     if flag.choices:
-        return [[choice] for choice in flag.choices] + [["bogus"]]
+        return [[choice] for choice in config.for_variant(flag.choices, variant)] + [["bogus"]]
     return [[value] for value in NUMBERS[flag.rule.text]]
 
 
@@ -67,7 +67,7 @@ CASES = [
     (variant, name, values)
     for name, flag in config.FLAGS.items()
     for variant in flag.variants
-    for values in edge_values(name, flag)
+    for values in edge_values(name, flag, variant)
     if variant == "wgan_gp" or len(flag.variants) < 3
 ]
 

@@ -117,7 +117,7 @@ def test_fit_and_changed_flags(runs):
     assert cards["wgan_gp"]["text"]["fit"] == "from epoch 3"
     assert cards["gan"]["text"]["fit"] == "not fitted"
     assert cards["ens"]["text"]["fit"] == "1 of 2 members, from epochs 2–2"
-    assert cards["wgan_gp"]["text"]["flags"] == "--lr 0.0005"
+    assert cards["wgan_gp"]["text"]["flags"] == "--preset fast --lr 0.0005"  # the preset first
     assert cards["gan"]["text"]["flags"] == "none"
 
 

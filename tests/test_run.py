@@ -300,9 +300,9 @@ def test_empty_out_is_an_error(capsys):
         (["--eval-size", "2500"], "--eval-size is for the built-in toy distributions"),
         (["--hidden", "64,0"], "--hidden must be 1 to 8 widths in 1..4096 (got [64, 0])"),
         (["--hidden", "64,x"], "expected widths like 256,64, got '64,x'"),
-        (["--anneal", "bogus=1"], "--anneal bogus: WGAN-GP can anneal ema, lr, gp_weight"),
+        (["--anneal", "bogus=1"], "--anneal bogus: WGAN-GP can anneal lr, gp_weight, ema"),
         (["--anneal", "lr=-1"], "--anneal lr must be a positive number (got -1.0)"),
-        (["--cooldown", "bogus=1"], "--cooldown bogus: WGAN-GP can cool down ema, lr, gp_weight"),
+        (["--cooldown", "bogus=1"], "--cooldown bogus: WGAN-GP can cool down lr, gp_weight, ema"),
         (
             ["--cooldown", "lr=-1"],  # what the last epoch would take: 1e-4 + (-1 - 1e-4) * 99/100
             "--cooldown lr must be a positive number (got -0.989999) in epoch 200",
@@ -332,7 +332,7 @@ def test_empty_out_is_an_error(capsys):
         (["--betas", "0.5", "0.9"], "--betas is for --optimizer adam, not rmsprop"),
         (["--test-size", "5000", "--train-size", "3000"], "give --test-size 4096 or less"),
         (["--seeds", "0"], "--seeds must be a positive integer"),
-        (["--vary", "clip=0.1,0.2"], "--vary clip: WGAN-GP can vary ema, lr, gp_weight"),
+        (["--vary", "clip=0.1,0.2"], "--vary clip: WGAN-GP can vary lr, gp_weight, ema"),
         (["--vary", "lr=1e-4,-1"], "--lr must be a positive number (got -1.0)"),
         (["--vary", "lr=fast"], "argument --vary: expected NAME=V1,V2,... with numbers"),
         (["--gp-weight", "nan"], "--gp-weight must be a non-negative number"),

@@ -15,8 +15,9 @@ FOLDERS = ("data", "recording", "plots", "variants", "experiments", "bench")
 LIBRARY = [CORE, ROOT / "config.py", ROOT / "errors.py"]
 LIBRARY += [path for folder in FOLDERS for path in sorted((ROOT / folder).glob("*.py"))]
 EVERY_FILE = LIBRARY + sorted((ROOT / "tests").glob("*.py"))
-# What each part of lab5 may import of the others: scripts -> lab5 -> recording, plots ->
-# data; nothing but the scripts imports lab5, and recording is handed what it draws.
+# What each part of lab5 may import of the others: the scripts import lab5, which imports the
+# rest; recording reads and writes config.json through config, plots reads run folders through
+# recording's files; nothing but the scripts imports lab5, and recording is handed what it draws.
 MAY_IMPORT = {
     "errors": set(),
     "data": {"errors", "data"},
@@ -104,19 +105,32 @@ def test_no_function_is_over_40_lines(path):
     assert long == []
 
 
+def is_sequence(node: ast.AST) -> bool:
+    """A list, tuple or string written out."""
+    literal = isinstance(node, (ast.List, ast.Tuple, ast.JoinedStr))
+    return literal or isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+def is_count(node: ast.AST) -> bool:
+    """What a sequence may be multiplied by: a number, a call (len(...)) or arithmetic."""
+    number = isinstance(node, ast.Constant) and type(node.value) is int
+    bool_call = isinstance(node, ast.Call) and getattr(node.func, "id", "") == "bool"
+    arithmetic = isinstance(node, ast.BinOp) or isinstance(node, ast.Call) and not bool_call
+    return number or arithmetic
+
+
 def packed(tree: ast.AST) -> list[str]:
     """Code packed to save lines: a tuple of values assigned to a tuple of names (`a, b = x,
-    y`), a sequence or string multiplied by a condition (`[x] * (n > 0)`), a lambda named by
-    assignment."""
+    y`), a sequence or string multiplied by a condition (`[x] * (n > 0)`, `"s" * ok`: anything
+    but a number, a call or arithmetic), a lambda named by assignment."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple):
             if any(isinstance(target, ast.Tuple) for target in node.targets):
                 found.append(f"line {node.lineno}: tuple assignment")
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
-            for side in (node.left, node.right):
-                bool_call = isinstance(side, ast.Call) and getattr(side.func, "id", "") == "bool"
-                if isinstance(side, (ast.Compare, ast.BoolOp)) or bool_call:
+            for sequence, times in ((node.left, node.right), (node.right, node.left)):
+                if is_sequence(sequence) and not is_count(times):
                     found.append(f"line {node.lineno}: multiplied by a condition")
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
             found.append(f"line {node.lineno}: a lambda assigned to a name")
@@ -131,7 +145,8 @@ def test_nothing_is_packed(path):
 
 def test_the_packing_check_finds_packing():
     code = "a, b = 1, 2\nc = [1] * (a > 0)\nd = 's' * bool(b)\nf = lambda: 0\ng, h = divmod(7, 2)\n"
-    assert len(packed(ast.parse(code))) == 4
+    code += "e = [(1, 2)] * ok\nk = '-|' * len(x) + 'x' * 3 + str([0] * (n - 1))\n"
+    assert len(packed(ast.parse(code))) == 5
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess:
