@@ -39,7 +39,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
-from config import FLAGS, as_json, fail, parse_config  # noqa: E402
+from config import FLAGS, as_json, fail, parse_config, window  # noqa: E402
 from data.points import TOY_DATA  # noqa: E402
 from errors import UserError  # noqa: E402
 from recording.files import read_table  # noqa: E402
@@ -239,8 +239,12 @@ def plan_row(
 
 def training_values(cfg: dict) -> dict:
     """What decides a configuration's training: every value but those of the flags that say
-    where it runs or name a preset (whose values are there one by one)."""
-    return as_json({k: v for k, v in cfg.items() if k not in FLAGS or not FLAGS[k].place})
+    where it runs or name a preset (whose values are there one by one), and the schedules'
+    windows in epochs (0.2 of 200 epochs anneals as 40 does)."""
+    values = {k: v for k, v in cfg.items() if k not in FLAGS or not FLAGS[k].place}
+    if "epochs" in cfg:
+        values.update({k: window(cfg, k) for k in ("anneal_epochs", "cooldown_epochs")})
+    return as_json(values)
 
 
 def run_config(row: dict, force: bool, train: bool = True) -> dict:

@@ -22,7 +22,9 @@ def test_each_preset_is_the_recipe_it_names():
     """The values RESULTS.md measured: §8's fast start, §3's report loop, §4.1's toy rows."""
     fast = config.parse_config("wgan_gp", ["--preset", "fast"])
     assert fast["anneal"] == {"lr": 5e-4, "gp_weight": 0.3, "ema": 0.99}
-    assert (fast["ema"], fast["cooldown"], fast["cooldown_epochs"]) == (0.999, {"lr": 0.0}, 100)
+    assert (fast["ema"], fast["cooldown"]) == (0.999, {"lr": 0.0})
+    # over 200 epochs: annealed by epoch 41, cooled down over the last 100, as measured
+    assert [config.window(fast, k) for k in ("anneal_epochs", "cooldown_epochs")] == [40, 100]
     for variant in config.VARIANTS:
         report = config.parse_config(variant, ["--preset", "report"])
         loop = {"order": "simultaneous", "n_critic": 1, "batch_size": 64, "init": "torch"}
@@ -141,3 +143,38 @@ def test_a_preset_given_again_on_resume_keeps_the_runs_own_epochs(tmp_path, monk
     again = ["--resume", str(out), "--preset", "report"]
     assert config.parse_config("gan", again)["epochs"] == 2
     assert config.parse_config("gan", [*again, "--epochs", "3"])["epochs"] == 3
+
+
+@pytest.mark.parametrize(
+    "epochs,windows",
+    [(40, [40, 20]), (80, [40, 40]), (10, [40, 5]), (3, [40, 2]), (1000, [40, 500])],
+)
+def test_the_fast_start_anneals_over_40_epochs_and_cools_down_over_the_last_half(epochs, windows):
+    """Any length of run: what makes the fit fast is in epochs, the cooldown a share of the run
+    (in a run of under 80 epochs the two overlap)."""
+    cfg = config.parse_config("wgan_gp", ["--preset", "fast", "--epochs", str(epochs)])
+    assert [config.window(cfg, k) for k in ("anneal_epochs", "cooldown_epochs")] == windows
+    lrs = [config.scheduled(cfg, epoch)["lr"] for epoch in range(1, epochs + 1)]
+    assert lrs[0] == 5e-4 and all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[-1] < 5e-4
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        "--cooldown lr=0 --epochs 40",
+        "--anneal lr=5e-4 --cooldown lr=0 --cooldown-epochs 50 --epochs 30",
+    ],
+)
+def test_a_cooldown_longer_than_the_run_is_refused_with_one_that_fits(flags, capsys):
+    assert lab5.main("wgan_gp", flags.split()) == 2
+    message = capsys.readouterr().err
+    suggested = message.split(": give ")[1].split(" or less")[0].split()
+    assert config.parse_config("wgan_gp", [*flags.split(), *suggested])  # it fits
+
+
+def test_a_run_annealed_over_a_fraction_of_it_is_not_extended(tmp_path, capsys):
+    out = tmp_path / "run"
+    flags = [*SMALL, "--anneal", "lr=5e-4", "--anneal-epochs", "0.5", "--epochs", "2"]
+    assert lab5.main("wgan_gp", [*flags, "--out", str(out)]) == 0
+    assert lab5.main("wgan_gp", ["--resume", str(out), "--epochs", "4"]) == 2
+    assert "anneals over --anneal-epochs 0.5 of its 2 epochs" in capsys.readouterr().err

@@ -139,9 +139,11 @@ def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, 
 
 
 def test_a_row_with_bad_flags_stops_the_experiment_before_any_row_trains(tmp_path, monkeypatch):
-    """Here `report.py fast_start --epochs 40`: its second row cools down over 100 epochs."""
+    """Here `report.py fast_start --epochs 40` with a last row whose learning rate is -1."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(lab5, "train", lambda cfg: pytest.fail("a row trained"))
+    rows = [*EXPERIMENTS["fast_start"]["configs"], ("bad", "wgan_gp", ["--lr", "-1"])]
+    monkeypatch.setitem(EXPERIMENTS["fast_start"], "configs", rows)
     args = argparse.Namespace(
         label="shipped",
         results=str(tmp_path / "results"),
@@ -153,7 +155,7 @@ def test_a_row_with_bad_flags_stops_the_experiment_before_any_row_trains(tmp_pat
         force=False,
         no_train=False,
     )
-    with pytest.raises(UserError, match="--cooldown-epochs 100 add up to more than --epochs"):
+    with pytest.raises(UserError, match="--lr must be a positive number"):
         run_experiment("fast_start", args)
     assert not (tmp_path / "runs").exists()
 

@@ -312,10 +312,6 @@ def test_empty_out_is_an_error(capsys):
             ["--cooldown", "lr=0", "--epochs", "99"],
             "--cooldown-epochs 100 is more than --epochs 99",
         ),
-        (
-            ["--anneal", "lr=1e-3", "--cooldown", "lr=0", "--epochs", "139"],
-            "--anneal-epochs 40 and --cooldown-epochs 100 add up to more than --epochs 139",
-        ),
         (["--batch-size", "0"], "--batch-size must be a positive integer"),
         (["--epochs", "-2"], "--epochs must be a positive integer"),
         (

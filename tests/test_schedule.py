@@ -33,34 +33,34 @@ ARGV = [
 
 def reference(cfg: dict, starts: dict, ends: dict) -> dict:
     """The eager networks after cfg's epochs, the learning rate and the penalty weight moving
-    from `starts` to cfg's values over the first EPOCHS epochs and from them towards `ends` over
-    the last EPOCHS, on the batches the run drew."""
+    from `starts` to cfg's values over the first --anneal-epochs and from them towards `ends`
+    over the last --cooldown-epochs (where the two overlap, from the annealed value), on the
+    batches the run drew."""
     points, _, source = lab5.load_data(cfg)
     train = torch.as_tensor(lab5.split_data(cfg, points, source)[0], dtype=torch.float32)
     steps = len(train) // (cfg["batch_size"] * cfg["n_critic"])
     init = lab5.init_state(cfg, lab5.make_rng(cfg["seed"], "init"), "cpu")
     lr = starts.get("lr", cfg["lr"])
     ref = make_reference({**cfg, "lr": lr}, init["g"], init["d"])
+    warming = config.window(cfg, "anneal_epochs")
     schedules = [
-        LinearLR(ref[o], start_factor=1.0, end_factor=cfg["lr"] / lr, total_iters=EPOCHS)
+        LinearLR(ref[o], start_factor=1.0, end_factor=cfg["lr"] / lr, total_iters=warming)
         for o in ("opt_g", "opt_d")
     ]
+    cooling = config.window(cfg, "cooldown_epochs")
     rng = lab5.make_rng(cfg["seed"], "train")
-    cooling = cfg["epochs"] - EPOCHS
     for epoch in range(cfg["epochs"]):
-        if epoch == cooling and "lr" in ends:  # LinearLR goes on from the lr the group has
+        if epoch == cfg["epochs"] - cooling and "lr" in ends:  # LinearLRs chain: they multiply
+            end = ends["lr"] / cfg["lr"]
             schedules += [
-                LinearLR(
-                    ref[o], start_factor=1.0, end_factor=ends["lr"] / cfg["lr"], total_iters=EPOCHS
-                )
+                LinearLR(ref[o], start_factor=1.0, end_factor=end, total_iters=cooling)
                 for o in ("opt_g", "opt_d")
             ]
         if "gp_weight" in cfg:
             start = starts.get("gp_weight", cfg["gp_weight"])
-            t = min(epoch / EPOCHS, 1.0)
-            end = ends.get("gp_weight", cfg["gp_weight"])
-            u = max(epoch - cooling, 0) / EPOCHS
-            gp = start + (cfg["gp_weight"] - start) * t + (end - cfg["gp_weight"]) * u
+            annealed = start + (cfg["gp_weight"] - start) * min(epoch / warming, 1.0)
+            cool = max(epoch - cfg["epochs"] + cooling, 0) / cooling
+            gp = annealed + (ends.get("gp_weight", annealed) - annealed) * cool
             ref["cfg"] = {**cfg, "gp_weight": gp}
         batches = lab5.epoch_batches(train, cfg, steps, rng, "cpu")
         for i in range(steps):
@@ -70,33 +70,37 @@ def reference(cfg: dict, starts: dict, ends: dict) -> dict:
     return {"g": ref["G"].state_dict(), "d": ref["D"].state_dict()}
 
 
-def flag(name: str, values: dict) -> list[str]:
-    return (
-        [
-            f"--{name}",
-            ",".join(f"{k}={v}" for k, v in values.items()),
-            f"--{name}-epochs",
-            str(EPOCHS),
-        ]
-        if values
-        else []
-    )
+def flag(name: str, values: dict, epochs: int = EPOCHS) -> list[str]:
+    if not values:
+        return []
+    return [
+        f"--{name}",
+        ",".join(f"{k}={v}" for k, v in values.items()),
+        f"--{name}-epochs",
+        str(epochs),
+    ]
+
+
+BOTH = ({"lr": LR_START, "gp_weight": GP_START}, {"lr": LR_END, "gp_weight": GP_END})
 
 
 @pytest.mark.parametrize(
-    "variant,starts,ends",
+    "variant,starts,ends,windows",
     [
-        ("wgan", {"lr": LR_START}, {}),
-        ("wgan_gp", {"lr": LR_START}, {}),
-        ("wgan_gp", {"gp_weight": GP_START}, {}),
-        ("wgan_gp", {"lr": LR_START, "gp_weight": GP_START}, {}),
-        ("gan", {}, {"lr": LR_END}),
-        ("wgan_gp", {}, {"lr": LR_END, "gp_weight": GP_END}),
-        ("wgan_gp", {"lr": LR_START, "gp_weight": GP_START}, {"lr": LR_END, "gp_weight": GP_END}),
+        ("wgan", {"lr": LR_START}, {}, (EPOCHS, EPOCHS)),
+        ("wgan_gp", {"lr": LR_START}, {}, (EPOCHS, EPOCHS)),
+        ("wgan_gp", {"gp_weight": GP_START}, {}, (EPOCHS, EPOCHS)),
+        ("wgan_gp", {"lr": LR_START, "gp_weight": GP_START}, {}, (EPOCHS, EPOCHS)),
+        ("gan", {}, {"lr": LR_END}, (EPOCHS, EPOCHS)),
+        ("wgan_gp", {}, {"lr": LR_END, "gp_weight": GP_END}, (EPOCHS, EPOCHS)),
+        ("wgan_gp", *BOTH, (EPOCHS, EPOCHS)),
+        ("wgan_gp", *BOTH, (4, 3)),  # 4 + 3 epochs of 5: the cooldown from the annealed values
     ],
 )
-def test_scheduled_values_move_per_epoch_as_the_reference_s(tmp_path, variant, starts, ends):
-    argv = [*ARGV, *flag("anneal", starts), *flag("cooldown", ends)]
+def test_scheduled_values_move_per_epoch_as_the_reference_s(
+    tmp_path, variant, starts, ends, windows
+):
+    argv = [*ARGV, *flag("anneal", starts, windows[0]), *flag("cooldown", ends, windows[1])]
     if variant == "wgan_gp":
         argv += ["--gp-weight", str(GP)]
     cfg = config.parse_config(variant, [*argv, "--out", str(tmp_path / "run")])
