@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple
 import torch
 
 from data.points import TOY_DATA, file_sha256, find_data
-from errors import UserError
+from errors import UserError, strict_parser
 
 VARIANTS = ("gan", "wgan", "wgan_gp")
 OPTIMIZERS = ("rmsprop", "sgd", "adam")
@@ -68,6 +68,7 @@ class Flag:
     per_member: bool = False  # a tensor per member in the state: --vary, --anneal, --cooldown
     place: bool = False  # not a setting of the training (where it runs, a preset): not "changed"
     toy_only: bool = False  # a value given with a points file rather than a toy is an error
+    shown: str | None = None  # the default as --help says it, where its value would not
 
 
 def parse_size(text: str) -> int | float:
@@ -159,19 +160,23 @@ FLAGS = {
     ),
     "data": Flag(
         "data/points.mat",
-        "points: .mat, .npy, .npz, .csv, .tsv, .txt (docs/data.md); or a toy distribution: "
-        + ", ".join(TOY_DATA),
+        "the points: a .mat (its --key array), .npy, .npz, .csv, .tsv or .txt file of N×2 "
+        "numbers; or a toy distribution: " + ", ".join(TOY_DATA),
         DATA,
     ),
-    "key": Flag(None, "the array in a .mat (default xx) or .npz (default: its only one)", DATA),
-    "delimiter": Flag(None, "of a text file's columns: , tab ; space (default: found)", DATA),
+    "key": Flag(
+        None, "the array in a .mat or .npz file", DATA, shown="xx in a .mat, an .npz's only one"
+    ),
+    "delimiter": Flag(
+        None, "of a text file's columns: , tab ; space", DATA, shown="found in the file"
+    ),
     "train_size": Flag(
         7000 / 8192,
-        "training points, after a seeded shuffle: a count, or a fraction of the file's "
-        "(default: the report's 7000 of 8192)",
+        "training points, after a seeded shuffle: a count, or a fraction of the file's",
         DATA,
         SIZE,
         parse=parse_size,
+        shown="7000/8192 of the file, the report's 7000 of 8192",
     ),
     "test_size": Flag(
         0,
@@ -206,14 +211,16 @@ FLAGS = {
     "n_critic": Flag(1, "critic updates per generator update", LOOP, POSITIVE_INT),
     "order": Flag(
         {"gan": "g-first", "wgan": "d-first", "wgan_gp": "g-first"},
-        "who sees whose update: docs/defaults.md",
+        "g-first: the critic learns from the generator after its step; d-first: the generator "
+        "steps against the critic after its step; simultaneous: both step from where they were "
+        "(the report's code)",
         LOOP,
         choices=("g-first", "d-first", "simultaneous"),
     ),
     "noise_dim": Flag(8, "dimension of the generator's noise z ~ N(0, I)", LOOP, POSITIVE_INT),
     "hidden": Flag(
         (256, 64),
-        "hidden layers' widths of both networks (the report's: 256,64)",
+        "hidden layers' widths of both networks, input side first (the default is the report's)",
         LOOP,
         WIDTHS,
         parse=parse_widths,
@@ -418,10 +425,6 @@ def presets_help(variant: str) -> str:
     return "\n".join(lines)
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Each flag's default after its help; the presets at the end, as presets_help lays them out."""
-
-
 # ---- Parsing: a parser read off FLAGS, and the checks --------------------------------------
 
 
@@ -438,11 +441,6 @@ def dashed(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def fail(message: str):
-    """argparse's error hook: its two-line usage error becomes our one-line error."""
-    raise UserError(message)
-
-
 def argument_options(flag: Flag, variant: str) -> dict:
     """What argparse needs to read a flag of the variant."""
     value = for_variant(flag.default, variant)
@@ -455,13 +453,27 @@ def argument_options(flag: Flag, variant: str) -> dict:
     return {"choices": choices, "type": kind}
 
 
+def typed(flag: Flag, value) -> str:
+    """A default as a user types it: 256,64 for widths, 0.9 0.999 for two numbers, 1e-08."""
+    if isinstance(value, (list, tuple)):
+        return ("," if flag.parse else " ").join(typed(flag, v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def help_text(flag: Flag, variant: str) -> str:
+    """What --help says of a flag: its help, then its default once (none where it has none)."""
+    value = for_variant(flag.default, variant)
+    shown = flag.shown or (None if value is None or value is False else typed(flag, value))
+    text = flag.help + (f" (default: {shown})" if shown else "")
+    return text.replace("%", "%%")  # argparse formats help with %
+
+
 def build_parser(variant: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = strict_parser(
         prog=f"python variants/{variant}.py",
-        formatter_class=HelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog as laid out
         epilog=presets_help(variant),
     )
-    parser.error = fail
     groups = {}
     for name, flag in FLAGS.items():
         if variant not in flag.variants:
@@ -470,7 +482,8 @@ def build_parser(variant: str) -> argparse.ArgumentParser:
             groups[flag.group] = parser.add_argument_group(flag.group)
         options = argument_options(flag, variant)
         value = default(name, variant)
-        groups[flag.group].add_argument(dashed(name), default=value, help=flag.help, **options)
+        text = help_text(flag, variant)
+        groups[flag.group].add_argument(dashed(name), default=value, help=text, **options)
     return parser
 
 

@@ -11,7 +11,6 @@ Flicker: the median change of a pixel's index from the previous frame, as a frac
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from scipy.spatial import cKDTree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab5  # noqa: E402
 from config import parse_config  # noqa: E402
+from errors import UserError, strict_parser  # noqa: E402
 from plots.compare import frame_files  # noqa: E402
 from plots.frames import frame_figure, plot_window  # noqa: E402
 
@@ -67,7 +67,7 @@ def measure(run: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = strict_parser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders with frames")
     parser.add_argument(
         "--epochs",
@@ -76,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[10, 30, 70, 200],
         help="epochs to list (and the least spread over every frame)",
     )
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     header = ["run", *(f"spread at {e}" for e in args.epochs), "least (epoch)", "flicker"]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for run in args.runs:

@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
 from config import VARIANTS, member_configs, parse_config, resolve_device  # noqa: E402
+from errors import UserError, strict_parser  # noqa: E402
 from plots.compare import latest_runs  # noqa: E402
 from plots.make_gifs import make_compare, make_gif  # noqa: E402
 from plots.page import write_index  # noqa: E402
@@ -462,7 +463,7 @@ def machine(device) -> str:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = strict_parser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "sections",
         nargs="*",
@@ -513,8 +514,12 @@ def add_inputs_and_output(parser: argparse.ArgumentParser) -> None:
 
 
 def main() -> int:
-    args = parse_args()
-    device = resolve_device(args.device)
+    try:
+        args = parse_args()
+        device = resolve_device(args.device)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     args.seeds = args.seeds or ([1, 8, 64, 256] if device.type == "cuda" else [1, 8])
     command = " ".join(["python bench/speed.py", *sys.argv[1:]])
     lines = [f"# `{command}`", "", f"Machine: {machine(device)}.", ""]

@@ -38,7 +38,7 @@ def make_points(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument(
         "--out", default=str(Path(__file__).with_name("points.mat")), help="MAT file to write"
     )

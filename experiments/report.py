@@ -39,9 +39,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
-from config import FLAGS, as_json, fail, parse_config, window  # noqa: E402
+from config import FLAGS, as_json, parse_config, window  # noqa: E402
 from data.points import TOY_DATA  # noqa: E402
-from errors import UserError  # noqa: E402
+from errors import UserError, strict_parser  # noqa: E402
 from recording.files import read_table  # noqa: E402
 from recording.metrics import MODE_COLUMNS, mean_and_se  # noqa: E402
 
@@ -639,8 +639,7 @@ def settings_lines(configs: list, spec: dict, epochs: int, seeds: list[int]) -> 
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.error = fail
+    p = strict_parser(description=__doc__.splitlines()[0])
     p.add_argument("experiments", nargs="+", choices=[*EXPERIMENTS, "all"])
     p.add_argument(
         "--seeds",

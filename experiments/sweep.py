@@ -30,8 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lab5  # noqa: E402
-from config import VARIANTS, fail, parse_config  # noqa: E402
-from errors import UserError  # noqa: E402
+from config import VARIANTS, parse_config  # noqa: E402
+from errors import UserError, strict_parser  # noqa: E402
 from experiments.report import mean_se, member_results  # noqa: E402
 
 AT_EPOCHS = (30, 70)
@@ -157,8 +157,7 @@ def main() -> int:
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.error = fail
+    p = strict_parser(description=__doc__.splitlines()[0])
     p.add_argument("variant", choices=VARIANTS)
     p.add_argument(
         "--grid",
