@@ -10,7 +10,7 @@ from pathlib import Path
 import matplotlib
 from PIL import Image, ImageDraw, ImageFont
 
-from recording.files import read_table
+from recording.files import read_json, read_table
 
 TITLE_HEIGHT = 30
 TITLE_SIZE = 17
@@ -33,12 +33,15 @@ def w1_ratios(run: Path) -> dict[int, float]:
 
 
 def latest_runs(root: Path) -> list[Path]:
-    """The latest run folder of each variant directly under root (by its summary's time), in
-    the variants' order: the report's comparison of the three."""
+    """The latest completed run folder of each variant directly under root (by its summary's
+    time), in the variants' order: the report's comparison of the three. An interrupted or
+    diverged run, or an ensemble, is not the variant's picture."""
     latest: dict[str, Path] = {}
-    for run in sorted(root.glob("*/summary.json"), key=lambda p: p.stat().st_mtime):
-        if frame_files(run.parent) and (run.parent / "metrics.csv").exists():  # not ensembles
-            latest[json.loads((run.parent / "config.json").read_text())["variant"]] = run.parent
+    for summary in sorted(root.glob("*/summary.json"), key=lambda p: p.stat().st_mtime):
+        run = summary.parent
+        single = frame_files(run) and (run / "metrics.csv").exists()
+        if single and read_json(summary).get("status") == "completed":
+            latest[read_json(run / "config.json").get("variant", "?")] = run
     return [latest[v] for v in sorted(latest)]
 
 

@@ -8,8 +8,9 @@ For a run folder runs/<name>/ it writes runs/<name>.gif (frames in epoch order, 
 longer) and runs/<name>/curves.png (losses and distances per epoch, from metrics.csv; an
 ensemble's from ensemble.csv, its members beneath). Then runs/index.html, a page with every run
 under runs/, and runs/compare.gif, runs side by side at the same epochs (by default the latest
-run of each variant, when there are two or more). A run whose GIF cannot be made is skipped
-with a warning; the others are still made, and no half-written file is left behind.
+completed run of each variant, when there are two or more). A GIF or curves newer than every
+file they are made from are kept (--force makes them again); a run whose GIF cannot be made is
+skipped with a warning; the others are still made, and no half-written file is left behind.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from errors import UserError  # noqa: E402
-from plots.compare import compare_frames, frame_files, latest_runs  # noqa: E402
+from errors import UserError, strict_parser  # noqa: E402
+from plots.compare import TITLE_HEIGHT, compare_frames, frame_files, latest_runs  # noqa: E402
 from plots.curves import plot_curves  # noqa: E402
 from plots.page import write_index  # noqa: E402
 from recording.files import atomic_write, read_table  # noqa: E402
@@ -54,8 +55,7 @@ def write_gif(gif: Path, images: list[Image.Image], scale: float = 1.0) -> Path:
     if len(sizes) > 1:  # a frame from another layout: the GIF would crop or pad it silently
         raise ValueError(f"frames of {len(sizes)} sizes: {', '.join(map(str, sizes))}")
     if scale != 1.0:
-        size = (round(images[0].width * scale), round(images[0].height * scale))
-        images = [im.resize(size, Image.LANCZOS) for im in images]
+        images = [im.resize(scaled(images[0].size, scale), Image.LANCZOS) for im in images]
     images = [
         im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
         for im in images
@@ -102,13 +102,43 @@ def make_curves(run: Path) -> Path | None:
     return path
 
 
-def usage_error(message: str):
-    raise UserError(message)
+def scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    return (round(size[0] * scale), round(size[1] * scale))
+
+
+def made_at_scale(gif: Path, size: tuple[int, int], scale: float) -> bool:
+    """Was this GIF made at this --scale, from pictures of this size?"""
+    with Image.open(gif) as image:
+        return image.size == scaled(size, scale)
+
+
+def frame_size(run: Path) -> tuple[int, int]:
+    with Image.open(min(frame_files(run).items())[1]) as frame:
+        return frame.size
+
+
+def up_to_date(outputs: list[Path], inputs: list[Path]) -> bool:
+    """Are all the outputs there, and newer than every input?"""
+    if not all(path.exists() for path in outputs):
+        return False
+    newest = max((path.stat().st_mtime_ns for path in inputs if path.exists()), default=0)
+    return min(path.stat().st_mtime_ns for path in outputs) >= newest
+
+
+def run_inputs(run: Path) -> list[Path]:
+    """What a run's GIF and curves are made from: its frames, tables, config and summary."""
+    tables = [run / name for name in (*RUN_TABLES, "config.json", "summary.json")]
+    return [*frame_files(run).values(), *tables, *run.glob("*/metrics.csv")]
+
+
+def run_outputs(run: Path) -> list[Path]:
+    gif = [run.with_name(run.name + ".gif")] if frame_files(run) else []
+    curves = [run / "curves.png"] if any((run / name).exists() for name in RUN_TABLES) else []
+    return gif + curves
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.error = usage_error
+    parser = strict_parser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "runs",
         nargs="*",
@@ -119,27 +149,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--root",
         type=Path,
         default=Path("runs"),
-        help="where to look for run folders, and to write index.html and compare.gif",
+        help="where to look for run folders, and to write index.html and compare.gif "
+        "(default: runs)",
     )
     parser.add_argument(
         "--scale",
         type=float,
         default=1.0,
-        help="resize the GIFs' frames (compare.gif's too) by this factor",
+        help="resize the GIFs' frames (compare.gif's too) by this factor (default: 1)",
     )
     parser.add_argument(
         "--compare",
         nargs="+",
         type=Path,
         metavar="RUN",
-        help="the runs of compare.gif (default: each variant's latest)",
+        help="the runs of compare.gif (default: each variant's latest completed run)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="make every GIF and curves again, also those newer than what they are made from",
     )
     args = parser.parse_args(argv)
     if not 0 < args.scale <= 4:
-        usage_error(f"--scale must be in (0, 4] (got {args.scale})")
+        raise UserError(f"--scale must be in (0, 4] (got {args.scale})")
     missing = [str(r) for r in [*args.runs, *(args.compare or [])] if not r.is_dir()]
     if missing:
-        usage_error(f"no run folder at {', '.join(missing)}")
+        raise UserError(f"no run folder at {', '.join(missing)}")
     return args
 
 
@@ -149,11 +185,19 @@ def make_compare(runs: list[Path], root: Path, scale: float = 1.0) -> Path | Non
     return write_gif(root / "compare.gif", frames, scale) if frames else None
 
 
-def show_together(runs: list[Path] | None, root: Path, scale: float) -> None:
-    """root/compare.gif of `runs` (default: each variant's latest), or a warning that says why
-    there is none."""
+def show_together(runs: list[Path] | None, root: Path, scale: float, force: bool) -> None:
+    """root/compare.gif of `runs` (default: each variant's latest completed run), kept where
+    it is newer than their frames, or a warning that says why there is none."""
+    runs = runs or latest_runs(root)
+    inputs = [path for run in runs for path in run_inputs(run)]
+    if len(runs) > 1 and not force and up_to_date([root / "compare.gif"], inputs):
+        sizes = [frame_size(run) for run in runs]
+        size = (sum(w for w, _ in sizes), max(h for _, h in sizes) + TITLE_HEIGHT)
+        if made_at_scale(root / "compare.gif", size, scale):
+            print(f"{root / 'compare.gif'}: up to date")
+            return
     try:
-        compared = make_compare(runs or latest_runs(root), root, scale)
+        compared = make_compare(runs, root, scale)
     except (OSError, ValueError, KeyError) as e:
         compared = None
         why = str(e)
@@ -175,7 +219,7 @@ def find_runs(args: argparse.Namespace) -> list[Path]:
         }
     )
     if not runs:
-        usage_error(
+        raise UserError(
             f"no run folder at {', '.join(map(str, args.runs)) or args.root} "
             "(train one with python variants/wgan_gp.py)"
         )
@@ -190,19 +234,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for run in runs:
-        try:
-            made = [str(path) for path in (make_gif(run, args.scale), make_curves(run)) if path]
-        except (OSError, ValueError) as e:
-            print(f"warning: skipping {run}: {e}", file=sys.stderr)
-            continue
-        print(f"{run}: {', '.join(made) or 'no frames or metrics yet'}")
+        make_run(run, args.scale, args.force)
     if args.root.is_dir():
         try:
             print(write_index(args.root))
         except (OSError, ValueError) as e:
             print(f"warning: no {args.root / 'index.html'}: {e}", file=sys.stderr)
-        show_together(args.compare, args.root, args.scale)
+        show_together(args.compare, args.root, args.scale, args.force)
     return 0
+
+
+def make_run(run: Path, scale: float, force: bool) -> None:
+    """A run's GIF and curves, unless they are newer than all they are made from."""
+    outputs = run_outputs(run)
+    fresh = outputs and not force and up_to_date(outputs, run_inputs(run))
+    gif = run.with_name(run.name + ".gif")
+    if fresh and (gif not in outputs or made_at_scale(gif, frame_size(run), scale)):
+        print(f"{run}: up to date")
+        return
+    try:
+        made = [str(path) for path in (make_gif(run, scale), make_curves(run)) if path]
+    except (OSError, ValueError) as e:
+        print(f"warning: skipping {run}: {e}", file=sys.stderr)
+        return
+    print(f"{run}: {', '.join(made) or 'no frames or metrics yet'}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import lab5
 from plots import make_gifs
 from plots.compare import TITLE_HEIGHT, compare_frames, latest_runs, title_line, w1_ratios
 from plots.page import NUMBERS, write_index
-from tests.run_folders import FLOOR, build_runs, final, run_folder
+from tests.run_folders import FLOOR, HOSTILE, build_runs, final, run_folder
 
 
 class Cards(HTMLParser):
@@ -172,21 +172,17 @@ def test_a_run_s_config_lists_the_flags_it_changed(tmp_path):
     assert changed["lr"] == 0.0005 and changed["order"] == "d-first"
 
 
-def test_the_comparison_takes_each_variant_s_latest_run_with_frames(runs):
-    """A newer run with no frames (an ensemble's own folder, or --frame-every 0) is passed over;
-    each picture is the runs' frames side by side under one title line."""
+def test_the_comparison_takes_each_variant_s_latest_completed_run_with_frames(runs):
+    """A newer run with no frames (an ensemble's own folder, or --frame-every 0) is passed over,
+    and so is one that did not complete (gan was interrupted, wgan diverged); each picture is
+    the runs' frames side by side under one title line."""
     root, _ = runs
     newer = root / "wgan_gp2"
     (newer / "frames").mkdir(parents=True)
     (newer / "config.json").write_text(json.dumps({"variant": "wgan_gp"}))
-    (newer / "summary.json").write_text("{}")
+    (newer / "summary.json").write_text('{"status": "completed"}')
     latest = latest_runs(root)
-    assert [json.loads((r / "config.json").read_text())["variant"] for r in latest] == [
-        "gan",
-        "wgan",
-        "wgan_gp",
-    ]
-    assert latest[2] == root / "wgan_gp"  # not the newer wgan_gp2
+    assert latest == [root / HOSTILE, root / "wgan_gp"]  # GAN's last completed run, WGAN-GP's
     pair = [root / "wgan_gp", root / "wgan"]
     frames = compare_frames(pair)
     assert len(frames) == 2  # epochs 0 and 2, the ones both drew
