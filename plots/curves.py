@@ -49,50 +49,68 @@ def draw_series(
     return line.get_color()
 
 
+def legend_below(ax) -> None:
+    """The panel's legend under its axes, where it covers no curve."""
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize="small", frameon=False
+    )
+
+
 def draw_losses(ax, rows: list[dict], members: list[list[dict]]) -> None:
-    """The losses; the gradient penalty, unweighted, on an axis of its own (log scale): it
-    starts near 100 while the losses move within a few units, and its weight can differ
-    between members (--vary) or epochs (--anneal)."""
-    for key in ("g_loss", "d_loss"):
-        draw_series(ax, rows, members, key, key)
-    handles, labels = ax.get_legend_handles_labels()
-    if len(series(rows, "penalty")[0]):
-        right = ax.twinx()
-        draw_series(
-            right, rows, members, "penalty", "penalty, unweighted (right)", color="tab:green"
-        )
-        right.set(yscale="log", ylabel="gradient penalty E[(‖∇D(x̂)‖ − 1)²]")
-        handles, labels = [
-            a + b for a, b in zip((handles, labels), right.get_legend_handles_labels())
-        ]
-    ax.legend(handles, labels, fontsize="small")
+    """The two losses, and for WGAN-GP the penalty's part of the critic's loss (its weight
+    times the penalty, as training had it in each epoch)."""
+    draw_series(ax, rows, members, "g_loss", "generator's loss", color="tab:blue")
+    draw_series(ax, rows, members, "d_loss", "critic's loss", color="tab:orange")
+    label = "gp_weight × penalty: its part of the critic's loss"
+    draw_series(ax, rows, members, "weighted_penalty", label, style="--", color="tab:green")
+    ax.set(title="losses", xlabel="epoch", ylabel="loss (mean over the epoch's steps)")
+    legend_below(ax)
+
+
+def draw_penalty(ax, rows: list[dict], members: list[list[dict]], config: dict) -> None:
+    """The gradient penalty itself, unweighted, on a log scale: how far the critic's slope is
+    from 1 (it starts near 100 while the losses move within a few units)."""
+    draw_series(ax, rows, members, "penalty", "E[(‖∇D(x̂)‖ − 1)²]", color="tab:green")
+    weight = f"weighted by gp_weight {config['gp_weight']:g}" if "gp_weight" in config else ""
+    if config.get("anneal") or config.get("cooldown"):
+        weight += " (scheduled)"
+    ax.set(title="gradient penalty, unweighted", xlabel="epoch", yscale="log")
+    ax.set(ylabel="penalty (log scale)")
+    ax.text(0.98, 0.96, weight, transform=ax.transAxes, ha="right", va="top", fontsize="small")
+    legend_below(ax)
+
+
+def draw_distances(ax, rows: list[dict], members: list[list[dict]], config, summary) -> None:
+    """W1 and the energy distance to the test set, against the noise floor (what a perfect
+    generator scores) and the fit threshold."""
+    floor = summary.get("noise_floor") or {}
+    factor = config.get("fit_factor", 2.0)
+    lines = (("w1", "W1", "o-", "tab:red"), ("energy", "energy", "-", "tab:purple"))
+    for key, name, style, colour in lines:
+        drawn = draw_series(ax, rows, members, key, name, style, colour)
+        if key in floor and drawn:
+            ax.axhline(floor[key], color=colour, ls=":", lw=1, label=f"{name}'s noise floor")
+    if "w1" in floor:
+        label = f"fitted: W1 within {factor:g}× its floor"
+        ax.axhline(factor * floor["w1"], color="0.3", ls="--", lw=1, label=label)
+    ax.set(title="distance to the test set", xlabel="epoch", ylabel="distance (log scale)")
+    ax.set(yscale="log")
+    legend_below(ax)
 
 
 def plot_curves(
     rows: list[dict], members: list[list[dict]], config: dict, summary: dict, title: str, path: Path
 ) -> None:
-    """Losses and distances per epoch (an ensemble's mean ± s.e., its members faint beneath),
-    the distances against the noise floor (what a perfect generator would score) and the fit
-    threshold, on a log scale."""
-    fig = Figure(figsize=(10, 3.8), dpi=90, layout="constrained")
+    """Losses, the gradient penalty (WGAN-GP) and distances per epoch, a panel each with its own
+    axes and its legend beneath (an ensemble's mean ± s.e., its members faint beneath)."""
+    penalty = len(series(rows, "penalty")[0]) > 0
+    panels = 3 if penalty else 2
+    fig = Figure(figsize=(4.4 * panels, 4.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    losses, distances = fig.subplots(1, 2)
-    draw_losses(losses, rows, members)
-    losses.set(title=f"{title}: losses", xlabel="epoch")
-    floor = summary.get("noise_floor") or {}
-    factor = config.get("fit_factor", 2.0)
-    for key, style in (("w1", "o-"), ("energy", "-")):
-        colour = draw_series(distances, rows, members, key, key, style=style)
-        if key in floor and colour:
-            distances.axhline(floor[key], color=colour, ls=":", lw=1, label=f"{key} noise floor")
-    if "w1" in floor:
-        distances.axhline(
-            factor * floor["w1"],
-            color="0.3",
-            ls="--",
-            lw=1,
-            label=f"fitted: {factor:g}× the W1 floor",
-        )
-    distances.set(title=f"{title}: distance to the test set", xlabel="epoch", yscale="log")
-    distances.legend(fontsize="small")
+    axes = list(fig.subplots(1, panels))
+    draw_losses(axes[0], rows, members)
+    if penalty:
+        draw_penalty(axes[1], rows, members, config)
+    draw_distances(axes[-1], rows, members, config, summary)
+    fig.suptitle(title)
     fig.savefig(path)

@@ -76,10 +76,11 @@ def frame_artists(ax, window, test_points: np.ndarray) -> dict:
         vmax=1,
         animated=True,
     )
-    # White rims keep the test points visible on the darkest colour of the scale
+    # A white rim keeps the test points visible on the darkest colour of the scale; the dots are
+    # large enough for it to leave them black (on smaller ones it turns them grey)
     test = ax.scatter(
         *test_points.T,
-        s=5,
+        s=12,
         c=TEST_COLOUR,
         edgecolors="white",
         linewidths=0.4,
@@ -96,8 +97,9 @@ def frame_artists(ax, window, test_points: np.ndarray) -> dict:
 def laid_out_colorbar(fig, ax, image, probability: bool):
     """The colour bar, with the figure's layout worked out once around it and the legend; its
     axes, marked animated (its scale changes every frame)."""
-    label = "D(x): probability of real" if probability else "critic value"
-    colorbar = fig.colorbar(image, ax=ax, shrink=0.9, label=f"{label}, 2–98 % over the data")
+    label = "D(x), the probability of real" if probability else "the critic's score"
+    label += "\n(colours: its 2nd to 98th percentile where the data is)"
+    colorbar = fig.colorbar(image, ax=ax, shrink=0.9, label=label)
     # The scale, and so its tick labels, change every frame: the layout is worked out once
     # with room for the widest, which keeps the label where it is.
     colorbar.ax.yaxis.set_major_formatter("{x:.3g}")

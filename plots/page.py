@@ -32,7 +32,8 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1b1b1b; }
 .card { border: 1px solid #ccc; border-radius: 6px; padding: 0.8em 1em; margin: 1em 0; }
 .card .card { margin: 0.6em 0; }
 h2 { font-size: 1.15em; margin: 0 0 0.3em; } h2 small { color: #666; font-weight: normal; }
-.pictures img { max-width: 48%; vertical-align: top; margin-right: 1%; }
+.pictures { display: flex; flex-wrap: wrap; gap: 0.8em; align-items: flex-start; }
+.pictures img { max-width: 100%; height: auto; } .warning { color: #c92a2a; }
 table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 0.1em 0.8em 0.1em 0; }
 th { text-align: left; font-weight: 600; } .status-completed { color: #2b8a3e; }
 .status-interrupted, .status-running, .status-not-started { color: #e67700; }
@@ -109,11 +110,24 @@ def pictures(run: Path, root: Path) -> str:
         (run.with_name(run.name + ".gif"), "training, frame by frame"),
         (run / "curves.png", "losses and distances per epoch"),
     ]
+    # each at its own size (a frame's and the curves' text stay legible), a click opens it alone
     return "".join(
-        f'<img src="{link(path, root)}" alt="{escape(alt)}">'
+        f'<a href="{link(path, root)}"><img src="{link(path, root)}" alt="{escape(alt)}"></a>'
         for path, alt in images
         if path.exists()
     )
+
+
+def fit_rows(summary: dict) -> list[str]:
+    """When the run fitted, and what its summary warns of its numbers (a test set too small
+    to tell a fit from a miss, say)."""
+    if not summary:
+        return []
+    fit = escape(fit_text(summary.get("epochs_to_fit")))
+    rows = [f'<tr><th>fitted</th><td class="fit">{fit}</td></tr>']
+    for warning in summary.get("warnings") or []:
+        rows.append(f'<tr><th>warning</th><td class="warning">{escape(warning)}</td></tr>')
+    return rows
 
 
 def card(run: Path, root: Path, members: list[Path]) -> str:
@@ -129,13 +143,9 @@ def card(run: Path, root: Path, members: list[Path]) -> str:
         f'<tr><th>status</th><td class="status status-{escape(status)}">'
         f"{escape(status_text(summary))}</td></tr>",
         *final_numbers(summary),
+        *fit_rows(summary),
+        f'<tr><th>changed flags</th><td class="flags">{changed or "none"}</td></tr>',
     ]
-    if summary:
-        rows.append(
-            f'<tr><th>fitted</th><td class="fit">'
-            f"{escape(fit_text(summary.get('epochs_to_fit')))}</td></tr>"
-        )
-    rows.append(f'<tr><th>changed flags</th><td class="flags">{changed or "none"}</td></tr>')
     folded = ""
     if members:
         inner = "".join(card(m, root, []) for m in members)

@@ -116,11 +116,15 @@ def start_message(run: Run) -> str:
     how = "eager" if cfg["no_compile"] else "compiled"
     threads = plural(cfg["threads"], "thread") if cfg["threads"] else "torch's threads"
     models = plural(len(run.members), "model")
+    resuming = ""
+    if run.checkpoint is not None:
+        done = run.checkpoint["epoch"]
+        resuming = f"\nresuming {run.folder} from epoch {done} of {cfg['epochs']}"
     return (
         f"lab5 {cfg['variant']}: {models} in one vmapped step, {how}, {run.device} ({threads}), "
         f"{run.steps} steps per epoch\n"
         f"data: {len(run.train)} train / {len(run.test)} test points from {short(run.source)}\n"
-        f"run folder: {Path(run.folder).resolve()}/"
+        f"run folder: {Path(run.folder).resolve()}/{resuming}"
     )
 
 

@@ -51,9 +51,14 @@ class Table(NamedTuple):
 
 def open_table(path: Path, columns: list[str], append: bool = False) -> Table:
     """A CSV file and its writer (appending to the rows already there, or starting anew); every
-    row is on disk as soon as it is written (a missing value, None, is an empty cell)."""
+    row is on disk as soon as it is written (a missing value, None, is an empty cell). Rows
+    appended keep the columns the file has: a run recorded by an earlier version of lab5 goes
+    on in its own columns."""
+    if append:
+        with open(path, newline="") as f:
+            columns = next(csv.reader(f))
     file = open(path, "a" if append else "w", newline="", buffering=1)
-    writer = csv.DictWriter(file, fieldnames=columns)
+    writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
     if not append:
         writer.writeheader()
     return Table(file, writer)

@@ -24,7 +24,7 @@ def metric_columns(variant: str, modes: bool = False) -> list[str]:
         "epoch",
         "g_loss",
         "d_loss",
-        *(["penalty"] if variant == "wgan_gp" else []),
+        *(["penalty", "weighted_penalty"] if variant == "wgan_gp" else []),
         "energy",
         "precision",
         "recall",
@@ -147,6 +147,17 @@ def noise_floor(
         floor[key] = float(np.mean(values))
         floor[f"{key}_sd"] = float(np.std(values))
     return floor
+
+
+def gaussian_w1(train: np.ndarray, test: np.ndarray, rng: torch.Generator, draws: int = 3):
+    """W1 to the test set of samples of its size from a Gaussian with the training points' mean
+    and covariance (mean over draws): what a generator that learnt no shape would score."""
+    factor = np.linalg.cholesky(np.cov(train.T) + 1e-12 * np.eye(2))
+    scores = []
+    for _ in range(draws):
+        z = torch.randn(len(test), 2, generator=rng, dtype=torch.float64).numpy()
+        scores.append(wasserstein1(train.mean(0) + z @ factor.T, test))
+    return float(np.mean(scores))
 
 
 def epochs_to_fit(history: list[tuple[int, float]], threshold: float) -> int | None:

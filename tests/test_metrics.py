@@ -8,8 +8,9 @@ import scipy.stats
 import torch
 from scipy.spatial.distance import cdist
 
-from data.points import toy_points
-from recording import metrics
+from data.points import load_points, split_points, toy_points
+from recording import metrics, recorder
+from tests import ROOT
 
 rng = np.random.default_rng(0)
 
@@ -166,3 +167,43 @@ def test_noise_floor_compares_equal_size_training_samples():
     assert floor["precision"] > 0.8 and floor["recall"] > 0.8
     shifted = metrics.noise_floor(train + 1.0, test, torch.Generator().manual_seed(0), draws=4)
     assert floor["w1"] < 0.3 < 0.9 < shifted["w1"]  # same distribution: small; shifted by √2: large
+
+
+def two_noisy_circles(n: int, rng) -> np.ndarray:
+    """Points on circles of radius 1 and 2 with Gaussian noise of 0.1: a shape no blob has."""
+    radius = rng.integers(1, 3, n)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    circle = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    return circle + 0.1 * rng.normal(size=(n, 2))
+
+
+def test_a_blob_of_the_data_s_mean_and_covariance_scores_about_the_floor_on_a_blob():
+    """gaussian_w1 on Gaussian data is the noise floor itself (the blob is the data); on two
+    circles of as many points it is well above (twice, at 500 test points)."""
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(3000, 2)) @ [[1.0, 0.0], [0.5, 0.3]]
+    test = rng.normal(size=(500, 2)) @ [[1.0, 0.0], [0.5, 0.3]]
+    floor = metrics.noise_floor(train, test, torch.Generator().manual_seed(0), draws=4)
+    blob = metrics.gaussian_w1(train, test, torch.Generator().manual_seed(1))
+    assert blob == pytest.approx(floor["w1"], rel=0.25)
+    circles = two_noisy_circles(3500, rng)
+    blob = metrics.gaussian_w1(circles[:3000], circles[3000:], torch.Generator().manual_seed(1))
+    floor = metrics.noise_floor(circles[:3000], circles[3000:], torch.Generator().manual_seed(0))
+    assert blob > 1.5 * floor["w1"]
+
+
+@pytest.mark.parametrize("data,warned", [("shipped", False), ("circles", True)])
+def test_a_test_set_too_small_to_tell_a_fit_from_a_blob_is_warned_of(data, warned):
+    """The lab's data with its default split (1192 test points): a Gaussian blob scores about
+    4× the floor, so "within 2×" means a fit; 500 points of two noisy circles (73 test points):
+    a blob is within 2×."""
+    rng = np.random.default_rng(0)
+    points = load_points(ROOT / "data" / "points.mat")[0] if data == "shipped" else None
+    points = two_noisy_circles(500, rng) if points is None else points
+    train, test = split_points(points, 7000 / 8192, 0, torch.Generator().manual_seed(0))
+    floor = metrics.noise_floor(train, test, torch.Generator().manual_seed(1))
+    blob = metrics.gaussian_w1(train, test, torch.Generator().manual_seed(2))
+    warnings = recorder.small_test_warnings(len(test), floor["w1"], blob, 2.0)
+    assert bool(warnings) == warned
+    if warned:
+        assert warnings[0].startswith(f"{len(test)} test points: a Gaussian blob is within 2×")

@@ -220,3 +220,32 @@ def test_frames_have_equal_scales_and_visible_test_points(tmp_path):
     brightness = inside.sum(-1)  # of 765
     assert (brightness < 150).mean() > 0.8  # the darkest colour, as meant
     assert (brightness > 450).mean() > 0.005  # the rims: without them, none
+
+
+def test_make_gifs_keeps_what_is_newer_than_its_frames_and_remakes_the_rest(runs, tmp_path, capsys):
+    """Run again with nothing new, every GIF, curves and compare.gif is kept, untouched; a new
+    frame, --force or another --scale makes them again."""
+    root = tmp_path / "runs"
+    shutil.copytree(runs, root)
+    for run in ("gan", "wgan_gp"):  # make_gifs over the copy, as a user's runs/ would be
+        (root / f"{run}.gif").unlink(missing_ok=True)
+    summaries = [root / r / "summary.json" for r in ("gan", "wgan_gp")]
+    for summary in summaries:  # completed runs, so that compare.gif shows them
+        summary.write_text(summary.read_text())
+    assert make_gifs.main(["--root", str(root)]) == 0
+    made = {p: p.stat().st_mtime_ns for p in [*root.glob("*.gif"), *root.glob("*/curves.png")]}
+    assert len(made) == 5  # two GIFs, two curves, compare.gif
+    capsys.readouterr()
+    assert make_gifs.main(["--root", str(root)]) == 0
+    assert capsys.readouterr().out.count("up to date") == 3
+    assert {p: p.stat().st_mtime_ns for p in made} == made
+    frame = root / "gan" / "frames" / "epoch_0004.png"
+    frame.write_bytes(frame.read_bytes())  # a newer frame: the GAN run and compare.gif again
+    assert make_gifs.main(["--root", str(root)]) == 0
+    again = {p for p in made if p.stat().st_mtime_ns != made[p]}
+    assert again == {root / "gan.gif", root / "gan" / "curves.png", root / "compare.gif"}
+    assert make_gifs.main(["--root", str(root), "--scale", "0.5"]) == 0
+    assert Image.open(root / "wgan_gp.gif").size == (324, 198)
+    before = (root / "wgan_gp" / "curves.png").stat().st_mtime_ns
+    assert make_gifs.main(["--root", str(root), "--scale", "0.5", "--force"]) == 0
+    assert (root / "wgan_gp" / "curves.png").stat().st_mtime_ns > before

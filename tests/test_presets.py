@@ -113,24 +113,44 @@ def test_help_lists_each_preset_the_variant_has_with_its_flags(variant, capsys):
         assert f"{name} {' '.join(config.PRESETS[name][variant])}" in text
 
 
-def test_a_folder_written_before_presets_resumes_to_what_an_unbroken_run_writes(tmp_path):
-    """A run folder of the last version: its config.json has neither "preset" nor
-    "set_by_preset", and its checkpoint keeps the state's hyper-parameters in the old order."""
+def test_a_folder_written_before_the_redesign_resumes_to_what_an_unbroken_run_writes(tmp_path):
+    """A run folder of the version before: its config.json has neither "preset" nor
+    "set_by_preset", its metrics.csv no weighted_penalty column, and its checkpoint keeps the
+    state's hyper-parameters in another order. It goes on in its own columns."""
     old = tmp_path / "old"
     assert lab5.main("wgan_gp", [*SMALL, "--epochs", "2", "--out", str(old)]) == 0
     saved = json.loads((old / "config.json").read_text())
     for key in ("preset", "set_by_preset"):
         del saved[key]
     (old / "config.json").write_text(json.dumps(saved))
+    write_rows(old / "metrics.csv", without_weighted_penalty(read_rows(old / "metrics.csv")))
     checkpoint = torch.load(old / "checkpoint.pt", weights_only=True)
     hyper = checkpoint["state"]["hyper"]
-    checkpoint["state"]["hyper"] = {k: hyper[k] for k in ("gp_weight", "ema", "ema_first")}
+    checkpoint["state"]["hyper"] = {k: hyper[k] for k in ("ema", "gp_weight", "ema_first")}
     torch.save(checkpoint, old / "checkpoint.pt")
     assert lab5.main("wgan_gp", ["--resume", str(old), "--epochs", "4"]) == 0
     whole = tmp_path / "whole"
     assert lab5.main("wgan_gp", [*SMALL, "--epochs", "4", "--out", str(whole)]) == 0
-    assert run_files(old) == run_files(whole)
+    rows, files = run_files(old)
+    whole_rows, whole_files = run_files(whole)
+    assert files == whole_files and rows == without_weighted_penalty(whole_rows)
     assert json.loads((old / "config.json").read_text())["preset"] is None
+
+
+def read_rows(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def write_rows(path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def without_weighted_penalty(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "weighted_penalty"} for row in rows]
 
 
 def test_a_preset_given_again_on_resume_keeps_the_runs_own_epochs(tmp_path, monkeypatch):

@@ -9,14 +9,17 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import config
 import lab5
+from plots.page import write_index
 from recording import metrics, worker
 from tests import ROOT
+from tests.test_metrics import two_noisy_circles
 
 SMALL = (
     "--train-size 640 --test-size 200 --batch-size 32 --epochs 3 --frame-every 2 --no-compile"
@@ -445,3 +448,31 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_only_the_lines(tmp_path):
         *(f"{e}/30" for e in range(5, 31, 5)),
     ]
     assert [line for line in piped.stdout.splitlines() if len(line) > 100] == []
+
+
+def test_a_small_test_set_is_warned_of_in_the_console_the_summary_and_the_page(tmp_path, capsys):
+    path = tmp_path / "circles.csv"
+    np.savetxt(path, two_noisy_circles(500, np.random.default_rng(0)), delimiter=",")
+    out = tmp_path / "runs" / "run"
+    flags = [
+        "--data",
+        str(path),
+        *"--epochs 1 --frame-every 0 --no-compile --out".split(),
+        str(out),
+    ]
+    assert lab5.main("wgan_gp", flags) == 0
+    warning = "73 test points: a Gaussian blob is within 2× of the floor"
+    assert f"warning: {warning}" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["warnings"][0].startswith(warning)
+    assert summary["gaussian_w1"] <= 2 * summary["noise_floor"]["w1"]
+    assert f'<td class="warning">{warning}' in write_index(tmp_path / "runs").read_text()
+
+
+def test_a_resumed_run_says_so_and_does_not_repeat_its_last_epoch(tmp_path, capsys):
+    code, out = train(tmp_path, "gan", "--epochs", "2")
+    assert code == 0 and "epoch    2/2" in capsys.readouterr().out
+    assert lab5.main("gan", ["--resume", str(out), "--epochs", "3"]) == 0
+    said = capsys.readouterr().out
+    assert f"resuming {out} from epoch 2 of 3" in said
+    assert "epoch    2/" not in said and "epoch    3/3" in said

@@ -2,6 +2,8 @@
 through the same batches, its learning rate moved by torch.optim.lr_scheduler.LinearLR and its
 penalty weight by hand, once per epoch."""
 
+import csv
+
 import pytest
 import torch
 from torch.optim.lr_scheduler import LinearLR
@@ -152,3 +154,16 @@ def test_the_anneal_may_end_where_the_cooldown_starts():
     assert [config.scheduled(cfg, e)["lr"] for e in (1, 40, 41, 42, 140)] == pytest.approx(
         [1e-3, 1.225e-4, 1e-4, 0.99e-4, 0.01e-4]
     )
+
+
+def test_the_penalty_s_part_of_the_loss_is_recorded_at_each_epoch_s_weight(tmp_path):
+    """metrics.csv's weighted_penalty is the penalty times the weight the epoch trained with
+    (here annealed from 1 to 0.001 over 2 epochs of 3)."""
+    argv = [*ARGV, *"--epochs 3 --anneal gp_weight=1 --anneal-epochs 2".split()]
+    cfg = config.parse_config("wgan_gp", [*argv, "--out", str(tmp_path / "run")])
+    assert lab5.train(cfg)["status"] == "completed"
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))[1:]
+    weights = [float(r["weighted_penalty"]) / float(r["penalty"]) for r in rows]
+    assert weights == pytest.approx([config.scheduled(cfg, e)["gp_weight"] for e in (1, 2, 3)])
+    assert weights == pytest.approx([1.0, 0.5005, 0.001])
