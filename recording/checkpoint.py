@@ -1,8 +1,10 @@
-"""checkpoint.pt: all that training needs to go on from a recorded epoch.
+"""The run's torch files: each network's parameters (generator.pt, critic.pt), and
+checkpoint.pt, all that training needs to go on from a recorded epoch.
 
-The stacked state (both networks, both optimisers, the generator's average, the hyper-parameters),
-every member's random stream, the epoch and its losses, as plain tensors: torch.load reads it
-without lab5. It is written last of an epoch's files, so its epoch is always fully recorded.
+The checkpoint holds the stacked state (both networks, both optimisers, the generator's average,
+the hyper-parameters), every member's random stream, the epoch and its losses, as plain tensors:
+torch.load reads every file here without lab5. It is written last of an epoch's files, so its
+epoch is always fully recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from errors import UserError
 from recording.files import atomic_write
 
 ARRAYS = ("state", "losses", "rngs")  # (nested dicts of) arrays; the other entries plain values
+
+
+def save_params(path: Path, params: dict) -> None:
+    """torch.save a dict that nn.Sequential.load_state_dict accepts."""
+    tensors = {k: torch.as_tensor(v).detach().cpu().clone() for k, v in params.items()}
+    atomic_write(path, lambda tmp: torch.save(tensors, tmp))
 
 
 def map_arrays(f: Callable, snapshot: dict) -> dict:

@@ -16,8 +16,8 @@ from typing import Callable
 import torch
 
 from recording import console, metrics, worker
-from recording.checkpoint import save_checkpoint
-from recording.files import Table, atomic_write, open_table, read_table, save_params, write_json
+from recording.checkpoint import save_checkpoint, save_params
+from recording.files import Table, atomic_write, open_table, read_table, write_json
 from recording.run import Run
 
 
