@@ -5,6 +5,7 @@ packed to meet a line count; imports run one way."""
 import ast
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -185,3 +186,11 @@ def test_imports_run_one_way(part):
     assert paths[0].exists()
     for path in paths:
         assert imported(path) & OURS <= MAY_IMPORT[part], path
+
+
+def test_the_pictures_start_without_torch():
+    """plots/ reads run folders without loading torch (2 s of a 3 s make_gifs.py over ten runs
+    with nothing new to make)."""
+    code = "import sys, plots.make_gifs; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.strip() == "False", done.stderr
