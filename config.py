@@ -68,12 +68,22 @@ class Flag:
     per_member: bool = False  # a tensor per member in the state: --vary, --anneal, --cooldown
     place: bool = False  # not a setting of the training (where it runs, a preset): not "changed"
     toy_only: bool = False  # a value given with a points file rather than a toy is an error
+    of_epochs: bool = False  # a count of epochs, or a fraction of --epochs (config.window)
+    metavar: str | None = None  # what --help calls its value, where the help names it
     shown: str | None = None  # the default as --help says it, where its value would not
 
 
 def parse_size(text: str) -> int | float:
-    """A --train-size or --test-size: '7000' points, or '0.85' of the file's."""
-    return int(text) if text.strip().lstrip("+-").isdigit() else float(text)
+    """A count or a share: '7000' (points, epochs), '0.85' or '7000/8192' (of the file's rows,
+    of the run's epochs)."""
+    try:
+        if text.strip().lstrip("+-").isdigit():
+            return int(text)
+        numerator, _, denominator = text.partition("/")
+        return float(numerator) / float(denominator) if denominator else float(text)
+    except (ValueError, ZeroDivisionError):
+        message = f"expected a count, a fraction or a share like 7000/8192, got {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
 
 
 def parse_vary(text: str) -> tuple[str, list[float]]:
@@ -176,7 +186,7 @@ FLAGS = {
         DATA,
         SIZE,
         parse=parse_size,
-        shown="7000/8192 of the file, the report's 7000 of 8192",
+        shown="7000/8192, the report's share of the file",
     ),
     "test_size": Flag(
         0,
@@ -220,10 +230,11 @@ FLAGS = {
     "noise_dim": Flag(8, "dimension of the generator's noise z ~ N(0, I)", LOOP, POSITIVE_INT),
     "hidden": Flag(
         (256, 64),
-        "hidden layers' widths of both networks, input side first (the default is the report's)",
+        "hidden layers' widths of both networks, input side first; the report's are the default",
         LOOP,
         WIDTHS,
         parse=parse_widths,
+        metavar="W1,W2,...",
     ),
     "critic_hidden": Flag(
         None,
@@ -231,6 +242,7 @@ FLAGS = {
         LOOP,
         WIDTHS,
         parse=parse_widths,
+        metavar="W1,W2,...",
     ),
     "init": Flag(
         {"gan": "torch", "wgan": "torch", "wgan_gp": "kaiming"},
@@ -249,7 +261,13 @@ FLAGS = {
     ),
     "optimizer": Flag("rmsprop", "update rule", OPT, choices=OPTIMIZERS),
     "lr": Flag(1e-4, "learning rate of both networks", OPT, POSITIVE, per_member=True),
-    "momentum": Flag(0.0, "momentum", OPT, FRACTION, optimizers=("sgd", "rmsprop")),
+    "momentum": Flag(
+        0.0,
+        "momentum of the update: the share of the last step carried into the next (0: none)",
+        OPT,
+        FRACTION,
+        optimizers=("sgd", "rmsprop"),
+    ),
     "nesterov": Flag(False, "Nesterov momentum", OPT, optimizers=("sgd",)),
     "weight_decay": Flag(0.0, "L2 penalty added to the gradient", OPT, NON_NEGATIVE),
     "rms_alpha": Flag(
@@ -279,7 +297,7 @@ FLAGS = {
     ),
     "gp_weight": Flag(
         0.001,
-        "weight of the gradient penalty (the report's 0.001)",
+        "weight of the gradient penalty in the critic's loss; the report's is the default",
         "WGAN-GP only",
         NON_NEGATIVE,
         variants=("wgan_gp",),
@@ -302,19 +320,22 @@ FLAGS = {
         "train seeds --seed ... --seed+E-1 together, each in a folder in --out",
         ENSEMBLE,
         POSITIVE_INT,
+        metavar="E",
     ),
     "vary": Flag(
         None,
-        "NAME=V1,V2: a model per value of lr (or gp_weight, clip, ema) and seed",
+        "a model per value of lr (or gp_weight, clip, ema) and seed",
         ENSEMBLE,
         parse=parse_vary,
+        metavar="NAME=V1,V2,...",
     ),
     "anneal": Flag(
         None,
-        "NAME=START,...: start lr (or gp_weight, clip, ema) at START, moving linearly to its "
-        "flag's value over --anneal-epochs",
+        "start lr (or gp_weight, clip, ema) at START, moving linearly to its flag's value over "
+        "--anneal-epochs",
         LOOP,
         parse=parse_values,
+        metavar="NAME=START,...",
     ),
     "anneal_epochs": Flag(
         40,
@@ -323,22 +344,25 @@ FLAGS = {
         LOOP,
         SIZE,
         parse=parse_size,
+        of_epochs=True,
     ),
     "cooldown": Flag(
         None,
-        "NAME=END,...: move lr (or gp_weight, clip, ema) linearly from its flag's value towards "
-        "END (reached one epoch after the last: lr=0 is fine) over the last --cooldown-epochs; "
-        "where these overlap --anneal's, from the annealed value",
+        "move lr (or gp_weight, clip, ema) linearly from its flag's value towards END (reached "
+        "one epoch after the last: lr=0 is fine) over the last --cooldown-epochs; where these "
+        "overlap --anneal's, from the annealed value",
         LOOP,
         parse=parse_values,
+        metavar="NAME=END,...",
     ),
     "cooldown_epochs": Flag(
         100,
         "the last epochs, in which --cooldown's values move: a count, or a fraction of --epochs "
-        "(0.5: the last half)",
+        "(0.5: the last half; 0: no cooldown)",
         LOOP,
-        SIZE,
+        SIZE_OR_ZERO,
         parse=parse_size,
+        of_epochs=True,
     ),
     "device": Flag(
         "auto", "auto: CUDA when there is one", RUN, choices=("auto", "cpu", "cuda"), place=True
@@ -356,6 +380,7 @@ FLAGS = {
         RUN,
         NON_NEGATIVE_INT,
         resumable=True,
+        metavar="K",
     ),
     "eval_every": Flag(
         5,
@@ -363,6 +388,7 @@ FLAGS = {
         RUN,
         NON_NEGATIVE_INT,
         resumable=True,
+        metavar="K",
     ),
     "fit_factor": Flag(
         2.0,
@@ -370,6 +396,7 @@ FLAGS = {
         RUN,
         AT_LEAST_ONE,
         resumable=True,
+        metavar="F",
     ),
     "out": Flag(
         {v: f"runs/{v}" for v in VARIANTS},
@@ -377,6 +404,7 @@ FLAGS = {
         "OUT3, ...",
         RUN,
         place=True,
+        metavar="OUT",
     ),
     "overwrite": Flag(
         False, "write into --out even if it holds a run, deleting that run", RUN, place=True
@@ -388,6 +416,7 @@ FLAGS = {
         parse=str,
         resumable=True,
         place=True,
+        metavar="DIR",
     ),
 }
 PER_MEMBER = tuple(name for name, flag in FLAGS.items() if flag.per_member)
@@ -450,7 +479,7 @@ def argument_options(flag: Flag, variant: str) -> dict:
     if isinstance(value, list):
         return {"nargs": len(value), "type": type(value[0])}
     kind = flag.parse or (None if choices or value is None else type(value))
-    return {"choices": choices, "type": kind}
+    return {"choices": choices, "type": kind, "metavar": flag.metavar}
 
 
 def typed(flag: Flag, value) -> str:
@@ -531,10 +560,12 @@ def member_name(member: dict, cfg: dict) -> str:
 
 
 def window(cfg: dict, name: str) -> int:
-    """--anneal-epochs or --cooldown-epochs in epochs: a count as given, a fraction of the run's
-    --epochs rounded (at least 1)."""
+    """A flag of_epochs (--anneal-epochs, --cooldown-epochs) in epochs: a count as given, a
+    fraction of the run's --epochs to the nearest epoch (half up), at least 1."""
     value = cfg[name]
-    return value if isinstance(value, int) else max(1, round(value * cfg["epochs"]))
+    if isinstance(value, int):
+        return value
+    return max(1, math.floor(value * cfg["epochs"] + 0.5))
 
 
 def scheduled(cfg: dict, epoch: int) -> dict[str, float]:
@@ -543,8 +574,8 @@ def scheduled(cfg: dict, epoch: int) -> dict[str, float]:
     they move from those values towards END (from the annealed values, where the two windows
     overlap), having those values in the first of them."""
     warm = min((epoch - 1) / window(cfg, "anneal_epochs"), 1.0)
-    cooldown = window(cfg, "cooldown_epochs")
-    cool = max(epoch - 1 - cfg["epochs"] + cooldown, 0) / cooldown
+    cooldown = window(cfg, "cooldown_epochs")  # 0: none
+    cool = max(epoch - 1 - cfg["epochs"] + cooldown, 0) / cooldown if cooldown else 0.0
     values = {k: start + (cfg[k] - start) * warm for k, start in (cfg["anneal"] or {}).items()}
     for k, end in (cfg["cooldown"] or {}).items():
         before = values.get(k, cfg[k])
@@ -621,6 +652,14 @@ def as_json(value):
     return json.loads(json.dumps(value))
 
 
+def agrees(name: str, value, saved: dict) -> bool:
+    """Does a flag given to --resume agree with the run's config? A window (0.5 of 200 epochs
+    agrees with 100) in the epochs of the run as planned."""
+    if FLAGS[name].of_epochs and name in saved:
+        return window({**saved, name: value}, name) == window(saved, name)
+    return as_json(value) == saved.get(name)
+
+
 def saved_with(variant: str, given: dict) -> dict:
     """The flags of the run in --resume DIR, changed where `given` (the flags set) sets them:
     only the resumable ones, which change no number of the training; the others must agree."""
@@ -632,7 +671,7 @@ def saved_with(variant: str, given: dict) -> dict:
             f"python variants/{saved['variant']}.py"
         )
     for name, value in given.items():
-        if not FLAGS[name].resumable and as_json(value) != saved.get(name):
+        if not FLAGS[name].resumable and not agrees(name, value, saved):
             may = [dashed(n) for n, flag in FLAGS.items() if flag.resumable and not flag.place]
             raise UserError(
                 f"{dashed(name)} {value} would change the training of {folder}, trained with "
@@ -653,18 +692,27 @@ def resume_config(variant: str, parser: argparse.ArgumentParser, argv: list[str]
     preset = {k: v for k, v in vars(parser.parse_args(flags)).items() if v is not None}
     checked = {k: v for k, v in preset.items() if not FLAGS[k].resumable}
     cfg = {**cfg, **saved_with(variant, {**checked, **given})}
-    planned = read_config(Path(cfg["resume"]))["epochs"]
-    if cfg["cooldown"] and cfg["epochs"] != planned:
+    check_extension(cfg, read_config(Path(cfg["resume"]))["epochs"])
+    return cfg
+
+
+def check_extension(cfg: dict, planned: int) -> None:
+    """A run whose schedule depends on its length (a cooldown, an anneal over a fraction of
+    it) keeps the --epochs it was planned with."""
+    if cfg["epochs"] == planned:
+        return
+    as_planned = {**cfg, "epochs": planned}
+    if cfg["cooldown"] and window(as_planned, "cooldown_epochs"):
         raise UserError(
             f"--epochs {cfg['epochs']}: {cfg['resume']} cools down over the last "
-            f"{cfg['cooldown_epochs']} of its {planned} epochs; they cannot change"
+            f"{window(as_planned, 'cooldown_epochs')} of its {planned} epochs; they cannot change"
         )
-    if cfg["anneal"] and isinstance(cfg["anneal_epochs"], float) and cfg["epochs"] != planned:
+    if cfg["anneal"] and isinstance(cfg["anneal_epochs"], float):
         raise UserError(
-            f"--epochs {cfg['epochs']}: {cfg['resume']} anneals over --anneal-epochs "
-            f"{cfg['anneal_epochs']} of its {planned} epochs, which would move"
+            f"--epochs {cfg['epochs']}: {cfg['resume']} anneals over its first "
+            f"{window(as_planned, 'anneal_epochs')} of {planned} epochs (--anneal-epochs "
+            f"{cfg['anneal_epochs']}), which would move"
         )
-    return cfg
 
 
 def parse_config(variant: str, argv: list[str] | None = None) -> dict:

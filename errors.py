@@ -13,6 +13,7 @@ def near_miss(parser: argparse.ArgumentParser, message: str) -> str:
     if not message.startswith("unrecognized arguments:"):
         return ""
     unknown = [word for word in message.split()[2:] if word.startswith("-")]
+    # argparse keeps its actions in a private list, stable since Python 3.2 and the only record
     flags = [flag for action in parser._actions for flag in action.option_strings]
     names = {flag.lstrip("-"): flag for flag in flags}  # the dashes would make any two alike
     for word in unknown:

@@ -10,11 +10,14 @@ distribution with a fixed seed, so the project runs out of the box without the c
 
 from __future__ import annotations
 
-import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import scipy.io
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from errors import UserError, strict_parser  # noqa: E402
 
 CLUSTERS = {  # name: (mean, covariance), before scaling
     "a": ((0.0, 0.0), ((4.0, -3.0), (-3.0, 2.5))),
@@ -38,12 +41,15 @@ def make_points(seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = strict_parser(description=__doc__.splitlines()[0])
     p.add_argument(
         "--out", default=str(Path(__file__).with_name("points.mat")), help="MAT file to write"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the sample")
-    args = p.parse_args()
+    try:
+        args = p.parse_args()
+    except UserError as e:
+        raise SystemExit(f"error: {e}") from None
     scipy.io.savemat(args.out, make_points(args.seed))
     print(f"wrote {args.out}")
 

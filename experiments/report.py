@@ -242,8 +242,8 @@ def training_values(cfg: dict) -> dict:
     where it runs or name a preset (whose values are there one by one), and the schedules'
     windows in epochs (0.2 of 200 epochs anneals as 40 does)."""
     values = {k: v for k, v in cfg.items() if k not in FLAGS or not FLAGS[k].place}
-    if "epochs" in cfg:
-        values.update({k: window(cfg, k) for k in ("anneal_epochs", "cooldown_epochs")})
+    for name in (k for k in values if k in FLAGS and FLAGS[k].of_epochs and "epochs" in cfg):
+        values[name] = window(cfg, name)
     return as_json(values)
 
 

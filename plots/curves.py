@@ -72,6 +72,8 @@ def draw_penalty(ax, rows: list[dict], members: list[list[dict]], config: dict) 
     from 1 (it starts near 100 while the losses move within a few units)."""
     draw_series(ax, rows, members, "penalty", "E[(‖∇D(x̂)‖ − 1)²]", color="tab:green")
     weight = f"weighted by gp_weight {config['gp_weight']:g}" if "gp_weight" in config else ""
+    if (config.get("vary") or [None])[0] == "gp_weight":
+        weight = f"weighted by gp_weight {', '.join(f'{v:g}' for v in config['vary'][1])}"
     if config.get("anneal") or config.get("cooldown"):
         weight += " (scheduled)"
     ax.set(title="gradient penalty, unweighted", xlabel="epoch", yscale="log")

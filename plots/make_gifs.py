@@ -24,7 +24,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from errors import UserError, strict_parser  # noqa: E402
-from plots.compare import TITLE_HEIGHT, compare_frames, frame_files, latest_runs  # noqa: E402
+from plots.compare import compare_frames, frame_files, latest_runs  # noqa: E402
 from plots.curves import plot_curves  # noqa: E402
 from plots.page import write_index  # noqa: E402
 from recording.files import atomic_write, read_table  # noqa: E402
@@ -46,11 +46,13 @@ def read_frames(run: Path) -> list[Image.Image]:
     return images
 
 
-def write_gif(gif: Path, images: list[Image.Image], scale: float = 1.0) -> Path:
+def write_gif(
+    gif: Path, images: list[Image.Image], scale: float = 1.0, made_from: str = ""
+) -> Path:
     """Frames in order, resized by `scale`, the last held longer, written beside and then
-    renamed, so that a failure never leaves a broken GIF. Each frame gets its own 256 colours
-    by the fast octree (a frame holds a colour map's shades and a few point colours; no
-    dithering, which would make the still parts shimmer)."""
+    renamed, so that a failure never leaves a broken GIF; `made_from` is kept in its comment.
+    Each frame gets its own 256 colours by the fast octree (a frame holds a colour map's shades
+    and a few point colours; no dithering, which would make the still parts shimmer)."""
     sizes = sorted({im.size for im in images})
     if len(sizes) > 1:  # a frame from another layout: the GIF would crop or pad it silently
         raise ValueError(f"frames of {len(sizes)} sizes: {', '.join(map(str, sizes))}")
@@ -64,7 +66,13 @@ def write_gif(gif: Path, images: list[Image.Image], scale: float = 1.0) -> Path:
     atomic_write(
         gif,
         lambda tmp: images[0].save(
-            tmp, format="GIF", save_all=True, loop=0, append_images=images[1:], duration=durations
+            tmp,
+            format="GIF",
+            save_all=True,
+            loop=0,
+            append_images=images[1:],
+            duration=durations,
+            comment=made_from,
         ),
     )
     return gif
@@ -73,7 +81,9 @@ def write_gif(gif: Path, images: list[Image.Image], scale: float = 1.0) -> Path:
 def make_gif(run: Path, scale: float = 1.0) -> Path | None:
     """runs/<name>.gif from runs/<name>/frames; a run with one frame gets a one-frame GIF."""
     images = read_frames(run)
-    return write_gif(run.with_name(run.name + ".gif"), images, scale) if images else None
+    if not images:
+        return None
+    return write_gif(run.with_name(run.name + ".gif"), images, scale, made_from([run], scale))
 
 
 def run_json(path: Path) -> dict:
@@ -106,15 +116,18 @@ def scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
     return (round(size[0] * scale), round(size[1] * scale))
 
 
-def made_at_scale(gif: Path, size: tuple[int, int], scale: float) -> bool:
-    """Was this GIF made at this --scale, from pictures of this size?"""
-    with Image.open(gif) as image:
-        return image.size == scaled(size, scale)
+def made_from(runs: list[Path], scale: float) -> str:
+    """What a GIF is made from, as its comment keeps it: the run folders and the --scale."""
+    return json.dumps({"runs": [str(run.resolve()) for run in runs], "scale": scale})
 
 
-def frame_size(run: Path) -> tuple[int, int]:
-    with Image.open(min(frame_files(run).items())[1]) as frame:
-        return frame.size
+def was_made_from(gif: Path, what: str) -> bool:
+    """Is the GIF there, and made from `what` (made_from)? An unreadable one was not."""
+    try:
+        with Image.open(gif) as image:
+            return image.info.get("comment", b"").decode() == what
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def up_to_date(outputs: list[Path], inputs: list[Path]) -> bool:
@@ -150,13 +163,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         default=Path("runs"),
         help="where to look for run folders, and to write index.html and compare.gif "
-        "(default: runs)",
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--scale",
         type=float,
         default=1.0,
-        help="resize the GIFs' frames (compare.gif's too) by this factor (default: 1)",
+        help="resize the GIFs' frames (compare.gif's too) by this factor (default: %(default)s)",
     )
     parser.add_argument(
         "--compare",
@@ -182,7 +195,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def make_compare(runs: list[Path], root: Path, scale: float = 1.0) -> Path | None:
     """root/compare.gif from two runs or more that share frame epochs."""
     frames = compare_frames(runs) if len(runs) > 1 else []
-    return write_gif(root / "compare.gif", frames, scale) if frames else None
+    if not frames:
+        return None
+    return write_gif(root / "compare.gif", frames, scale, made_from(runs, scale))
 
 
 def show_together(runs: list[Path] | None, root: Path, scale: float, force: bool) -> None:
@@ -190,12 +205,10 @@ def show_together(runs: list[Path] | None, root: Path, scale: float, force: bool
     it is newer than their frames, or a warning that says why there is none."""
     runs = runs or latest_runs(root)
     inputs = [path for run in runs for path in run_inputs(run)]
-    if len(runs) > 1 and not force and up_to_date([root / "compare.gif"], inputs):
-        sizes = [frame_size(run) for run in runs]
-        size = (sum(w for w, _ in sizes), max(h for _, h in sizes) + TITLE_HEIGHT)
-        if made_at_scale(root / "compare.gif", size, scale):
-            print(f"{root / 'compare.gif'}: up to date")
-            return
+    same = was_made_from(root / "compare.gif", made_from(runs, scale))
+    if len(runs) > 1 and not force and same and up_to_date([root / "compare.gif"], inputs):
+        print(f"{root / 'compare.gif'}: up to date")
+        return
     try:
         compared = make_compare(runs, root, scale)
     except (OSError, ValueError, KeyError) as e:
@@ -247,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
 def make_run(run: Path, scale: float, force: bool) -> None:
     """A run's GIF and curves, unless they are newer than all they are made from."""
     outputs = run_outputs(run)
-    fresh = outputs and not force and up_to_date(outputs, run_inputs(run))
     gif = run.with_name(run.name + ".gif")
-    if fresh and (gif not in outputs or made_at_scale(gif, frame_size(run), scale)):
+    same = gif not in outputs or was_made_from(gif, made_from([run], scale))
+    if outputs and not force and same and up_to_date(outputs, run_inputs(run)):
         print(f"{run}: up to date")
         return
     try:

@@ -33,7 +33,8 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #1b1b1b; }
 .card .card { margin: 0.6em 0; }
 h2 { font-size: 1.15em; margin: 0 0 0.3em; } h2 small { color: #666; font-weight: normal; }
 .pictures { display: flex; flex-wrap: wrap; gap: 0.8em; align-items: flex-start; }
-.pictures img { max-width: 100%; height: auto; } .warning { color: #c92a2a; }
+.pictures img { max-width: 100%; height: auto; }
+.warning { color: #c92a2a; }
 table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 0.1em 0.8em 0.1em 0; }
 th { text-align: left; font-weight: 600; } .status-completed { color: #2b8a3e; }
 .status-interrupted, .status-running, .status-not-started { color: #e67700; }
@@ -123,8 +124,10 @@ def fit_rows(summary: dict) -> list[str]:
     to tell a fit from a miss, say)."""
     if not summary:
         return []
-    fit = escape(fit_text(summary.get("epochs_to_fit")))
-    rows = [f'<tr><th>fitted</th><td class="fit">{fit}</td></tr>']
+    fit = fit_text(summary.get("epochs_to_fit"))
+    if summary.get("warnings") and fit != "not fitted":
+        fit += ", which a blob would be too"
+    rows = [f'<tr><th>fitted</th><td class="fit">{escape(fit)}</td></tr>']
     for warning in summary.get("warnings") or []:
         rows.append(f'<tr><th>warning</th><td class="warning">{escape(warning)}</td></tr>')
     return rows

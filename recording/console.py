@@ -117,8 +117,8 @@ def start_message(run: Run) -> str:
     threads = plural(cfg["threads"], "thread") if cfg["threads"] else "torch's threads"
     models = plural(len(run.members), "model")
     resuming = ""
-    if run.checkpoint is not None:
-        done = run.checkpoint["epoch"]
+    if cfg["resume"] is not None:
+        done = run.checkpoint["epoch"] if run.checkpoint else 0  # none recorded: from the start
         resuming = f"\nresuming {run.folder} from epoch {done} of {cfg['epochs']}"
     return (
         f"lab5 {cfg['variant']}: {models} in one vmapped step, {how}, {run.device} ({threads}), "

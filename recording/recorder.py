@@ -76,15 +76,16 @@ def open_recorder(run: Run) -> Recorder:
 
 
 def small_test_warnings(test_points: int, floor: float, blob: float, factor: float) -> list[str]:
-    """Where a Gaussian fitted to the training points is itself within --fit-factor of the
-    noise floor, "fitted" cannot tell the data's shape from a blob: the test set is too small
-    for the distance to separate a fit from a miss (on the lab's data the blob is 4x the floor
-    with 1192 test points; on 500 points of two noisy circles, 73 test points, 1.1-1.7x)."""
+    """Where a Gaussian with the training points' mean and covariance is itself within
+    --fit-factor of the noise floor, "fitted" cannot tell the data's shape from a blob: the test
+    set is too small for the distance to separate a fit from a miss (or the data is a blob). On
+    the lab's data the blob is 4x the floor with 1192 test points; on 500 points of two noisy
+    circles, 73 test points, 1.1-1.7x."""
     if blob > factor * floor:
         return []
     return [
-        f"{test_points} test points: a Gaussian blob is within {factor:g}× of the floor "
-        f"({blob / floor:.1f}×): 'fitted' means little"
+        f"a Gaussian blob scores {blob / floor:.1f}× the floor ({test_points} test points): "
+        f"within {factor:g}×, 'fitted' means little"
     ]
 
 

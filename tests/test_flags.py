@@ -19,7 +19,8 @@ NUMBERS = {
     "a non-negative number": ["0", "-1e-9", "nan", "inf", "1e30"],
     "a number of at least 1": ["1", "0.999", "nan", "inf"],
     "in [0, 1)": ["0", "0.999999", "1", "-0.1", "nan"],
-    "a count or a fraction in (0, 1)": ["1", "40", "0", "0.5", "1.0", "-1", "nan"],
+    "a count or a fraction in (0, 1)": ["1", "40", "0", "0.5", "1.0", "-1", "nan", "1/5", "1/0"],
+    "0, a count or a fraction in (0, 1)": ["0", "1", "0.5", "1.0", "-1", "2/3", "x/y"],
 }
 SPECIAL = {  # flags whose edges are not numbers of one kind
     "data": [["ring8"], ["grid25"], ["swissroll"], ["missing.mat"], [""]],

@@ -43,9 +43,9 @@ def test_every_default_is_said_once_as_it_is_typed_and_reads_back(variant, capsy
 
 def test_flags_said_in_words_or_with_no_default(capsys):
     entries = help_entries("wgan_gp", capsys)
-    assert entries["--train-size"].endswith(
-        "(default: 7000/8192 of the file, the report's 7000 of 8192)"
-    )
+    assert entries["--train-size"].endswith("(default: 7000/8192, the report's share of the file)")
+    default = config.parse_config("wgan_gp", ["--train-size", "7000/8192"])["train_size"]
+    assert default == config.default("train_size", "wgan_gp")  # as --help says it, it reads
     assert entries["--hidden"].endswith("(default: 256,64)")
     assert entries["--betas"].endswith("(default: 0.9 0.999)")
     assert "(default" not in entries["--resume"] + entries["--vary"] + entries["--nesterov"]
@@ -79,6 +79,6 @@ def test_make_gifs_help_says_its_defaults_and_takes_no_prefix(capsys):
     with pytest.raises(SystemExit):
         make_gifs.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "(default: runs)" in text and "(default: 1)" in text
+    assert "(default: runs)" in text and "(default: 1.0)" in text
     assert make_gifs.main(["--forc"]) == 2
     assert capsys.readouterr().err.endswith("(did you mean --force?)\n")

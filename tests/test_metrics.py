@@ -206,4 +206,7 @@ def test_a_test_set_too_small_to_tell_a_fit_from_a_blob_is_warned_of(data, warne
     warnings = recorder.small_test_warnings(len(test), floor["w1"], blob, 2.0)
     assert bool(warnings) == warned
     if warned:
-        assert warnings[0].startswith(f"{len(test)} test points: a Gaussian blob is within 2×")
+        assert warnings[0].startswith("a Gaussian blob scores ")
+        assert warnings[0].endswith(
+            f"× the floor ({len(test)} test points): within 2×, 'fitted' means little"
+        )

@@ -181,6 +181,9 @@ def test_the_comparison_takes_each_variant_s_latest_completed_run_with_frames(ru
     (newer / "frames").mkdir(parents=True)
     (newer / "config.json").write_text(json.dumps({"variant": "wgan_gp"}))
     (newer / "summary.json").write_text('{"status": "completed"}')
+    stopped = root / "gan_stopped"  # GAN's newest run, interrupted
+    shutil.copytree(root / HOSTILE, stopped)
+    (stopped / "summary.json").write_text('{"status": "interrupted"}')
     latest = latest_runs(root)
     assert latest == [root / HOSTILE, root / "wgan_gp"]  # GAN's last completed run, WGAN-GP's
     pair = [root / "wgan_gp", root / "wgan"]

@@ -230,7 +230,7 @@ def test_make_gifs_keeps_what_is_newer_than_its_frames_and_remakes_the_rest(runs
     for run in ("gan", "wgan_gp"):  # make_gifs over the copy, as a user's runs/ would be
         (root / f"{run}.gif").unlink(missing_ok=True)
     summaries = [root / r / "summary.json" for r in ("gan", "wgan_gp")]
-    for summary in summaries:  # completed runs, so that compare.gif shows them
+    for summary in summaries:  # the newest runs, so that compare.gif shows these two
         summary.write_text(summary.read_text())
     assert make_gifs.main(["--root", str(root)]) == 0
     made = {p: p.stat().st_mtime_ns for p in [*root.glob("*.gif"), *root.glob("*/curves.png")]}

@@ -10,6 +10,7 @@ import torch
 
 import config
 import lab5
+from errors import UserError
 
 SMALL = (
     "--train-size 640 --test-size 200 --batch-size 32 --frame-every 2 --eval-every 2 --no-compile"
@@ -197,4 +198,23 @@ def test_a_run_annealed_over_a_fraction_of_it_is_not_extended(tmp_path, capsys):
     flags = [*SMALL, "--anneal", "lr=5e-4", "--anneal-epochs", "0.5", "--epochs", "2"]
     assert lab5.main("wgan_gp", [*flags, "--out", str(out)]) == 0
     assert lab5.main("wgan_gp", ["--resume", str(out), "--epochs", "4"]) == 2
-    assert "anneals over --anneal-epochs 0.5 of its 2 epochs" in capsys.readouterr().err
+    assert "anneals over its first 1 of 2 epochs (--anneal-epochs 0.5)" in capsys.readouterr().err
+
+
+def test_the_fast_start_without_its_cooldown():
+    cfg = config.parse_config("wgan_gp", ["--preset", "fast", "--cooldown-epochs", "0"])
+    lrs = [config.scheduled(cfg, epoch)["lr"] for epoch in (1, 41, 100, 200)]
+    assert lrs == pytest.approx([5e-4, 1e-4, 1e-4, 1e-4])
+
+
+def test_a_window_given_again_on_resume_agrees_in_epochs(tmp_path):
+    """A run saved with --cooldown-epochs 2 of 4 resumes with the window given again as 0.5 of
+    the run (the same 2 epochs), not as 0.75 (3): so a fast run of the version before, saved with
+    100 of 200, resumes with --preset fast's 0.5."""
+    out = tmp_path / "run"
+    flags = [*SMALL, *config.FAST_START, "--cooldown-epochs", "2", "--epochs", "4"]
+    assert lab5.main("wgan_gp", [*flags, "--anneal-epochs", "1", "--out", str(out)]) == 0
+    again = ["--resume", str(out), "--anneal-epochs", "1", "--epochs", "4"]
+    assert config.parse_config("wgan_gp", [*again, "--cooldown-epochs", "0.5"])  # 2 of 4
+    with pytest.raises(UserError, match="--cooldown-epochs 0.75 would change the training"):
+        config.parse_config("wgan_gp", [*again, "--cooldown-epochs", "0.75"])  # 3 of 4

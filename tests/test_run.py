@@ -461,12 +461,14 @@ def test_a_small_test_set_is_warned_of_in_the_console_the_summary_and_the_page(t
         str(out),
     ]
     assert lab5.main("wgan_gp", flags) == 0
-    warning = "73 test points: a Gaussian blob is within 2× of the floor"
-    assert f"warning: {warning}" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["warnings"][0].startswith(warning)
-    assert summary["gaussian_w1"] <= 2 * summary["noise_floor"]["w1"]
-    assert f'<td class="warning">{warning}' in write_index(tmp_path / "runs").read_text()
+    ratio = summary["gaussian_w1"] / summary["noise_floor"]["w1"]
+    warning = f"a Gaussian blob scores {ratio:.1f}× the floor (73 test points): within 2×"
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning")]
+    assert said == [f"warning: {summary['warnings'][0]}"] and len(said[0]) <= 100
+    assert summary["warnings"][0].startswith(warning) and ratio <= 2
+    page = write_index(tmp_path / "runs").read_text()
+    assert f'<td class="warning">{warning}' in page and "which a blob would be too" in page
 
 
 def test_a_resumed_run_says_so_and_does_not_repeat_its_last_epoch(tmp_path, capsys):
