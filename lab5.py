@@ -516,7 +516,7 @@ def prepare_run(cfg: dict) -> Run:
     steps = len(train_points) // (cfg["batch_size"] * cfg["n_critic"])
     members = config.member_configs({**cfg, "steps_per_epoch": steps})  # for --ema-start
     names = [config.member_name(m, cfg) for m in members]
-    folder, member_dirs, checkpoint = open_run_dirs(cfg, names)
+    folder, member_dirs, checkpoint, lock = open_run_dirs(cfg, names)
     n_eval = max(len(test), cfg["eval_size"])  # the fixed noise each member is scored on
     eval_z = [
         torch.randn(n_eval, m["noise_dim"], generator=make_rng(m["seed"], "eval")) for m in members
@@ -536,6 +536,7 @@ def prepare_run(cfg: dict) -> Run:
         folder=folder,
         member_dirs=member_dirs,
         checkpoint=checkpoint,
+        lock=lock,
         started=time.time(),
         eval_z=eval_z,
         floor_seed=make_rng(cfg["data_seed"], "floor").initial_seed(),
@@ -574,7 +575,7 @@ def train(cfg: dict, start_recorder: Callable = recorder.start_in_worker) -> dic
         status = "interrupted"
     finally:
         progress.close()
-        with worker.interrupts_held():
+        with run.lock, worker.interrupts_held():  # the lock goes once the folder is whole
             for line in writer.finish({"status": status, "diverged_members": diverged}):
                 console.say(None, line)
     summary = json.loads((run.folder / "summary.json").read_text())

@@ -25,6 +25,7 @@ To repeat it all on another file: --data path/to/points.mat --label original.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -32,16 +33,17 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import optuna
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import lab5  # noqa: E402
 from config import FLAGS, as_json, parse_config, window  # noqa: E402
 from data.points import TOY_DATA  # noqa: E402
 from errors import UserError, strict_parser  # noqa: E402
+from experiments import processes, runner  # noqa: E402
 from recording.files import read_table  # noqa: E402
 from recording.metrics import MODE_COLUMNS, mean_and_se  # noqa: E402
 
@@ -211,8 +213,8 @@ def plan_row(
     data: str | None,
     out: Path,
 ) -> dict:
-    """One configuration's command (the variant script's flags that train its ensemble into
-    `out`) and the config it resolves to; a bad flag is a one-line error."""
+    """One configuration's command (the variant script's flags that train its ensemble, less
+    --out), its folder and the config it resolves to; a bad flag is a one-line error."""
     frame_every = min(spec.get("frame_epochs", FRAME_EPOCHS))
     argv = [
         *flags,
@@ -226,14 +228,12 @@ def plan_row(
         str(spec.get("eval_every", 5 if epochs <= 200 else 50)),
         "--frame-every",
         str(frame_every),
-        "--out",
-        str(out),
     ]
     return {
         "variant": variant,
         "argv": argv,
         "out": out,
-        "cfg": parse_config(variant, [*argv, "--overwrite"]),
+        "cfg": parse_config(variant, [*argv, "--out", str(out), "--overwrite"]),
     }
 
 
@@ -247,36 +247,68 @@ def training_values(cfg: dict) -> dict:
     return as_json(values)
 
 
-def run_config(row: dict, force: bool, train: bool = True) -> dict:
-    """Train one configuration's ensemble (a plan_row), unless a finished run of the same
-    configuration is there (experiment.json records the command, every value it resolved to — so
-    a changed default trains again — and how it ended). A run in which a member diverged ends
-    there and is reported as such, not retried."""
-    cfg = row["cfg"]
-    out = row["out"]
-    record = {"variant": row["variant"], "argv": row["argv"], "config": as_json(cfg)}
-    done = out / "experiment.json"
+def finished_record(row: dict) -> dict | None:
+    """The record of a finished run of the row's configuration in its folder, if there is
+    one: experiment.json records the command, every value it resolved to (so a changed
+    default trains again) and how it ended."""
+    done = row["out"] / "experiment.json"
     saved = json.loads(done.read_text()) if done.exists() else {}
-    same = training_values(saved.get("config", {})) == training_values(cfg)
-    if not force and saved.get("variant") == row["variant"] and same:
-        print(f"{out}: finished, not trained again", flush=True)
-        return {"path": str(out), "status": "completed", **saved}
-    if not train:
-        raise UserError(
-            f"{out} holds no finished run of this configuration (run without --no-train)"
-        )
-    done.unlink(missing_ok=True)  # --overwrite empties the folder: its record goes first
-    summary = lab5.train(cfg)  # over an unfinished run
-    if summary["status"] not in ("completed", "diverged"):
-        raise UserError(f"{out} ended {summary['status']}")
-    record.update(
-        path=str(out),
-        status=summary["status"],
-        epochs_done=summary["epochs_done"],
-        diverged_members=summary.get("diverged_members"),
-    )
-    done.write_text(json.dumps(record))
+    same = training_values(saved.get("config", {})) == training_values(row["cfg"])
+    if saved.get("variant") != row["variant"] or not same:
+        return None
+    print(f"{row['out']}: finished, not trained again", flush=True)
+    return {"path": str(row["out"]), "status": "completed", **saved}
+
+
+def record_run(row: dict) -> dict:
+    """experiment.json for a row just trained. A run in which a member diverged ends there
+    and is reported as such, not retried."""
+    end = processes.run_end(row["out"])
+    if end["status"] not in ("completed", "diverged"):
+        raise UserError(f"{row['out']} ended {end['status']} (see {row['out']}.log)")
+    summary = json.loads((row["out"] / "summary.json").read_text())
+    record = {
+        "variant": row["variant"],
+        "argv": row["argv"],
+        "config": as_json(row["cfg"]),
+        "path": str(row["out"]),
+        **end,
+        "diverged_members": summary.get("diverged_members"),
+    }
+    (row["out"] / "experiment.json").write_text(json.dumps(record))
     return record
+
+
+def train_rows(rows: dict[str, dict], name: str, args, seeds: int) -> None:
+    """Train the rows' ensembles as the trials of one study (experiments/runner.py), --workers
+    at a time; the same command started elsewhere with the same --storage (and the runs on a
+    shared disk) trains some of them there. The study is named by what the rows train, so a
+    changed default makes a new one; --force starts it again."""
+    by_slug = {slug(label): row for label, row in rows.items()}
+    values = json.dumps([training_values(r["cfg"]) for r in rows.values()], sort_keys=True)
+    study_name = f"report_{args.label}_{name}_{hashlib.sha256(values.encode()).hexdigest()[:8]}"
+    storage = runner.make_storage(args.storage)
+    if args.force and study_name in optuna.get_all_study_names(storage):
+        optuna.delete_study(study_name=study_name, storage=storage)
+    spec = {"command": command_line(name, args, seeds)}
+    points = [{"configuration": s} for s in by_slug]
+    study = runner.open_study(storage, study_name, spec, points, None, None)
+
+    def job(trial) -> runner.Job:
+        row = by_slug[trial.suggest_categorical("configuration", list(by_slug))]
+        on_gpu = ["--device", "cuda"] if args.gpus else []
+        return runner.Job(row["variant"], [*row["argv"], *on_gpu], row["out"])
+
+    plan = runner.Plan(
+        job=job,
+        trials=len(points),
+        prune=False,
+        slots=runner.slots(args),
+        beat_s=args.beat,
+        objective=processes.objective,
+        results=processes.run_end,
+    )
+    runner.drive(study, storage, plan)
 
 
 def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
@@ -599,7 +631,16 @@ def run_experiment(name: str, args) -> None:
     results_dir = Path(args.results) / args.label
     results_dir.mkdir(parents=True, exist_ok=True)
     rows = plan["rows"]
-    records = {label: run_config(row, args.force, not args.no_train) for label, row in rows.items()}
+    records = {label: None if args.force else finished_record(row) for label, row in rows.items()}
+    todo = {label: row for label, row in rows.items() if records[label] is None}
+    if todo and args.no_train:
+        first = next(iter(todo.values()))["out"]
+        raise UserError(
+            f"{first} holds no finished run of this configuration (run without --no-train)"
+        )
+    if todo:
+        train_rows(todo, name, args, len(plan["seeds"]))
+        records.update({label: record_run(row) for label, row in todo.items()})
     runs = {label: Path(record["path"]) for label, record in records.items()}
     results = {label: member_results(run) for label, run in runs.items()}
     draw_figures(plan, name, runs, results, results_dir)
@@ -658,6 +699,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--force", action="store_true", help="train again even where a complete run exists"
     )
+    runner.add_flags(p, workers=1)
     p.add_argument(
         "--no-train",
         action="store_true",

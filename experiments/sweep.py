@@ -1,59 +1,88 @@
-"""Search a variant's open settings: every point of a grid of flags trains --seeds models in one
-vmapped ensemble; the table gives W1 / noise floor over the seeds at epochs 30 and 70 and at the
-end, and the epoch each seed first comes within --fit-factor of the floor.
+"""Search a variant's settings as an Optuna study: every trial is an ordinary lab5 run of --seeds
+models in one vmapped ensemble, and the table gives W1 / noise floor over its seeds.
 
-    python experiments/sweep.py wgan_gp --seeds 8 --grid batch-size=8,16,32 --grid ema=0,0.99
+    python experiments/sweep.py wgan_gp --seeds 4 --grid batch-size=16,32 --grid init=torch,kaiming
+    python experiments/sweep.py wgan_gp --seeds 4 --range lr=1e-5:1e-3:log --trials 20
 
-Each point is an ordinary lab5 run, `python variants/<variant>.py --seeds N <flags>` without
-frames and with the exact W1 every 5 epochs, in its own process (--workers at once, each training
-on one thread), written to runs/sweeps/<variant>/<point>/. A finished point adds one JSON line to
---results (default runs/sweeps/<variant>.jsonl); points already there are not trained again, so an
-interrupted sweep resumes, and `--table` only prints the table of the grid's points in the file.
-A grid value may be any flag of the variant: `--grid seed=100` starts the seeds at 100 (fresh
-seeds), `--grid data=../shared/data/points.mat` another file, `--grid vary=ema=0,0.99` several
-values of a hyper-parameter in the same ensemble (each a row of the table).
+A --grid trains every point of the product of its values once; a --range (with --trials) lets
+Optuna's TPE sampler choose the values, grid flags among them. A trial runs
+`python variants/<variant>.py <its flags> --seeds N --eval-every 5 --frame-every 0` in a
+process of its own, into runs/sweeps/<study>/<point>/ (its console in <point>.log), and
+reports W1 / floor at every scored epoch to its trial; the pruner stops a trial that will not
+be among the best (its folder kept, and marked pruned on the page). The objective, which the
+table is ordered by: the mean over the seeds and the last five scored epochs of W1 / floor.
+
+The study lives in --storage (by default an SQLite file, runs/sweeps/optuna.db): the same
+command run again goes on with it (a finished sweep only prints its table), and the same
+command started on other machines with one PostgreSQL URL (or a journal file on a shared disk)
+shares the trials out among them, each trained once. A grid value may be any flag of the
+variant: `--grid seed=100` starts the seeds at 100, `--grid vary=ema=0,0.99` puts several values
+in the same ensemble (each a row of the table; --no-prune, as the run is judged whole).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+import optuna
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-import lab5  # noqa: E402
-from config import VARIANTS, parse_config  # noqa: E402
+from config import FLAGS, VARIANTS, parse_config  # noqa: E402
 from errors import UserError, strict_parser  # noqa: E402
-from experiments.report import mean_se, member_results  # noqa: E402
+from experiments import processes, runner  # noqa: E402
+from experiments.report import mean_se, member_result  # noqa: E402
 
 AT_EPOCHS = (30, 70)
-# the exit statuses after which a run folder holds members to read
-STATUS = {code: status for status, code in lab5.EXIT_CODES.items() if status != "usage"}
 KEPT = ("name", "final", "first", "fit", "w1_by_epoch")
+EVAL_EVERY = 5
 
 
-def grid_flags(grid: list[str]) -> list[list[str]]:
-    """['a=1,2', 'b=x'] -> [['--a', '1', '--b', 'x'], ['--a', '2', '--b', 'x']]; a value that
-    itself holds '=' (vary=ema=0,0.99) is one value, one with spaces several words
-    ('betas=0.5 0.9,0.9 0.999')."""
+def grid_axes(grid: list[str]) -> dict[str, list[str]]:
+    """['a=1,2', 'b=x'] -> {'a': ['1', '2'], 'b': ['x']}; a value that itself holds '='
+    (vary=ema=0,0.99) is one value."""
     bad = [g for g in grid if "=" not in g or not g.split("=", 1)[1]]
     if bad:
         raise UserError(f"--grid {bad[0]}: expected FLAG=V1,V2,...")
-    axes = []
-    for flag, values in (g.split("=", 1) for g in grid):
-        axes.append(("--" + flag, [values] if "=" in values else values.split(",")))
-    return [
-        [x for (flag, _), v in zip(axes, values) for x in (flag, *v.split())]
-        for values in itertools.product(*(vs for _, vs in axes))
-    ]
+    pairs = [g.split("=", 1) for g in grid]
+    return {flag: [values] if "=" in values else values.split(",") for flag, values in pairs}
+
+
+def grid_points(axes: dict[str, list[str]]) -> list[dict]:
+    return [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+
+
+def point_flags(point: dict) -> list[str]:
+    """{'betas': '0.5 0.9', 'lr': 0.001} -> ['--betas', '0.5', '0.9', '--lr', '0.001']"""
+    return [x for flag, value in point.items() for x in ("--" + flag, *str(value).split())]
+
+
+def parse_range(text: str) -> tuple[str, float, float, bool]:
+    """'lr=1e-5:1e-3:log' -> ('lr', 1e-05, 0.001, True)"""
+    flag, _, bounds = text.partition("=")
+    parts = bounds.split(":")
+    try:
+        low = float(parts[0])
+        high = float(parts[1])
+    except (ValueError, IndexError):
+        raise UserError(f"--range {text}: expected FLAG=LOW:HIGH or FLAG=LOW:HIGH:log") from None
+    if len(parts) > 3 or parts[2:] not in ([], ["log"]) or not low < high:
+        raise UserError(f"--range {text}: expected FLAG=LOW:HIGH or FLAG=LOW:HIGH:log, LOW < HIGH")
+    return flag, low, high, parts[2:] == ["log"]
+
+
+def suggest(trial: optuna.Trial, axes: dict, ranges: list[tuple]) -> dict:
+    """The trial's point: its queued values, else the sampler's."""
+    point = {flag: trial.suggest_categorical(flag, values) for flag, values in axes.items()}
+    for flag, low, high, log in ranges:
+        whole = isinstance(FLAGS[flag.replace("-", "_")].default, int)
+        draw = trial.suggest_int if whole else trial.suggest_float
+        point[flag] = draw(flag, int(low) if whole else low, int(high) if whole else high, log=log)
+    return point
 
 
 def point_name(variant: str, flags: list[str]) -> str:
@@ -61,49 +90,58 @@ def point_name(variant: str, flags: list[str]) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:150]
 
 
-def train_point(job: tuple[str, list[str], int, Path]) -> dict:
-    """One ensemble in a process of its own; its members' results, read from its run folder."""
-    variant, flags, seeds, root = job
-    out = root / point_name(variant, flags)
-    argv = [
-        sys.executable,
-        str(ROOT / "variants" / f"{variant}.py"),
-        *flags,
-        "--seeds",
-        str(seeds),
-        "--frame-every",
-        "0",
-        "--eval-every",
-        "5",
-        "--out",
-        str(out),
-        "--overwrite",
-    ]
-    out.mkdir(parents=True, exist_ok=True)
-    log_path = out.parent / f"{out.name}.log"
-    start = time.perf_counter()
-    with open(log_path, "w") as log:
-        code = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT).returncode
-    record = {
-        "variant": variant,
-        "flags": " ".join(flags),
-        "seeds": seeds,
-        "status": STATUS.get(code, f"failed (exit {code}, see {log_path})"),
-        "wall_s": round(time.perf_counter() - start, 1),
-        "members": [],
-    }
-    if code in STATUS:  # an interrupted run keeps its members up to their last recorded epoch
-        record["members"] = [
-            {k: r[k] for k in KEPT} for r in member_results(out) if r["final"] is not None
-        ]
-    return record
+def run_flags(point: dict, args) -> list[str]:
+    """A trial's flags: its point's, the sweep's seeds, scores every EVAL_EVERY epochs and no
+    frames, one thread each on a CPU (the runs at once share its cores) or the GPU on one; then
+    the flags after --, which override these."""
+    where = ["--device", "cuda"] if args.gpus else ["--threads", "1"]
+    if {"threads", "device"} & {*point, *(f.lstrip("-") for f in args.fixed)}:
+        where = []
+    every = ["--frame-every", "0", "--eval-every", str(EVAL_EVERY)]
+    return [*point_flags(point), "--seeds", str(args.seeds), *every, *where, *args.fixed]
+
+
+def make_job(args, axes: dict, ranges: list[tuple], root: Path):
+    def job(trial: optuna.Trial) -> runner.Job:
+        point = suggest(trial, axes, ranges)
+        flags = run_flags(point, args)
+        name = point_name(args.variant, point_flags(point)) if not ranges else None
+        folder = trial.user_attrs.get("folder") or root / (name or f"trial{trial.number:04d}")
+        return runner.Job(args.variant, flags, Path(folder))
+
+    return job
+
+
+def results(folder: Path) -> dict:
+    """What the study keeps of a run for the table: its end, and per member its W1 / floor by
+    scored epoch, final, and first and lasting epochs within the fit factor."""
+    end = processes.run_end(folder)
+    if end["status"] == "not started":
+        return end
+    members = [member_result(m) for m in processes.member_folders(folder)]
+    return {**end, "members": [{k: m[k] for k in KEPT} for m in members if m["final"] is not None]}
+
+
+def records(trials: list[optuna.trial.FrozenTrial]) -> list[dict]:
+    """Per trial that trained: its flags, state and members (with integer epochs again:
+    the study stores JSON)."""
+    out = []
+    for t in trials:
+        members = t.user_attrs.get("members") or []
+        for m in members:
+            m["w1_by_epoch"] = {int(e): v for e, v in m["w1_by_epoch"].items()}
+        flags = " ".join(point_flags(t.user_attrs.get("point") or t.params))
+        out.append(
+            {"flags": flags, "state": t.state.name.lower(), "members": members, **t.user_attrs}
+        )
+    return out
 
 
 def rows(records: list[dict]) -> dict[str, list[dict]]:
-    """The members of every point, one row per point and value of its --vary: a member named
-    seed3_ema0.99 goes to the row of its point's flags (less --vary) and ema0.99."""
+    """The members of every completed trial, one row per trial and value of its --vary: a
+    member named seed3_ema0.99 goes to the row of its point's flags (less --vary) and ema0.99."""
     out: dict[str, list[dict]] = {}
-    for r in records:
+    for r in (r for r in records if r["state"] == "complete"):
         flags = r["flags"].split()
         if "--vary" in flags:
             del flags[flags.index("--vary") : flags.index("--vary") + 2]
@@ -113,101 +151,187 @@ def rows(records: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+def row_cells(label: str, ms: list[dict]) -> list[str]:
+    at = [[m["w1_by_epoch"].get(e) for m in ms] for e in AT_EPOCHS]
+    firsts = [m["first"] for m in ms]
+    latest = f"never ({firsts.count(None)})" if None in firsts else str(max(firsts))
+    return [
+        label,
+        str(len(ms)),
+        *(f"{np.mean(a):.2f} ({max(a):.2f})" if None not in a else "—" for a in at),
+        f"{mean_se([m['final'] for m in ms])} ({max(m['final'] for m in ms):.2f})",
+        mean_se([np.mean(processes.last_scores(m["w1_by_epoch"])) for m in ms]),
+        latest,
+    ]
+
+
 def table(records: list[dict], factor: float = 2.0) -> str:
-    """A markdown row per configuration, best final mean first: mean (worst seed) of W1 / floor
-    at the AT_EPOCHS and at the end, and the last seed's first epoch within the factor."""
+    """A markdown row per configuration, best objective first: mean (worst seed) of W1 / floor
+    at the AT_EPOCHS and at the end, the objective, the last seed's first epoch within the
+    factor; then the pruned and failed trials, and the CPU time of all."""
     head = [
         "configuration",
         "seeds",
         *(f"at epoch {e}: mean (worst)" for e in AT_EPOCHS),
         "final: mean ± s.e. (worst)",
+        f"last {processes.LAST} scores: mean ± s.e.",
         f"first within {factor:g}×: latest seed",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for label, ms in sorted(
-        rows(records).items(), key=lambda item: np.mean([m["final"] for m in item[1]])
-    ):
-        at = [[m["w1_by_epoch"].get(e) for m in ms] for e in AT_EPOCHS]
-        firsts = [m["first"] for m in ms]
-        latest = f"never ({firsts.count(None)})" if None in firsts else str(max(firsts))
-        cells = [
-            label,
-            str(len(ms)),
-            *(f"{np.mean(a):.2f} ({max(a):.2f})" if None not in a else "—" for a in at),
-            f"{mean_se([m['final'] for m in ms])} ({max(m['final'] for m in ms):.2f})",
-            latest,
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    by_objective = sorted(
+        rows(records).items(),
+        key=lambda item: np.mean(
+            [np.mean(processes.last_scores(m["w1_by_epoch"])) for m in item[1]]
+        ),
+    )
+    lines += ["| " + " | ".join(row_cells(label, ms)) + " |" for label, ms in by_objective]
+    return "\n".join([*lines, "", *ends(records)])
 
 
-def read_results(path: Path) -> list[dict]:
-    records = [json.loads(line) for line in path.open()]
-    for m in (m for r in records for m in r["members"]):  # JSON made the epochs strings
-        m["w1_by_epoch"] = {int(e): v for e, v in m["w1_by_epoch"].items()}
-    return records
+def ends(records: list[dict]) -> list[str]:
+    """The trials that did not complete, and what the sweep cost."""
+    states = [r["state"] for r in records]
+    cpu = sum(r.get("cpu_s", 0) for r in records) / 60
+    lines = [
+        f"{states.count('complete')} completed, {states.count('pruned')} pruned, "
+        f"{states.count('fail')} failed or stopped and queued again; {cpu:.1f} CPU-minutes"
+    ]
+    for r in records:
+        if r["state"] == "pruned":
+            lines.append(f"- pruned at epoch {r.get('pruned_at')}: {r['flags'] or '(defaults)'}")
+        elif r["state"] == "fail" and r.get("status") not in (None, "interrupted", "running"):
+            lines.append(f"- failed ({r['status']}): {r['flags']}, see {r['log']}")
+    return lines
 
 
-def main() -> int:
-    try:
-        return sweep()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-def parse_args() -> argparse.Namespace:
-    p = strict_parser(description=__doc__.splitlines()[0])
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The sweep's flags, and in args.fixed those after --, for every trial."""
+    p = strict_parser(
+        description=__doc__.splitlines()[0],
+        usage="%(prog)s VARIANT [options] [-- FLAGS for every trial]",
+        epilog="Flags after -- go to every trial unchanged, e.g. -- --epochs 40 --data ring8.",
+    )
     p.add_argument("variant", choices=VARIANTS)
     p.add_argument(
         "--grid",
         action="append",
         default=[],
         metavar="FLAG=V1,V2",
-        help="a flag of the variant (without its dashes) and the values to try; repeat "
-        "it for the product of several flags",
+        help="a flag of the variant (without its dashes) and the values to try; repeat it for "
+        "the product of several flags",
     )
-    p.add_argument("--seeds", type=int, default=8, help="models per point, in one ensemble")
-    p.add_argument("--workers", type=int, default=2, help="points training at once")
     p.add_argument(
-        "--results",
-        type=Path,
-        default=None,
-        help="JSONL file (default: runs/sweeps/<variant>.jsonl)",
+        "--range",
+        action="append",
+        default=[],
+        metavar="FLAG=LOW:HIGH[:log]",
+        help="a flag whose value the sampler chooses in [LOW, HIGH] (on a log scale with :log)",
     )
-    p.add_argument("--table", action="store_true", help="only print the table from the file")
-    return p.parse_args()
+    p.add_argument("--trials", type=int, default=None, help="how many trials a --range search runs")
+    p.add_argument("--seeds", type=int, default=8, help="models per trial, in one ensemble")
+    runner.add_flags(p, workers=2)
+    p.add_argument("--study", default=None, help="the study's name (default: from the flags)")
+    add_pruning_flags(p)
+    p.add_argument("--table", action="store_true", help="only print the study's table")
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])
+    args.fixed = argv[cut + 1 :]
+    return args
 
 
-def sweep() -> int:
-    args = parse_args()
-    results_file = args.results or Path("runs/sweeps") / f"{args.variant}.jsonl"
-    results_file.parent.mkdir(parents=True, exist_ok=True)
-    done = read_results(results_file) if results_file.exists() else []
-    points = grid_flags(args.grid)
-    for flags in points:  # a bad value stops the sweep here, not in a worker
-        parse_config(args.variant, [*flags, "--seeds", str(args.seeds)])
-    seen = {(r["variant"], r["flags"], r["seeds"]) for r in done}
-    jobs = [
-        (args.variant, flags, args.seeds, results_file.with_suffix(""))
-        for flags in points
-        if (args.variant, " ".join(flags), args.seeds) not in seen
-    ]
+def add_pruning_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pruner",
+        choices=("median", "halving"),
+        default="median",
+        help="which trials stop early (make_pruner; RESULTS.md §8 measured both)",
+    )
+    p.add_argument(
+        "--prune-after", type=int, default=40, metavar="EPOCHS", help="no pruning before this epoch"
+    )
+    p.add_argument("--no-prune", action="store_true", help="train every trial to its end")
+
+
+def make_pruner(name: str, after: int) -> optuna.pruners.BasePruner:
+    """median: a trial worse than the median of the completed trials at the same epoch stops
+    (the first two complete); halving: at epochs after, 3 × after, 9 × after, ... only the best
+    third of the trials that got there goes on."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=after)
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=after, reduction_factor=3)
+
+
+def checked_sweep(args) -> tuple[dict, list[tuple], list[dict]]:
+    """The grid's axes, the searched ranges and the points to queue; every point (and each
+    range's ends) parsed as the variant would, so a bad value stops the sweep here."""
+    axes = grid_axes(args.grid)
+    ranges = [parse_range(r) for r in args.range]
+    if ranges and not args.trials:
+        raise UserError("--range needs --trials N: how many trials the search runs")
+    if args.trials and not ranges:
+        raise UserError("--trials is for a --range search; a grid trains each of its points once")
+    if "vary" in axes and not args.no_prune:
+        raise UserError(
+            "--grid vary=... puts several settings in one run, which a pruner would judge as "
+            "one: add --no-prune"
+        )
+    points = grid_points(axes) if not ranges else []
+    for point in points:
+        parse_config(args.variant, run_flags(point, args))
+    base = grid_points(axes)[0]
+    for flag, low, high, _ in ranges:
+        for value in (low, high):
+            parse_config(args.variant, run_flags({**base, flag: value}, args))
+    return axes, ranges, points
+
+
+def sweep_command(args) -> str:
+    """The sweep as a command, less the flags that only say how this driver runs it."""
+    words = [*(f"--grid {g}" for g in args.grid), *(f"--range {r}" for r in args.range)]
+    trials = [f"--trials {args.trials}"] if args.trials else []
+    fixed = ["--", *args.fixed] if args.fixed else []
+    return " ".join([args.variant, f"--seeds {args.seeds}", *words, *trials, *fixed])
+
+
+def make_plan(args, axes: dict, ranges: list[tuple], points: list[dict], name: str):
+    return runner.Plan(
+        job=make_job(args, axes, ranges, Path("runs/sweeps") / name),
+        trials=len(points) or args.trials,
+        prune=not args.no_prune,
+        slots=runner.slots(args),
+        beat_s=args.beat,
+        objective=processes.objective,
+        results=results,
+    )
+
+
+def sweep(args) -> int:
+    axes, ranges, points = checked_sweep(args)
+    command = sweep_command(args)
+    name = args.study or point_name(args.variant, command.split()[1:])
+    spec = {"command": f"python experiments/sweep.py {command}", "seeds": args.seeds}
+    storage = runner.make_storage(args.storage)
+    pruner = make_pruner(args.pruner, args.prune_after)
+    study = runner.open_study(
+        storage, name, spec, points, optuna.samplers.TPESampler(seed=0), pruner
+    )
     if not args.table:
-        print(f"{len(jobs)} points to train, {len(done)} already in {results_file}", flush=True)
-        with ThreadPoolExecutor(args.workers) as pool, results_file.open("a") as out:
-            for future in as_completed([pool.submit(train_point, job) for job in jobs]):
-                r = future.result()
-                out.write(json.dumps(r) + "\n")
-                out.flush()
-                print(
-                    f"{r['flags'] or '(defaults)'}: {r['status']} in {r['wall_s']:.0f} s",
-                    flush=True,
-                )
-                done.append(r)
-    wanted = {(args.variant, " ".join(f), args.seeds) for f in points}
-    print(table([r for r in done if (r["variant"], r["flags"], r["seeds"]) in wanted]))
+        plan = make_plan(args, axes, ranges, points, name)
+        print(f"study {name} in {args.storage}: {len(plan.slots)} trials at a time", flush=True)
+        runner.drive(study, storage, plan)
+    print(table(records(study.get_trials())))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return sweep(parse_args(sys.argv[1:] if argv is None else argv))
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the same command goes on with the study", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ h2 { font-size: 1.15em; margin: 0 0 0.3em; } h2 small { color: #666; font-weight
 .warning { color: #c92a2a; }
 table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 0.1em 0.8em 0.1em 0; }
 th { text-align: left; font-weight: 600; } .status-completed { color: #2b8a3e; }
-.status-interrupted, .status-running, .status-not-started { color: #e67700; }
+.status-interrupted, .status-running, .status-not-started, .status-pruned { color: #e67700; }
 .status-diverged { color: #c92a2a; }
 code { background: #f3f3f3; padding: 0 0.3em; border-radius: 3px; }
 """
@@ -90,7 +90,9 @@ def fit_text(fits) -> str:
     return f"{len(fitted)} of {len(fits)} members, from epochs {min(fitted)}–{max(fitted)}"
 
 
-def status_text(summary: dict) -> str:
+def status_text(summary: dict, sweep: dict) -> str:
+    if sweep.get("state") == "pruned":  # stopped by a sweep's pruner (experiments/sweep.py)
+        return f"pruned at epoch {sweep['epoch']} (study {sweep['study']}, trial {sweep['trial']})"
     if not summary:
         return "not started"
     text = f"{summary['status']} at epoch {summary['epochs_done']}"
@@ -137,14 +139,15 @@ def card(run: Path, root: Path, members: list[Path]) -> str:
     """One run's card; an ensemble's holds its members' cards, folded."""
     config = read_json(run / "config.json")
     summary = read_json(run / "summary.json")
-    status = summary.get("status", "not-started")
+    sweep = read_json(run / "sweep.json")
+    status = sweep.get("state") or summary.get("status", "not-started")
     # the preset first, then every flag that differs from the defaults (the preset's included)
     flags = {"preset": config["preset"]} if config.get("preset") else {}
     flags.update(config.get("changed") or {})
     changed = " ".join(f"<code>{escape(flag_text(k, v))}</code>" for k, v in flags.items())
     rows = [
         f'<tr><th>status</th><td class="status status-{escape(status)}">'
-        f"{escape(status_text(summary))}</td></tr>",
+        f"{escape(status_text(summary, sweep))}</td></tr>",
         *final_numbers(summary),
         *fit_rows(summary),
         f'<tr><th>changed flags</th><td class="flags">{changed or "none"}</td></tr>',

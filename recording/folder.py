@@ -3,10 +3,14 @@ folder taken back to the epoch of its checkpoint."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import platform
 import shutil
+import socket
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -28,7 +32,9 @@ RUN_FILES = (
     "critic.pt",
     "curves.png",
     "checkpoint.pt",
+    "sweep.json",  # written by a sweep that pruned the run (experiments/runner.py)
 )
+LOCK = ".lock"  # held (flock) by the process that writes the folder; never deleted
 
 
 def run_setting(run: Run) -> dict:
@@ -82,10 +88,32 @@ def is_empty_frames(path: Path) -> bool:
 
 
 def is_taken(path: Path) -> bool:
-    """Does anything but an empty frames folder stand at this path?"""
+    """Does anything but an empty frames folder (or the lock file) stand at this path?"""
     if not path.exists():
         return False
-    return not path.is_dir() or any(not is_empty_frames(p) for p in path.iterdir())
+    if not path.is_dir():
+        return True
+    return any(not is_empty_frames(p) and p.name != LOCK for p in path.iterdir())
+
+
+def lock_folder(folder: Path) -> IO:
+    """Hold the run folder for this process until the returned file is closed (or the process
+    ends, however it ends): a second process that would write into it is refused with one line,
+    rather than two runs interleaving their files."""
+    file = open(folder / LOCK, "a+")
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.seek(0)
+        holder = file.read().strip() or "another process"
+        file.close()
+        raise UserError(
+            f"{folder} is being written by {holder}; wait for it to end, or write elsewhere"
+        ) from None
+    file.truncate(0)
+    file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    file.flush()
+    return file
 
 
 def free_folder(out: str | Path) -> Path:
@@ -98,10 +126,23 @@ def free_folder(out: str | Path) -> Path:
     return run
 
 
+def is_locked(folder: Path) -> bool:
+    """Is a process writing the run folder now (holding its lock)?"""
+    path = folder / LOCK
+    if not path.exists():
+        return False
+    with open(path, "a") as file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+    return False  # closing the file let the lock go
+
+
 def new_run_dir(out: str | Path, overwrite: bool = False) -> Path:
     """The folder for a new run: OUT if nothing is there, else (an earlier run is never lost)
-    the first free one of OUT2, OUT3, ...; with overwrite, OUT cleared of the lab5 run it holds
-    (its files, frames and member folders, nothing else). Anything but a run is never cleared."""
+    the first free one of OUT2, OUT3, ...; with overwrite, OUT itself. Anything but a run is
+    never chosen."""
     if not str(out).strip():
         raise UserError("--out is empty; give the folder for the run")
     run = Path(out) if overwrite else free_folder(out)
@@ -113,6 +154,16 @@ def new_run_dir(out: str | Path, overwrite: bool = False) -> Path:
             "run: give a new or empty folder"
         )
     try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write the run folder {run}: {e.strerror}") from None
+    return run
+
+
+def clear_run_dir(run: Path) -> None:
+    """Empty a run folder of the lab5 run it holds (its files, frames and member folders,
+    nothing else)."""
+    try:
         (run / "frames").mkdir(parents=True, exist_ok=True)
         for old in [*run.glob("frames/epoch_*.png"), *(run / name for name in RUN_FILES)]:
             old.unlink(missing_ok=True)
@@ -120,7 +171,6 @@ def new_run_dir(out: str | Path, overwrite: bool = False) -> Path:
             shutil.rmtree(member)
     except OSError as e:
         raise UserError(f"cannot write the run folder {run}: {e.strerror}") from None
-    return run
 
 
 def rewind_table(table: Path, epoch: int) -> None:
@@ -147,16 +197,26 @@ def rewind(folders: list[Path], epoch: int) -> None:
             old.unlink()
 
 
-def open_run_dirs(cfg: dict, names: list[str]) -> tuple[Path, list[Path], dict | None]:
-    """The run's folder, its members' folders (the same one for a single model) and the
-    checkpoint to go on from: a new folder and none, or --resume's folder taken back to its
-    checkpoint. A resumed run that recorded no epoch yet starts again from the beginning."""
+def new_member_dir(folder: Path) -> Path:
+    member = new_run_dir(folder, overwrite=True)
+    clear_run_dir(member)
+    return member
+
+
+def open_run_dirs(cfg: dict, names: list[str]) -> tuple[Path, list[Path], dict | None, IO]:
+    """The run's folder, its members' folders (the same one for a single model), the
+    checkpoint to go on from and the folder's lock (lock_folder): a new folder and no
+    checkpoint, or --resume's folder taken back to its checkpoint. A resumed run that recorded
+    no epoch yet starts again from the beginning."""
     if cfg["resume"] is None:
         folder = new_run_dir(cfg["out"], cfg["overwrite"])
+        lock = lock_folder(folder)  # before anything in it is deleted
+        clear_run_dir(folder)
         if len(names) == 1:
-            return folder, [folder], None
-        return folder, [new_run_dir(folder / name, True) for name in names], None
+            return folder, [folder], None, lock
+        return folder, [new_member_dir(folder / name) for name in names], None, lock
     folder = Path(cfg["resume"])
+    lock = lock_folder(folder)
     dirs = [folder] if len(names) == 1 else [folder / name for name in names]
     summary = {"epochs_done": 0, "status": "running"}
     if (folder / "summary.json").exists():
@@ -165,5 +225,6 @@ def open_run_dirs(cfg: dict, names: list[str]) -> tuple[Path, list[Path], dict |
     done = checkpoint["epoch"] if checkpoint else 0
     if done > cfg["epochs"] or done == cfg["epochs"] and summary["status"] == "completed":
         raise UserError(f"{folder} has trained {done} epochs; --epochs N > {done} extends it")
+    (folder / "sweep.json").unlink(missing_ok=True)  # a pruned run goes on: no longer pruned
     rewind(list(dict.fromkeys([folder, *dirs])), done)
-    return folder, dirs, checkpoint
+    return folder, dirs, checkpoint, lock

@@ -17,15 +17,17 @@ from experiments.report import (
     EXPERIMENTS,
     FIRST_DEFAULTS,
     PUBLISHED,
+    finished_record,
     late_jump,
     member_results,
     plan_row,
-    run_config,
+    record_run,
     run_experiment,
     slug,
     table,
     target_table,
     toy_table,
+    train_rows,
 )
 
 
@@ -104,25 +106,25 @@ def test_a_diverged_configuration_reports_no_numbers(tmp_path):
     assert len(bad) == len(ok)
 
 
+def finished(out: Path, status: str = "completed") -> None:
+    """What a run leaves in its folder for the report to record."""
+    out.mkdir(exist_ok=True)
+    end = {"status": status, "epochs_done": 200, "diverged_members": None}
+    (out / "summary.json").write_text(json.dumps(end))
+
+
 def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, monkeypatch):
     """experiment.json holds what the command resolved to: the same command under changed
-    defaults is not the same run (train=False says so instead of training)."""
+    defaults is not the same run, and a run that did not end is not recorded."""
     spec = EXPERIMENTS["variants"]
-    out = tmp_path / "gan"
-    with pytest.raises(UserError, match="holds no finished run"):
-        run_config(plan_row("gan", [], spec, 200, [100, 101], None, out), False, train=False)
-    seen = {}
-
-    def train(cfg):  # what a finished run leaves for the report
-        assert not (out / "experiment.json").exists()  # a killed retraining claims nothing
-        seen.update(cfg)
-        out.mkdir(exist_ok=True)
-        return {"status": "completed", "epochs_done": 200}
-
-    monkeypatch.setattr(lab5, "train", train)
-    run_config(plan_row("gan", [], spec, 200, [100, 101], None, out), False)
-    assert seen["seed"] == 100 and seen["seeds"] == 2
-    assert run_config(plan_row("gan", [], spec, 200, [100, 101], None, out), False, train=False)
+    row = plan_row("gan", [], spec, 200, [100, 101], None, tmp_path / "gan")
+    assert finished_record(row) is None
+    finished(row["out"], "interrupted")
+    with pytest.raises(UserError, match="ended interrupted"):
+        record_run(row)
+    finished(row["out"])
+    record_run(row)
+    assert finished_record(row)["config"]["seed"] == 100
     first = config.FLAGS["batch_size"].default["gan"]
     monkeypatch.setitem(
         config.FLAGS,
@@ -132,16 +134,43 @@ def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, 
             default={**config.FLAGS["batch_size"].default, "gan": first * 2},
         ),
     )
-    with pytest.raises(UserError, match="holds no finished run"):
-        run_config(plan_row("gan", [], spec, 200, [100, 101], None, out), False, train=False)
-    run_config(plan_row("gan", [], spec, 200, [100, 101], None, out), False)
-    assert seen["batch_size"] == first * 2
+    assert finished_record(plan_row("gan", [], spec, 200, [100, 101], None, row["out"])) is None
+
+
+def test_the_report_trains_its_rows_as_the_trials_of_a_study(tmp_path, monkeypatch):
+    """Two rows, two at once, each in a process of its own; a second call trains nothing."""
+    monkeypatch.chdir(tmp_path)
+    tiny = "--data ring8 --train-size 320 --test-size 200 --batch-size 32 --no-compile".split()
+    spec = {"eval_every": 1, "frame_epochs": (2,)}
+    rows = {
+        label: plan_row("gan", [*tiny, "--lr", lr], spec, 2, [0], None, tmp_path / label)
+        for label, lr in (("slow", "0.0001"), ("fast", "0.001"))
+    }
+    args = argparse.Namespace(
+        label="t",
+        seed=0,
+        data=None,
+        epochs=2,
+        only=None,
+        force=False,
+        workers=2,
+        gpus="",
+        per_gpu=1,
+        storage="sqlite:///runs/sweeps/optuna.db",
+        beat=10.0,
+    )
+    train_rows(rows, "variants", args, seeds=1)
+    for row in rows.values():
+        assert record_run(row)["status"] == "completed"
+        assert "lab5 gan:" in row["out"].with_name(row["out"].name + ".log").read_text()
+    stamps = [(r["out"] / "generator.pt").stat().st_mtime_ns for r in rows.values()]
+    train_rows(rows, "variants", args, seeds=1)
+    assert [(r["out"] / "generator.pt").stat().st_mtime_ns for r in rows.values()] == stamps
 
 
 def test_a_row_with_bad_flags_stops_the_experiment_before_any_row_trains(tmp_path, monkeypatch):
     """Here `report.py fast_start --epochs 40` with a last row whose learning rate is -1."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(lab5, "train", lambda cfg: pytest.fail("a row trained"))
     rows = [*EXPERIMENTS["fast_start"]["configs"], ("bad", "wgan_gp", ["--lr", "-1"])]
     monkeypatch.setitem(EXPERIMENTS["fast_start"], "configs", rows)
     args = argparse.Namespace(

@@ -4,8 +4,10 @@ nn.Sequential, determinism, and what an interrupted or diverged run keeps."""
 import csv
 import json
 import math
+import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 
@@ -18,6 +20,7 @@ import config
 import lab5
 from plots.page import write_index
 from recording import metrics, worker
+from recording.folder import lock_folder
 from tests import ROOT
 from tests.test_metrics import two_noisy_circles
 
@@ -288,6 +291,32 @@ def test_a_new_run_never_deletes_an_earlier_one(tmp_path, capsys):
         "epoch_0002.png",
     ]
     assert not (tmp_path / "r3").exists()
+
+
+def test_a_folder_being_written_is_refused_to_a_second_process_with_one_line(tmp_path):
+    """While a process writes a run folder (here this one, holding its lock as lab5 does), a
+    second process's --overwrite or --resume into it exits 2 with one line and changes
+    nothing; once the lock is let go, --resume goes on."""
+    folder = train(tmp_path, "gan", "--epochs", "2")[1]
+    files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
+    holder = f"pid {os.getpid()} on {socket.gethostname()}"
+    with lock_folder(folder):
+        for argv in (
+            ["--resume", folder, "--epochs", "3"],
+            [*SMALL, "--out", folder, "--overwrite"],
+        ):
+            done = subprocess.run(
+                [sys.executable, ROOT / "variants" / "gan.py", *argv],
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 2
+            assert done.stderr == (
+                f"error: {folder} is being written by {holder}; wait for it to end, or write "
+                "elsewhere\n"
+            )
+        assert {p: p.read_bytes() for p in files} == files
+    assert lab5.main("gan", ["--resume", str(folder), "--epochs", "3"]) == 0
 
 
 def test_empty_out_is_an_error(capsys):

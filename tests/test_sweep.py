@@ -1,26 +1,56 @@
-"""The sweep script's grid, rows and table (the runs themselves are ordinary lab5 runs)."""
+"""Sweeps on Optuna. The grid, the ranges and the table as functions; then, with real drivers
+training tiny runs in real processes on a real database (SQLite, Optuna's journal file and a
+PostgreSQL server started here), that a grid trains each point exactly once however its
+drivers are killed or shared, and that the pruner stops a hopeless point and says so."""
 
+from __future__ import annotations
+
+import csv
 import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-from experiments.sweep import grid_flags, read_results, rows, table
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from errors import UserError
+from experiments.sweep import grid_axes, grid_points, parse_range, point_flags, rows, table
+from recording.folder import is_locked
+from tests import ROOT
+
+TINY = "--data ring8 --train-size 320 --test-size 200 --batch-size 32 --no-compile".split()
+SQLITE = "sqlite:///runs/sweeps/optuna.db"  # the default
 
 
-def test_grid_is_the_product_of_the_flags_values():
-    assert grid_flags(["n-critic=1,5", "init=torch"]) == [
-        ["--n-critic", "1", "--init", "torch"],
-        ["--n-critic", "5", "--init", "torch"],
-    ]
-    assert grid_flags([]) == [[]]
+def test_a_grid_is_the_product_of_its_flags_values():
+    points = grid_points(grid_axes(["n-critic=1,5", "init=torch"]))
+    assert points == [{"n-critic": "1", "init": "torch"}, {"n-critic": "5", "init": "torch"}]
+    assert grid_points(grid_axes([])) == [{}]
 
 
-def test_a_value_holding_an_equals_sign_is_one_value():
-    assert grid_flags(["vary=ema=0,0.99", "seed=100"]) == [
-        ["--vary", "ema=0,0.99", "--seed", "100"]
-    ]
-    assert grid_flags(["betas=0.5 0.9,0.9 0.999"]) == [
+def test_a_value_holding_an_equals_sign_is_one_value_and_spaces_make_words():
+    assert grid_points(grid_axes(["vary=ema=0,0.99"])) == [{"vary": "ema=0,0.99"}]
+    assert [point_flags(p) for p in grid_points(grid_axes(["betas=0.5 0.9,0.9 0.999"]))] == [
         ["--betas", "0.5", "0.9"],
         ["--betas", "0.9", "0.999"],
     ]
+
+
+def test_ranges_parse_and_bad_ones_say_what_is_expected():
+    assert parse_range("lr=1e-5:1e-3:log") == ("lr", 1e-5, 1e-3, True)
+    assert parse_range("gp-weight=0.1:1") == ("gp-weight", 0.1, 1.0, False)
+    for bad in ("lr=1e-3", "lr=1e-3:1e-5", "lr=a:b", "lr=1:2:ln"):
+        with pytest.raises(UserError, match="expected FLAG=LOW:HIGH"):
+            parse_range(bad)
 
 
 def member(name, final, first, w1):
@@ -30,20 +60,25 @@ def member(name, final, first, w1):
 RECORDS = [
     {
         "flags": "--batch-size 16 --vary ema=0,0.99",
+        "state": "complete",
+        "cpu_s": 60.0,
         "members": [
-            member("seed0_ema0", 3.0, 40, {30: 2.5, 70: 1.9}),
-            member("seed0_ema0.99", 1.2, 20, {30: 1.5, 70: 1.1}),
-            member("seed1_ema0", 5.0, None, {30: 4.0, 70: 3.0}),
-            member("seed1_ema0.99", 1.4, 25, {30: 1.9, 70: 1.3}),
+            member("seed0_ema0", 3.0, 40, {30: 2.5, 70: 1.9, 75: 3.0}),
+            member("seed0_ema0.99", 1.2, 20, {30: 1.5, 70: 1.1, 75: 1.2}),
+            member("seed1_ema0", 5.0, None, {30: 4.0, 70: 3.0, 75: 5.0}),
+            member("seed1_ema0.99", 1.4, 25, {30: 1.9, 70: 1.3, 75: 1.4}),
         ],
     },
     {
         "flags": "--batch-size 32",
+        "state": "complete",
+        "cpu_s": 30.0,
         "members": [
             member("seed0", 2.0, 50, {30: 3.0, 70: 2.0}),
             member("seed1", 2.2, 60, {30: 3.2}),
         ],
     },
+    {"flags": "--batch-size 64", "state": "pruned", "pruned_at": 45, "cpu_s": 30.0},
 ]
 
 
@@ -53,17 +88,234 @@ def test_rows_split_a_point_by_its_varied_value():
     assert [m["final"] for m in got["--batch-size 16 ema0.99"]] == [1.2, 1.4]
 
 
-def test_table_orders_by_final_mean_and_shows_the_worst_seed():
+def test_the_table_orders_by_the_objective_and_counts_what_did_not_complete():
     lines = table(RECORDS).splitlines()
-    assert lines[2].startswith(
-        "| --batch-size 16 ema0.99 | 2 | 1.70 (1.90) | 1.20 (1.30) | 1.30 ± 0.10 (1.40) | 25 |"
+    # the objective: each seed's mean over its last five scores (here 1.27 and 1.53)
+    assert lines[2] == (
+        "| --batch-size 16 ema0.99 | 2 | 1.70 (1.90) | 1.20 (1.30) | 1.30 ± 0.10 (1.40) "
+        "| 1.40 ± 0.13 | 25 |"
     )
     assert lines[3].startswith("| --batch-size 32 | 2 | 3.10 (3.20) | — |")  # 70 not reached
-    assert lines[3].endswith("| 60 |")
     assert lines[4].startswith("| --batch-size 16 ema0 |") and lines[4].endswith("| never (1) |")
+    assert (
+        lines[6] == "2 completed, 1 pruned, 0 failed or stopped and queued again; 2.0 CPU-minutes"
+    )
+    assert lines[7] == "- pruned at epoch 45: --batch-size 64"
 
 
-def test_results_read_back_with_integer_epochs(tmp_path):
-    path = tmp_path / "r.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
-    assert read_results(path) == RECORDS
+# ---- real drivers, real runs, real databases ----------------------------------------------
+
+
+def start(cwd: Path, *args: str) -> subprocess.Popen:
+    """A driver in a session of its own: a kill of it alone leaves its runs to the kernel's
+    care (they end with it, as by Ctrl-C)."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "experiments" / "sweep.py"), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(driver: subprocess.Popen) -> str:
+    out = driver.communicate(timeout=600)[0]
+    assert driver.returncode == 0, out
+    return out
+
+
+def trials(cwd: Path, name: str, storage: str = SQLITE) -> list[optuna.trial.FrozenTrial]:
+    if storage.startswith("sqlite:///"):  # relative to the drivers' folder
+        storage = f"sqlite:///{cwd / storage.removeprefix('sqlite:///')}"
+    if storage.startswith("journal:"):
+        path = cwd / storage.removeprefix("journal:")
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(path))
+        )
+    return optuna.load_study(study_name=name, storage=storage).trials
+
+
+def summary(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def objective_from_files(folder: Path) -> float:
+    """The mean over the last five scored epochs of the members' mean W1 / floor, read from
+    the run's files here, apart from the code under test."""
+    floor = summary(folder)["noise_floor"]["w1"]
+    curves = []
+    for seed in sorted(folder.glob("seed*")):
+        with open(seed / "metrics.csv", newline="") as f:
+            curves.append({int(r["epoch"]): float(r["w1"]) for r in csv.DictReader(f) if r["w1"]})
+    epochs = sorted(set.intersection(*(set(c) for c in curves)))[-5:]
+    return float(np.mean([np.mean([c[e] for c in curves]) / floor for e in epochs]))
+
+
+def test_a_grid_trains_each_point_once_and_a_rerun_trains_nothing(tmp_path):
+    """Each point trains once, its objective is what its files say, and the same command
+    again only prints the table."""
+    args = ["gan", "--seeds", "2", "--grid", "lr=0.0001,0.0002", "--study", "g"]
+    args += ["--", *TINY, "--epochs", "4", "--eval-every", "1"]
+    out = finish(start(tmp_path, *args))
+    done = trials(tmp_path, "g")
+    assert sorted(t.params["lr"] for t in done) == ["0.0001", "0.0002"]
+    assert {t.state for t in done} == {TrialState.COMPLETE}
+    for t in done:
+        assert t.value == pytest.approx(objective_from_files(tmp_path / t.user_attrs["folder"]))
+        assert t.user_attrs["cpu_s"] > 0 and f"trial {t.number} (lr=" in out
+    params = sorted(tmp_path.glob("runs/sweeps/g/*/seed*/generator.pt"))
+    stamps = [p.stat().st_mtime_ns for p in params]
+    again = finish(start(tmp_path, *args))
+    assert len(trials(tmp_path, "g")) == 2 and "trial " not in again
+    assert [p.stat().st_mtime_ns for p in params] == stamps
+    assert "2 completed, 0 pruned, 0 failed" in again
+
+
+def test_a_point_that_fails_is_reported_and_not_tried_again(tmp_path):
+    """A test set larger than the distances take fails as the run starts: once."""
+    args = ["gan", "--seeds", "1", "--grid", "test-size=9000", "--study", "f"]
+    args += ["--", "--data", "ring8", "--train-size", "320", "--no-compile"]
+    out = finish(start(tmp_path, *args))
+    (failed,) = trials(tmp_path, "f")
+    assert failed.state == TrialState.FAIL and failed.user_attrs["exit"] == 2
+    assert "0 completed, 0 pruned, 1 failed" in out
+    assert "- failed (not started): --test-size 9000, see runs/sweeps/f/" in out
+    assert len(trials(tmp_path, "f")) == 1 and "trial " not in finish(start(tmp_path, *args))
+
+
+def wait_for(condition, what: str, seconds: float = 300):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_killed_driver_s_grid_completes_on_rerun_with_no_point_lost_or_trained_twice(tmp_path):
+    """SIGKILL the driver in the middle of its first run: the run ends with it (as by Ctrl-C,
+    keeping its checkpoint); the rerun sees the trial's driver fall silent, queues the point
+    again, goes on with its run from the checkpoint, and trains the others once each."""
+    lrs = ["0.0001", "0.0002", "0.0003"]
+    args = ["gan", "--seeds", "2", "--grid", f"lr={','.join(lrs)}", "--workers", "1"]
+    args += ["--no-prune", "--beat", "0.5", "--study", "k"]
+    args += ["--", *TINY, "--epochs", "20", "--eval-every", "5"]
+    driver = start(tmp_path, *args)
+    folder = tmp_path / "runs/sweeps/k/gan_lr_0.0001"
+    wait_for(lambda: summary(folder).get("epochs_done", 0) >= 3, "the first run's epoch 3")
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    wait_for(lambda: not is_locked(folder), "the orphaned run to end", 60)
+    stopped_at = summary(folder)["epochs_done"]
+    assert summary(folder)["status"] == "interrupted" and stopped_at < 20
+    out = finish(start(tmp_path, *args))
+    assert "fell silent; queued again" in out
+    done = trials(tmp_path, "k")
+    complete = [t for t in done if t.state == TrialState.COMPLETE]
+    assert sorted(t.params["lr"] for t in complete) == lrs  # each point once
+    (failed,) = [t for t in done if t.state == TrialState.FAIL]
+    assert failed.params["lr"] == "0.0001"
+    assert [t.user_attrs.get("retry_of") for t in complete if t.params["lr"] == "0.0001"] == [
+        failed.number
+    ]
+    log = folder.with_name(folder.name + ".log").read_text()
+    assert "resuming runs/sweeps/k/gan_lr_0.0001 from epoch" in log
+    assert log.count("lab5 gan:") == 2
+    assert summary(folder)["status"] == "completed" and summary(folder)["epochs_done"] == 20
+
+
+def test_a_hopeless_point_is_pruned_its_run_stopped_and_its_folder_marked(tmp_path):
+    """Two points that learn complete first (the median pruner's start); the third, at a
+    learning rate that moves nothing, is worse than both at every epoch and is stopped."""
+    args = ["gan", "--seeds", "2", "--grid", "lr=0.0005,0.0002,1e-12", "--workers", "1"]
+    args += ["--prune-after", "2", "--study", "p", "--", *TINY, "--epochs", "16"]
+    out = finish(start(tmp_path, *args + ["--eval-every", "2"]))
+    by_lr = {t.params["lr"]: t for t in trials(tmp_path, "p")}
+    assert by_lr["0.0005"].state == by_lr["0.0002"].state == TrialState.COMPLETE
+    pruned = by_lr["1e-12"]
+    assert pruned.state == TrialState.PRUNED and 2 <= pruned.user_attrs["pruned_at"] < 16
+    folder = tmp_path / pruned.user_attrs["folder"]
+    with pytest.raises(ProcessLookupError):  # its run is gone, and its recorder with it
+        os.killpg(pruned.user_attrs["pid"], 0)
+    assert summary(folder)["status"] == "interrupted" and summary(folder)["epochs_done"] < 16
+    marked = json.loads((folder / "sweep.json").read_text())
+    assert marked == {
+        "study": "p",
+        "trial": pruned.number,
+        "state": "pruned",
+        "epoch": pruned.user_attrs["pruned_at"],
+    }
+    assert f"trial {pruned.number} (lr=1e-12): pruned at epoch" in out
+    assert "2 completed, 1 pruned" in out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL server of this test's own, in a temporary folder, on a free port of
+    localhost (as the postgres user where the tests run as root: the server refuses root)."""
+    found = shutil.which("pg_ctl") or next(
+        iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))), None
+    )
+    if not found:
+        pytest.skip("no PostgreSQL server installed (Debian: apt install postgresql)")
+    bin_dir = Path(found).resolve().parent
+    root = Path(tempfile.mkdtemp(prefix="lab5-postgres-"))
+    as_user = []
+    if os.getuid() == 0:
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    data = root / "data"
+    server = f"-k {root} -p {port} -c listen_addresses=localhost"
+    steps = [
+        [str(bin_dir / "initdb"), "-D", str(data), "-U", "lab5", "--auth=trust"],
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-o",
+            server,
+            "-w",
+            "start",
+        ],
+        [str(bin_dir / "createdb"), "-h", "localhost", "-p", str(port), "-U", "lab5", "sweeps"],
+    ]
+    for step in steps:
+        done = subprocess.run([*as_user, *step], capture_output=True, text=True)
+        if done.returncode != 0:
+            shutil.rmtree(root, ignore_errors=True)
+            pytest.skip(f"PostgreSQL did not start: {step[0]}: {done.stderr.strip()[-300:]}")
+    yield f"postgresql://lab5@localhost:{port}/sweeps"
+    subprocess.run(
+        [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+        capture_output=True,
+    )
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "journal", "postgresql"])
+def test_two_drivers_started_at_once_train_every_point_exactly_once(tmp_path, storage, request):
+    url = {"sqlite": SQLITE, "journal": "journal:sweeps.log"}.get(storage)
+    url = url or request.getfixturevalue("postgres")
+    lrs = ["0.0001", "0.0002", "0.0003", "0.0004"]
+    args = ["gan", "--seeds", "1", "--grid", f"lr={','.join(lrs)}", "--workers", "1"]
+    args += ["--storage", url, "--study", f"two-{tmp_path.name}", "--", *TINY, "--epochs", "3"]
+    drivers = [start(tmp_path, *args) for _ in range(2)]
+    outs = [finish(d) for d in drivers]
+    done = trials(tmp_path, f"two-{tmp_path.name}", url)
+    assert sorted(t.params["lr"] for t in done) == lrs  # no point twice, none lost
+    assert {t.state for t in done} == {TrialState.COMPLETE}
+    for lr in lrs:  # and each run started once
+        log = tmp_path / f"runs/sweeps/two-{tmp_path.name}/gan_lr_{lr}.log"
+        assert log.read_text().count("lab5 gan:") == 1
+    assert all(": completed" in out for out in outs)  # both drivers trained some

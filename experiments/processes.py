@@ -1,0 +1,150 @@
+"""lab5 runs as processes of their own, for the sweeps and the report: each in a process group
+of its own (so that stopping it stops its recorder too), stopped the way Ctrl-C stops it (so
+that its folder stays whole and resumable), ended with the process that started it, and read
+while it trains."""
+
+from __future__ import annotations
+
+import csv
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+LAST = 5  # the scored epochs a run's objective averages: one score is noisy
+
+
+@dataclass
+class Process:
+    popen: subprocess.Popen  # the run's main process, the leader of its process group
+    folder: Path  # its run folder
+    log: Path  # where its console output goes
+    started: float  # time.monotonic() at its start
+    exit_code: int | None = None  # once it has ended
+    cpu_s: float = 0.0  # once it has ended: CPU seconds of it and of its recorder
+
+
+def command(variant: str, flags: list[str], folder: Path, resume: bool) -> list[str]:
+    """The variant script training `flags` into `folder`, or going on with the run there."""
+    where = ["--resume", str(folder)] if resume else [*flags, "--out", str(folder), "--overwrite"]
+    return [sys.executable, str(ROOT / "variants" / f"{variant}.py"), *where]
+
+
+def end_with(parent: int) -> None:
+    """Run in the child before lab5 starts: on Linux the kernel sends it Ctrl-C's signal when
+    its parent dies, even by SIGKILL, so that a killed sweep leaves no run training unseen."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+        if os.getppid() != parent:  # the parent died before the line above
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def start(argv: list[str], folder: Path, log: Path, env: dict | None = None) -> Process:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as out:
+        popen = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            preexec_fn=partial(end_with, os.getpid()),
+        )
+    return Process(popen, folder, log, time.monotonic())
+
+
+def ended(process: Process) -> bool:
+    """Has the run ended? Reaps it with wait4, which gives its CPU time and its recorder's."""
+    if process.exit_code is not None:
+        return True
+    pid, status, usage = os.wait4(process.popen.pid, os.WNOHANG)
+    if pid == 0:
+        return False
+    process.exit_code = os.waitstatus_to_exitcode(status)
+    process.popen.returncode = process.exit_code  # reaped here: Popen must not wait for it
+    process.cpu_s = usage.ru_utime + usage.ru_stime
+    return True
+
+
+def stop(process: Process, grace_s: float = 120.0) -> None:
+    """Stop the run as Ctrl-C would (it records its epoch and keeps its checkpoint); killed
+    if it has not ended within grace_s."""
+    signals = [signal.SIGINT, signal.SIGKILL]
+    deadline = time.monotonic() + grace_s
+    os.killpg(process.popen.pid, signals.pop(0))
+    while not ended(process):
+        if time.monotonic() > deadline and signals:
+            os.killpg(process.popen.pid, signals.pop(0))
+        time.sleep(0.1)
+
+
+def planned_epochs(folder: Path) -> int:
+    return json.loads((folder / "config.json").read_text())["epochs"]
+
+
+def member_folders(folder: Path) -> list[Path]:
+    """The folders of a run's members (the run's own for a single model); none before its
+    config.json is written."""
+    path = folder / "config.json"
+    if not path.exists():
+        return []
+    names = json.loads(path.read_text())["members"]
+    return [folder / name for name in names] if len(names) > 1 else [folder]
+
+
+def w1_by_epoch(member: Path) -> dict[int, float]:
+    """A member's W1 per scored epoch so far (a line still being written waits for the next
+    read)."""
+    path = member / "metrics.csv"
+    if not path.exists():
+        return {}
+    lines = [line for line in path.read_text().splitlines(keepends=True) if line.endswith("\n")]
+    return {int(float(r["epoch"])): float(r["w1"]) for r in csv.DictReader(lines) if r["w1"]}
+
+
+def ensemble_ratios(folder: Path) -> dict[int, float]:
+    """The mean over a run's members of W1 / noise floor, at each epoch that every member has
+    been scored at so far."""
+    summary = folder / "summary.json"
+    if not summary.exists():
+        return {}
+    floor = json.loads(summary.read_text())["noise_floor"]["w1"]
+    curves = [w1_by_epoch(m) for m in member_folders(folder)]
+    if not curves:
+        return {}
+    epochs = sorted(set.intersection(*(set(c) for c in curves)))
+    return {e: float(np.mean([c[e] for c in curves])) / floor for e in epochs}
+
+
+def completed(folder: Path) -> bool:
+    summary = folder / "summary.json"
+    return summary.exists() and json.loads(summary.read_text())["status"] == "completed"
+
+
+def last_scores(by_epoch: dict[int, float]) -> list[float]:
+    return [by_epoch[e] for e in sorted(by_epoch)[-LAST:]]
+
+
+def objective(folder: Path) -> float:
+    """What a sweep minimises: the mean over the run's members and its last LAST scored
+    epochs of W1 / noise floor."""
+    return float(np.mean(last_scores(ensemble_ratios(folder))))
+
+
+def run_end(folder: Path) -> dict:
+    """How far a run got, from its summary.json."""
+    summary = folder / "summary.json"
+    if not summary.exists():
+        return {"status": "not started", "epochs_done": 0}
+    found = json.loads(summary.read_text())
+    return {"status": found["status"], "epochs_done": found["epochs_done"]}

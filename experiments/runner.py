@@ -1,0 +1,370 @@
+"""Many lab5 runs as the trials of an Optuna study: the study, in a database that several
+drivers on several machines may share, says which runs are still to train; each driver trains
+some of them at once, each a lab5 run in a process of its own (experiments/processes.py), and
+tells the study how each ended.
+
+A grid's points are put in the study's queue once, by the driver that creates the study, and
+a driver claims a queued trial in one atomic step of the database, so that every point trains
+exactly once however many drivers share the study. A search (--range) asks its sampler for a
+new trial while the study holds fewer than it wants. A driver says every few seconds that its
+trials are alive; a trial whose driver has fallen silent (killed, or its machine gone) is failed
+by another driver and queued again, and its run goes on from its checkpoint. Ctrl-C (or
+SIGTERM) stops a driver's runs the same way and queues them for the next driver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import optuna
+from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+from errors import UserError
+from experiments import processes
+from recording.files import write_json
+from recording.folder import is_locked
+
+STORAGE = "sqlite:///runs/sweeps/optuna.db"
+SILENT_BEATS = 6  # a trial whose driver has not beaten for this many of its beats is retried
+TICK_S = 1.0  # how often a driver looks at its runs and the study
+
+
+@dataclass
+class Job:
+    variant: str  # the variant script the trial runs
+    flags: list[str]  # its flags, less --out
+    folder: Path  # its run folder
+
+
+@dataclass
+class Plan:
+    job: Callable[[optuna.Trial], Job]  # a claimed trial's run (suggesting its parameters)
+    trials: int  # how many trials the sweep holds, pruned ones included
+    prune: bool  # whether the pruner may stop a run early
+    slots: list[dict]  # one environment per run at once (CUDA_VISIBLE_DEVICES on a GPU)
+    beat_s: float  # how often this driver says its runs are alive
+    objective: Callable[[Path], float]  # a finished run's value, lower is better
+    results: Callable[[Path], dict]  # what the table keeps of a run (user attributes)
+
+
+@dataclass
+class Running:
+    trial: optuna.Trial  # the claimed trial
+    job: Job  # its run
+    slot: int  # the index of its slot in Plan.slots
+    process: processes.Process | None = None  # None until its folder is free to write
+    trained_before: bool = False  # a retry whose run had completed: told without training
+    reported: int = -1  # the last epoch reported to the trial
+    pruned_at: int | None = None  # the epoch the pruner stopped it at
+
+
+@dataclass
+class Watch:
+    """What a driver has seen of other drivers' trials: per trial number, its last beat and
+    when this driver first saw that beat (its own clock: machines' clocks may differ)."""
+
+    beats: dict[int, tuple] = field(default_factory=dict)
+
+
+def add_flags(parser, workers: int) -> None:
+    """The flags of every command that drives a study."""
+    parser.add_argument("--workers", type=int, default=workers, help="runs training at once here")
+    parser.add_argument("--gpus", default="", metavar="0,1", help="train on these GPUs instead")
+    parser.add_argument("--per-gpu", type=int, default=1, metavar="K", help="runs at once per GPU")
+    parser.add_argument(
+        "--storage",
+        default=STORAGE,
+        metavar="URL",
+        help="where the study lives: an SQLite or PostgreSQL URL, or journal:PATH (default: "
+        f"{STORAGE}); drivers on other machines that name the same one share its runs",
+    )
+    parser.add_argument(
+        "--beat",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help=f"how often a driver says its runs are alive (one silent for {SILENT_BEATS} beats "
+        "is retried by another driver)",
+    )
+
+
+def slots(args) -> list[dict]:
+    """One environment per run at once: --workers on the CPU, or --per-gpu on each of --gpus
+    (each run sees its GPU alone, as cuda:0)."""
+    gpus = [g for g in args.gpus.split(",") if g]
+    on_gpus = [{"CUDA_VISIBLE_DEVICES": g} for g in gpus for _ in range(args.per_gpu)]
+    return on_gpus or [{} for _ in range(args.workers)]
+
+
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    """An SQLite or PostgreSQL URL, or journal:PATH for Optuna's journal file."""
+    if url.startswith("journal:"):
+        backend = optuna.storages.journal.JournalFileBackend(url.removeprefix("journal:"))
+        return optuna.storages.JournalStorage(backend)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    # several drivers write at once: SQLite waits for its lock rather than failing at once
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs={**engine, "pool_pre_ping": True})
+    except Exception as e:  # the database's own errors are many: say which storage failed
+        raise UserError(f"cannot open the storage {url}: {str(e).splitlines()[0]}") from None
+
+
+def open_study(storage, name: str, spec: dict, points: list[dict], sampler, pruner):
+    """The sweep's study: created, and its grid's points queued, by the first driver; loaded by
+    any other, which must have been started with the same settings."""
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=name, sampler=sampler, pruner=pruner
+        )
+    except DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        return checked(study, spec, points)
+    study.set_user_attr("spec", spec)
+    queue(study, points)
+    return study
+
+
+def queue(study: optuna.Study, points: list[dict]) -> None:
+    for point in points:
+        study.enqueue_trial(point, user_attrs={"point": point})
+    study.set_user_attr("queued", True)
+
+
+def checked(study: optuna.Study, spec: dict, points: list[dict]) -> optuna.Study:
+    """A loaded study, once its creator has queued its points (or, if it died doing so, this
+    driver has queued those missing)."""
+    deadline = time.monotonic() + 30
+    while "spec" not in study.user_attrs or "queued" not in study.user_attrs:
+        if time.monotonic() > deadline:
+            have = [t.user_attrs.get("point") for t in study.get_trials(deepcopy=False)]
+            study.set_user_attr("spec", spec)
+            queue(study, [p for p in points if p not in have])
+        time.sleep(0.5)
+    if study.user_attrs["spec"] != json.loads(json.dumps(spec)):
+        raise UserError(
+            f"the study {study.study_name} was started as `{study.user_attrs['spec']['command']}`;"
+            " run that, or name another with --study"
+        )
+    return study
+
+
+def claim(study: optuna.Study, storage) -> optuna.Trial | None:
+    """A queued trial, taken from the queue in one step of the database (None if it is
+    empty): two drivers never take the same one. (study.ask would make a new trial when
+    another driver had just taken the last, and a grid must hold its points only.)"""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for queued in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, queued.number)
+        try:
+            if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                return optuna.Trial(study, trial_id)
+        except UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def counted(study: optuna.Study) -> int:
+    """The trials a sweep counts: all but those stopped and queued again (a run that failed
+    on its own, diverged say, is a result: queued again it would fail again)."""
+    trials = study.get_trials(deepcopy=False)
+    queued_again = {t.user_attrs.get("retry_of") for t in trials}
+    return sum(t.state != TrialState.FAIL or t.number not in queued_again for t in trials)
+
+
+def next_trial(study: optuna.Study, storage, plan: Plan) -> optuna.Trial | None:
+    """A queued trial, else (a search that wants more) a new one from the sampler."""
+    trial = claim(study, storage)
+    if trial is None and counted(study) < plan.trials:
+        trial = study.ask()
+    return trial
+
+
+def retry(study: optuna.Study, number: int) -> bool:
+    """Fail a trial whose run did not end (its driver was stopped or fell silent) and queue its
+    point again, into the same folder; only the driver whose failing of it succeeds queues it,
+    so it is queued once however many drivers try."""
+    try:
+        failed = study.tell(number, state=TrialState.FAIL)
+    except (ValueError, UpdateFinishedTrialError):  # another driver was first
+        return False
+    attrs = failed.user_attrs
+    if "point" in attrs:  # else a search's trial that had not yet drawn its point
+        kept = {k: attrs[k] for k in ("point", "folder") if k in attrs}
+        study.enqueue_trial(attrs["point"], user_attrs={**kept, "retry_of": number})
+    return True
+
+
+def retry_silent(study: optuna.Study, watch: Watch, mine: set[int]) -> None:
+    """Retry the running trials of other drivers whose beat has not changed for SILENT_BEATS
+    of their beats, as this driver's clock measures it."""
+    now = time.monotonic()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.number in mine:
+            continue
+        beat = (trial.user_attrs.get("driver"), trial.user_attrs.get("beat"))
+        seen = watch.beats.get(trial.number)
+        if seen is None or seen[0] != beat:
+            watch.beats[trial.number] = (beat, now)
+            continue
+        if now - seen[1] > SILENT_BEATS * trial.user_attrs.get("beat_s", 10):
+            if retry(study, trial.number):
+                print(f"trial {trial.number}: its driver fell silent; queued again", flush=True)
+
+
+def take(trial: optuna.Trial, plan: Plan, slot: int) -> Running:
+    """A claimed trial made this driver's: its run decided, its point and folder recorded (a
+    retry goes on in the same folder), its first beat given."""
+    job = plan.job(trial)
+    trial.set_user_attr("point", trial.params)
+    trial.set_user_attr("folder", str(job.folder))
+    trial.set_user_attr("driver", f"pid {os.getpid()} on {socket.gethostname()}")
+    trial.set_user_attr("beat_s", plan.beat_s)
+    trial.set_user_attr("beat", 0)
+    return Running(trial, job, slot)
+
+
+def launch(running: Running, plan: Plan) -> None:
+    """Start the trial's run once its folder is free (an earlier run of it, stopped, may still
+    be ending); a retried trial goes on from the checkpoint its folder holds."""
+    job = running.job
+    if running.trained_before or is_locked(job.folder):
+        return
+    retried = "retry_of" in running.trial.user_attrs
+    resume = retried and (job.folder / "config.json").exists()
+    if resume and processes.completed(job.folder):  # its driver died before telling the study
+        running.trained_before = True
+        return
+    argv = processes.command(job.variant, job.flags, job.folder, resume)
+    log = job.folder.with_name(job.folder.name + ".log")
+    running.process = processes.start(argv, job.folder, log, plan.slots[running.slot])
+    running.trial.set_user_attr("pid", running.process.popen.pid)
+
+
+def follow(running: Running, plan: Plan) -> None:
+    """Report the epochs scored since the last look to the trial; stop the run if the pruner
+    says it will not be among the best (before its last epoch: after it, nothing is saved)."""
+    scores = processes.ensemble_ratios(running.job.folder)
+    new = [epoch for epoch in scores if epoch > running.reported]
+    for epoch in new:
+        running.trial.report(scores[epoch], epoch)
+        running.reported = epoch
+    if not new or not plan.prune:
+        return
+    if (
+        running.reported < processes.planned_epochs(running.job.folder)
+        and running.trial.should_prune()
+    ):
+        running.pruned_at = running.reported
+        processes.stop(running.process)
+
+
+def finish(running: Running, study: optuna.Study, plan: Plan) -> str:
+    """Tell the study how the run ended (pruned, completed with its objective, or failed: it
+    diverged, or a bug); a pruned run's folder says so. Returns the console's line for it."""
+    trial = running.trial
+    folder = running.job.folder
+    process = running.process
+    attrs = {"log": str(folder.with_name(folder.name + ".log")), **plan.results(folder)}
+    if process is not None:
+        attrs.update(
+            cpu_s=process.cpu_s, wall_s=time.monotonic() - process.started, exit=process.exit_code
+        )
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    if running.pruned_at is not None:
+        trial.set_user_attr("pruned_at", running.pruned_at)
+        study.tell(trial, state=TrialState.PRUNED)
+        write_json(
+            folder / "sweep.json",
+            {
+                "study": study.study_name,
+                "trial": trial.number,
+                "state": "pruned",
+                "epoch": running.pruned_at,
+            },
+        )
+        return f"pruned at epoch {running.pruned_at}"
+    if running.trained_before or process.exit_code == 0:
+        value = plan.objective(folder)
+        study.tell(trial, value)
+        return f"completed, objective {value:.3g}"
+    study.tell(trial, state=TrialState.FAIL)
+    return f"failed ({attrs.get('status', 'no run')}, exit {process.exit_code}; see {attrs['log']})"
+
+
+def settle(running: Running, study: optuna.Study, plan: Plan) -> bool:
+    """One look at a run: started if it can be, followed, told once it has ended. Has it?"""
+    if running.process is None:
+        launch(running, plan)
+    if running.process is not None:
+        follow(running, plan)
+    if running.trained_before or running.process is not None and processes.ended(running.process):
+        line = finish(running, study, plan)
+        point = " ".join(f"{k}={v}" for k, v in running.trial.params.items())
+        print(f"trial {running.trial.number} ({point or 'defaults'}): {line}", flush=True)
+        return True
+    return False
+
+
+def fill(runnings: list[Running], study: optuna.Study, storage, plan: Plan) -> None:
+    """Claim trials for the free slots."""
+    while len(runnings) < len(plan.slots):
+        trial = next_trial(study, storage, plan)
+        if trial is None:
+            return
+        slot = min(set(range(len(plan.slots))) - {r.slot for r in runnings})
+        runnings.append(take(trial, plan, slot))
+
+
+def finished(study: optuna.Study, plan: Plan) -> bool:
+    """Nothing queued, nothing running anywhere, and as many trials as the sweep wants."""
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    busy = TrialState.WAITING in states or TrialState.RUNNING in states
+    return not busy and counted(study) >= plan.trials
+
+
+def hand_back(runnings: list[Running], study: optuna.Study) -> None:
+    """Ctrl-C or SIGTERM: stop this driver's runs as Ctrl-C would and queue their points again,
+    for the next driver to go on with from their checkpoints."""
+    for running in runnings:
+        if running.process is not None and not processes.ended(running.process):
+            processes.stop(running.process)
+        retry(study, running.trial.number)
+
+
+def drive(study: optuna.Study, storage, plan: Plan) -> None:
+    """Train the study's trials, len(plan.slots) at a time, until the sweep is finished
+    (waiting for other drivers' trials too: one that falls silent is retried here)."""
+    runnings: list[Running] = []
+    watch = Watch()
+    beat = 0
+    last_beat = time.monotonic()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        while True:
+            runnings = [r for r in runnings if not settle(r, study, plan)]
+            fill(runnings, study, storage, plan)
+            if not runnings and finished(study, plan):
+                return
+            retry_silent(study, watch, {r.trial.number for r in runnings})
+            if time.monotonic() - last_beat >= plan.beat_s:
+                beat += 1
+                last_beat = time.monotonic()
+                for running in runnings:
+                    running.trial.set_user_attr("beat", beat)
+            time.sleep(TICK_S)
+    except KeyboardInterrupt:
+        hand_back(runnings, study)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
