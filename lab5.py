@@ -28,7 +28,7 @@ from data.points import TOY_DATA, load_points, split_points, toy_points
 from errors import UserError
 from plots.frames import landscape_grid, make_frame_writer, plot_window
 from recording import console, recorder, worker
-from recording.folder import open_run_dirs, write_configs
+from recording.folder import open_run_dirs, unlocked_after, write_configs
 from recording.metrics import NEIGHBOURS
 from recording.run import Run
 
@@ -516,7 +516,7 @@ def prepare_run(cfg: dict) -> Run:
     steps = len(train_points) // (cfg["batch_size"] * cfg["n_critic"])
     members = config.member_configs({**cfg, "steps_per_epoch": steps})  # for --ema-start
     names = [config.member_name(m, cfg) for m in members]
-    folder, member_dirs, checkpoint, lock = open_run_dirs(cfg, names)
+    folder, member_dirs, checkpoint = open_run_dirs(cfg, names)
     n_eval = max(len(test), cfg["eval_size"])  # the fixed noise each member is scored on
     eval_z = [
         torch.randn(n_eval, m["noise_dim"], generator=make_rng(m["seed"], "eval")) for m in members
@@ -536,7 +536,6 @@ def prepare_run(cfg: dict) -> Run:
         folder=folder,
         member_dirs=member_dirs,
         checkpoint=checkpoint,
-        lock=lock,
         started=time.time(),
         eval_z=eval_z,
         floor_seed=make_rng(cfg["data_seed"], "floor").initial_seed(),
@@ -575,7 +574,7 @@ def train(cfg: dict, start_recorder: Callable = recorder.start_in_worker) -> dic
         status = "interrupted"
     finally:
         progress.close()
-        with run.lock, worker.interrupts_held():  # the lock goes once the folder is whole
+        with unlocked_after(run.folder), worker.interrupts_held():
             for line in writer.finish({"status": status, "diverged_members": diverged}):
                 console.say(None, line)
     summary = json.loads((run.folder / "summary.json").read_text())

@@ -41,8 +41,11 @@ def command(variant: str, flags: list[str], folder: Path, resume: bool) -> list[
 
 
 def end_with(parent: int) -> None:
-    """Run in the child before lab5 starts: on Linux the kernel sends it Ctrl-C's signal when
-    its parent dies, even by SIGKILL, so that a killed sweep leaves no run training unseen."""
+    """Run in the child before lab5 starts: Ctrl-C's signal handled (a driver started in the
+    background ignores it, and a child would inherit that), and on Linux sent to it by the
+    kernel when its parent dies, even by SIGKILL, so that a killed sweep leaves no run
+    training unseen."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
         if os.getppid() != parent:  # the parent died before the line above

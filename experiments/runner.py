@@ -19,13 +19,14 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import optuna
 from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.trial import TrialState
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from errors import UserError
 from experiments import processes
@@ -33,6 +34,7 @@ from recording.files import write_json
 from recording.folder import is_locked
 
 STORAGE = "sqlite:///runs/sweeps/optuna.db"
+STORAGE_ATTEMPTS = 5
 SILENT_BEATS = 6  # a trial whose driver has not beaten for this many of its beats is retried
 TICK_S = 1.0  # how often a driver looks at its runs and the study
 
@@ -64,14 +66,6 @@ class Running:
     trained_before: bool = False  # a retry whose run had completed: told without training
     reported: int = -1  # the last epoch reported to the trial
     pruned_at: int | None = None  # the epoch the pruner stopped it at
-
-
-@dataclass
-class Watch:
-    """What a driver has seen of other drivers' trials: per trial number, its last beat and
-    when this driver first saw that beat (its own clock: machines' clocks may differ)."""
-
-    beats: dict[int, tuple] = field(default_factory=dict)
 
 
 def add_flags(parser, workers: int) -> None:
@@ -113,10 +107,16 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     # several drivers write at once: SQLite waits for its lock rather than failing at once
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={**engine, "pool_pre_ping": True})
-    except Exception as e:  # the database's own errors are many: say which storage failed
-        raise UserError(f"cannot open the storage {url}: {str(e).splitlines()[0]}") from None
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={**engine, "pool_pre_ping": True})
+        except (SQLAlchemyError, ImportError, ValueError) as e:
+            # two drivers creating a new database's tables at once: the second tries again
+            racing = isinstance(e, (IntegrityError, OperationalError))
+            if not racing or attempt == STORAGE_ATTEMPTS - 1:
+                message = str(e).splitlines()[0]
+                raise UserError(f"cannot open the storage {url}: {message}") from None
+            time.sleep(1.0)
 
 
 def open_study(storage, name: str, spec: dict, points: list[dict], sampler, pruner):
@@ -204,19 +204,19 @@ def retry(study: optuna.Study, number: int) -> bool:
     return True
 
 
-def retry_silent(study: optuna.Study, watch: Watch, mine: set[int]) -> None:
+def retry_silent(study: optuna.Study, seen: dict[int, tuple], mine: set[int]) -> None:
     """Retry the running trials of other drivers whose beat has not changed for SILENT_BEATS
-    of their beats, as this driver's clock measures it."""
+    of their beats. `seen` holds, per trial number, the last beat this driver saw and when it
+    first saw it, by this driver's clock (machines' clocks may differ)."""
     now = time.monotonic()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.number in mine:
             continue
         beat = (trial.user_attrs.get("driver"), trial.user_attrs.get("beat"))
-        seen = watch.beats.get(trial.number)
-        if seen is None or seen[0] != beat:
-            watch.beats[trial.number] = (beat, now)
+        if trial.number not in seen or seen[trial.number][0] != beat:
+            seen[trial.number] = (beat, now)
             continue
-        if now - seen[1] > SILENT_BEATS * trial.user_attrs.get("beat_s", 10):
+        if now - seen[trial.number][1] > SILENT_BEATS * trial.user_attrs.get("beat_s", 10):
             if retry(study, trial.number):
                 print(f"trial {trial.number}: its driver fell silent; queued again", flush=True)
 
@@ -346,7 +346,7 @@ def drive(study: optuna.Study, storage, plan: Plan) -> None:
     """Train the study's trials, len(plan.slots) at a time, until the sweep is finished
     (waiting for other drivers' trials too: one that falls silent is retried here)."""
     runnings: list[Running] = []
-    watch = Watch()
+    seen: dict[int, tuple] = {}  # other drivers' beats (retry_silent)
     beat = 0
     last_beat = time.monotonic()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -356,7 +356,7 @@ def drive(study: optuna.Study, storage, plan: Plan) -> None:
             fill(runnings, study, storage, plan)
             if not runnings and finished(study, plan):
                 return
-            retry_silent(study, watch, {r.trial.number for r in runnings})
+            retry_silent(study, seen, {r.trial.number for r in runnings})
             if time.monotonic() - last_beat >= plan.beat_s:
                 beat += 1
                 last_beat = time.monotonic()

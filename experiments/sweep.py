@@ -32,7 +32,7 @@ import optuna
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from config import FLAGS, VARIANTS, parse_config  # noqa: E402
+from config import FLAGS, VARIANTS, default, parse_config  # noqa: E402
 from errors import UserError, strict_parser  # noqa: E402
 from experiments import processes, runner  # noqa: E402
 from experiments.report import mean_se, member_result  # noqa: E402
@@ -75,13 +75,24 @@ def parse_range(text: str) -> tuple[str, float, float, bool]:
     return flag, low, high, parts[2:] == ["log"]
 
 
+def typed_range(bounds: tuple, variant: str) -> tuple:
+    """A parsed range, in whole numbers for a whole-numbered flag (n-critic, batch-size)."""
+    flag, low, high, log = bounds
+    name = flag.replace("-", "_")
+    if name not in FLAGS:
+        raise UserError(f"--range {flag}=...: {variant} has no flag --{flag}")
+    value = default(name, variant)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return flag, int(low), int(high), log
+    return bounds
+
+
 def suggest(trial: optuna.Trial, axes: dict, ranges: list[tuple]) -> dict:
     """The trial's point: its queued values, else the sampler's."""
     point = {flag: trial.suggest_categorical(flag, values) for flag, values in axes.items()}
     for flag, low, high, log in ranges:
-        whole = isinstance(FLAGS[flag.replace("-", "_")].default, int)
-        draw = trial.suggest_int if whole else trial.suggest_float
-        point[flag] = draw(flag, int(low) if whole else low, int(high) if whole else high, log=log)
+        draw = trial.suggest_int if isinstance(low, int) else trial.suggest_float
+        point[flag] = draw(flag, low, high, log=log)
     return point
 
 
@@ -243,19 +254,24 @@ def add_pruning_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--pruner",
         choices=("median", "halving"),
-        default="median",
+        default="halving",
         help="which trials stop early (make_pruner; RESULTS.md §8 measured both)",
     )
     p.add_argument(
-        "--prune-after", type=int, default=40, metavar="EPOCHS", help="no pruning before this epoch"
+        "--prune-after",
+        type=int,
+        default=40,
+        metavar="EPOCHS",
+        help="the first epoch a trial may be stopped at (halving's first rung)",
     )
     p.add_argument("--no-prune", action="store_true", help="train every trial to its end")
 
 
 def make_pruner(name: str, after: int) -> optuna.pruners.BasePruner:
-    """median: a trial worse than the median of the completed trials at the same epoch stops
-    (the first two complete); halving: at epochs after, 3 × after, 9 × after, ... only the best
-    third of the trials that got there goes on."""
+    """halving: successive halving, whose rungs are at epochs after, 3 × after, 9 × after, ...:
+    a trial goes on past a rung only if it is in the best third of the trials that reached it
+    (the best, while fewer than three have); median: a trial worse than the median of the
+    completed trials at the same epoch stops, from epoch after on and once two have completed."""
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=after)
     return optuna.pruners.SuccessiveHalvingPruner(min_resource=after, reduction_factor=3)
@@ -265,7 +281,7 @@ def checked_sweep(args) -> tuple[dict, list[tuple], list[dict]]:
     """The grid's axes, the searched ranges and the points to queue; every point (and each
     range's ends) parsed as the variant would, so a bad value stops the sweep here."""
     axes = grid_axes(args.grid)
-    ranges = [parse_range(r) for r in args.range]
+    ranges = [typed_range(parse_range(r), args.variant) for r in args.range]
     if ranges and not args.trials:
         raise UserError("--range needs --trials N: how many trials the search runs")
     if args.trials and not ranges:

@@ -9,6 +9,7 @@ import os
 import platform
 import shutil
 import socket
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -35,6 +36,7 @@ RUN_FILES = (
     "sweep.json",  # written by a sweep that pruned the run (experiments/runner.py)
 )
 LOCK = ".lock"  # held (flock) by the process that writes the folder; never deleted
+HELD: dict[Path, IO] = {}  # the open lock files of the folders this process writes
 
 
 def run_setting(run: Run) -> dict:
@@ -96,10 +98,10 @@ def is_taken(path: Path) -> bool:
     return any(not is_empty_frames(p) and p.name != LOCK for p in path.iterdir())
 
 
-def lock_folder(folder: Path) -> IO:
-    """Hold the run folder for this process until the returned file is closed (or the process
-    ends, however it ends): a second process that would write into it is refused with one line,
-    rather than two runs interleaving their files."""
+def lock_folder(folder: Path) -> None:
+    """Hold the run folder for this process until unlock_folder (or the process ends, however
+    it ends): a second process that would write into it is refused with one line, rather than
+    two runs interleaving their files."""
     file = open(folder / LOCK, "a+")
     try:
         fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -113,7 +115,33 @@ def lock_folder(folder: Path) -> IO:
     file.truncate(0)
     file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
     file.flush()
-    return file
+    HELD[folder] = file
+
+
+def unlock_folder(folder: Path) -> None:
+    file = HELD.pop(folder, None)
+    if file is not None:
+        file.close()
+
+
+@contextmanager
+def unlocked_after(folder: Path):
+    """The folder's lock held to the end of the block (the run's last writes), then let go."""
+    try:
+        yield
+    finally:
+        unlock_folder(folder)
+
+
+def forget_inherited_locks() -> None:
+    """In a forked child (the recorder): drop its copies of the parent's lock files, so that
+    the lock goes with the process that took it (a flock lasts while any copy is open)."""
+    for file in HELD.values():
+        file.close()
+    HELD.clear()
+
+
+os.register_at_fork(after_in_child=forget_inherited_locks)
 
 
 def free_folder(out: str | Path) -> Path:
@@ -203,20 +231,20 @@ def new_member_dir(folder: Path) -> Path:
     return member
 
 
-def open_run_dirs(cfg: dict, names: list[str]) -> tuple[Path, list[Path], dict | None, IO]:
-    """The run's folder, its members' folders (the same one for a single model), the
-    checkpoint to go on from and the folder's lock (lock_folder): a new folder and no
-    checkpoint, or --resume's folder taken back to its checkpoint. A resumed run that recorded
-    no epoch yet starts again from the beginning."""
+def open_run_dirs(cfg: dict, names: list[str]) -> tuple[Path, list[Path], dict | None]:
+    """The run's folder, locked for this process (lock_folder), its members' folders (the same
+    one for a single model) and the checkpoint to go on from: a new folder and none, or
+    --resume's folder taken back to its checkpoint. A resumed run that recorded no epoch yet
+    starts again from the beginning."""
     if cfg["resume"] is None:
         folder = new_run_dir(cfg["out"], cfg["overwrite"])
-        lock = lock_folder(folder)  # before anything in it is deleted
+        lock_folder(folder)  # before anything in it is deleted
         clear_run_dir(folder)
         if len(names) == 1:
-            return folder, [folder], None, lock
-        return folder, [new_member_dir(folder / name) for name in names], None, lock
+            return folder, [folder], None
+        return folder, [new_member_dir(folder / name) for name in names], None
     folder = Path(cfg["resume"])
-    lock = lock_folder(folder)
+    lock_folder(folder)
     dirs = [folder] if len(names) == 1 else [folder / name for name in names]
     summary = {"epochs_done": 0, "status": "running"}
     if (folder / "summary.json").exists():
@@ -227,4 +255,4 @@ def open_run_dirs(cfg: dict, names: list[str]) -> tuple[Path, list[Path], dict |
         raise UserError(f"{folder} has trained {done} epochs; --epochs N > {done} extends it")
     (folder / "sweep.json").unlink(missing_ok=True)  # a pruned run goes on: no longer pruned
     rewind(list(dict.fromkeys([folder, *dirs])), done)
-    return folder, dirs, checkpoint, lock
+    return folder, dirs, checkpoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -25,7 +25,6 @@ class Run:
     folder: Path  # the run folder
     member_dirs: list[Path]  # each member's folder: [folder] for a single model
     checkpoint: dict | None  # the snapshot a resumed run goes on from; None for a new run
-    lock: IO  # the folder's lock file, held open while this process writes it (folder.lock_folder)
     started: float  # time.time() when the run was set up: summary.json's wall_s counts from it
     eval_z: list[torch.Tensor]  # per member, the fixed noise it is scored and drawn on
     floor_seed: int  # seed of the noise floor's samples of the training points

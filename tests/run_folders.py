@@ -1,6 +1,7 @@
 """Hand-made run folders, as lab5 writes them, for the page's and the browser's tests: a
-completed run, one interrupted at epoch 0 with one frame, a diverged one, an ensemble of two, a
-toy run with mode metrics, and a folder whose name and config hold HTML."""
+completed run, one interrupted at epoch 0 with one frame, a diverged one, one a sweep pruned,
+an ensemble of two, a toy run with mode metrics, and a folder whose name and config hold
+HTML."""
 
 from __future__ import annotations
 
@@ -120,6 +121,12 @@ def build_runs(root: Path) -> dict[str, dict]:
             {"data": "ring8"},
             data="ring8",
         ),
+        "pruned": run_folder(
+            root / "pruned",
+            "gan",
+            {"status": "interrupted", "epochs_done": 3, "final": final(0.5, epoch=3)},
+            [0, 2],
+        ),
         HOSTILE: run_folder(
             root / HOSTILE,
             "gan",
@@ -128,6 +135,8 @@ def build_runs(root: Path) -> dict[str, dict]:
             {"data": "<script>alert(1)</script>"},
         ),
     }
+    sweep = {"study": "s", "trial": 5, "state": "pruned", "epoch": 2}  # as a sweep marks it
+    (root / "pruned" / "sweep.json").write_text(json.dumps(sweep))
     members = [
         run_folder(
             root / "ens" / f"seed{i}",

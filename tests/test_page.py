@@ -104,6 +104,7 @@ def test_the_numbers_are_the_summaries(runs):
         ("wgan_gp", "completed at epoch 4"),
         ("gan", "interrupted at epoch 0"),
         ("wgan", "diverged at epoch 2 (seed0 diverged)"),
+        ("pruned", "pruned at epoch 2 (study s, trial 5)"),
     ],
 )
 def test_the_status_says_how_and_when_the_run_ended(runs, name, status):

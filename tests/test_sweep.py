@@ -23,6 +23,7 @@ import pytest
 from optuna.trial import TrialState
 
 from errors import UserError
+from experiments.prune_replay import kept_best, replay, share
 from experiments.sweep import grid_axes, grid_points, parse_range, point_flags, rows, table
 from recording.folder import is_locked
 from tests import ROOT
@@ -103,12 +104,40 @@ def test_the_table_orders_by_the_objective_and_counts_what_did_not_complete():
     assert lines[7] == "- pruned at epoch 45: --batch-size 64"
 
 
+def finished_trial(number: int, scores: dict[int, float]) -> optuna.trial.FrozenTrial:
+    trial = optuna.trial.create_trial(
+        value=scores[max(scores)], intermediate_values=scores, user_attrs={"cpu_s": 60.0}
+    )
+    trial.number = number
+    return trial
+
+
+def test_the_pruners_replay_stops_what_the_pruner_would_and_counts_its_cpu():
+    """One trial at a time: the median pruner waits for two to complete, then stops the third
+    at its first score above their median (epoch 10); it spent half its CPU time."""
+    trials = [
+        finished_trial(0, {0: 5.0, 10: 2.0, 20: 1.0}),
+        finished_trial(1, {0: 5.0, 10: 3.0, 20: 2.0}),
+        finished_trial(2, {0: 5.0, 10: 4.0, 20: 0.5}),  # would have ended best
+    ]
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    ended = replay(trials, pruner, workers=1)
+    assert ended == {0: 20, 1: 20, 2: 10}
+    assert share(trials, ended) == pytest.approx((60 + 60 + 30) / 180)
+    assert kept_best(trials, ended).number == 0
+
+
 # ---- real drivers, real runs, real databases ----------------------------------------------
 
 
-def start(cwd: Path, *args: str) -> subprocess.Popen:
+def ignore_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start(cwd: Path, *args: str, background: bool = False) -> subprocess.Popen:
     """A driver in a session of its own: a kill of it alone leaves its runs to the kernel's
-    care (they end with it, as by Ctrl-C)."""
+    care (they end with it, as by Ctrl-C). In the background (`cmd &` in a script) it starts
+    with Ctrl-C's signal ignored, as its runs would unless it handed them the default."""
     return subprocess.Popen(
         [sys.executable, str(ROOT / "experiments" / "sweep.py"), *args],
         cwd=cwd,
@@ -116,6 +145,7 @@ def start(cwd: Path, *args: str) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=ignore_ctrl_c if background else None,
     )
 
 
@@ -156,35 +186,29 @@ def objective_from_files(folder: Path) -> float:
 
 
 def test_a_grid_trains_each_point_once_and_a_rerun_trains_nothing(tmp_path):
-    """Each point trains once, its objective is what its files say, and the same command
-    again only prints the table."""
-    args = ["gan", "--seeds", "2", "--grid", "lr=0.0001,0.0002", "--study", "g"]
-    args += ["--", *TINY, "--epochs", "4", "--eval-every", "1"]
+    """Each point is tried once: one trains (its objective what its files say), one fails as
+    it starts (a test set larger than the distances take) and is reported, not tried again;
+    the same command again only prints the table."""
+    args = ["gan", "--seeds", "2", "--grid", "test-size=200,9000", "--study", "g"]
+    args += ["--", "--data", "ring8", "--train-size", "320", "--no-compile"]
+    args += ["--epochs", "4", "--eval-every", "1"]
     out = finish(start(tmp_path, *args))
-    done = trials(tmp_path, "g")
-    assert sorted(t.params["lr"] for t in done) == ["0.0001", "0.0002"]
-    assert {t.state for t in done} == {TrialState.COMPLETE}
-    for t in done:
-        assert t.value == pytest.approx(objective_from_files(tmp_path / t.user_attrs["folder"]))
-        assert t.user_attrs["cpu_s"] > 0 and f"trial {t.number} (lr=" in out
+    by_size = {t.params["test-size"]: t for t in trials(tmp_path, "g")}
+    assert list(by_size) == ["200", "9000"]
+    done = by_size["200"]
+    assert done.state == TrialState.COMPLETE and done.user_attrs["cpu_s"] > 0
+    assert done.value == pytest.approx(objective_from_files(tmp_path / done.user_attrs["folder"]))
+    failed = by_size["9000"]
+    assert failed.state == TrialState.FAIL and failed.user_attrs["exit"] == 2
+    assert f"trial {failed.number} (test-size=9000): failed (not started, exit 2" in out
+    assert "1 completed, 0 pruned, 1 failed" in out
+    assert "- failed (not started): --test-size 9000, see runs/sweeps/g/" in out
     params = sorted(tmp_path.glob("runs/sweeps/g/*/seed*/generator.pt"))
     stamps = [p.stat().st_mtime_ns for p in params]
     again = finish(start(tmp_path, *args))
     assert len(trials(tmp_path, "g")) == 2 and "trial " not in again
-    assert [p.stat().st_mtime_ns for p in params] == stamps
-    assert "2 completed, 0 pruned, 0 failed" in again
-
-
-def test_a_point_that_fails_is_reported_and_not_tried_again(tmp_path):
-    """A test set larger than the distances take fails as the run starts: once."""
-    args = ["gan", "--seeds", "1", "--grid", "test-size=9000", "--study", "f"]
-    args += ["--", "--data", "ring8", "--train-size", "320", "--no-compile"]
-    out = finish(start(tmp_path, *args))
-    (failed,) = trials(tmp_path, "f")
-    assert failed.state == TrialState.FAIL and failed.user_attrs["exit"] == 2
-    assert "0 completed, 0 pruned, 1 failed" in out
-    assert "- failed (not started): --test-size 9000, see runs/sweeps/f/" in out
-    assert len(trials(tmp_path, "f")) == 1 and "trial " not in finish(start(tmp_path, *args))
+    assert [p.stat().st_mtime_ns for p in params] == stamps and len(params) == 2
+    assert "1 completed, 0 pruned, 1 failed" in again
 
 
 def wait_for(condition, what: str, seconds: float = 300):
@@ -194,11 +218,25 @@ def wait_for(condition, what: str, seconds: float = 300):
         time.sleep(0.05)
 
 
+def test_a_search_runs_its_trials_with_values_from_its_ranges(tmp_path):
+    """TPE draws each trial's values within the ranges (a whole number for a whole flag), and
+    the run trains what its trial drew."""
+    args = ["gan", "--seeds", "1", "--range", "lr=0.0001:0.001:log", "--range", "n-critic=1:3"]
+    args += ["--trials", "2", "--study", "r", "--", *TINY, "--epochs", "2"]
+    finish(start(tmp_path, *args))
+    done = trials(tmp_path, "r")
+    assert len(done) == 2 and {t.state for t in done} == {TrialState.COMPLETE}
+    for t in done:
+        assert 1e-4 <= t.params["lr"] <= 1e-3 and t.params["n-critic"] in (1, 2, 3)
+        config = json.loads((tmp_path / t.user_attrs["folder"] / "config.json").read_text())
+        assert (config["lr"], config["n_critic"]) == (t.params["lr"], t.params["n-critic"])
+
+
 def test_a_killed_driver_s_grid_completes_on_rerun_with_no_point_lost_or_trained_twice(tmp_path):
     """SIGKILL the driver in the middle of its first run: the run ends with it (as by Ctrl-C,
     keeping its checkpoint); the rerun sees the trial's driver fall silent, queues the point
     again, goes on with its run from the checkpoint, and trains the others once each."""
-    lrs = ["0.0001", "0.0002", "0.0003"]
+    lrs = ["0.0001", "0.0002"]
     args = ["gan", "--seeds", "2", "--grid", f"lr={','.join(lrs)}", "--workers", "1"]
     args += ["--no-prune", "--beat", "0.5", "--study", "k"]
     args += ["--", *TINY, "--epochs", "20", "--eval-every", "5"]
@@ -227,13 +265,16 @@ def test_a_killed_driver_s_grid_completes_on_rerun_with_no_point_lost_or_trained
 
 
 def test_a_hopeless_point_is_pruned_its_run_stopped_and_its_folder_marked(tmp_path):
-    """Two points that learn complete first (the median pruner's start); the third, at a
-    learning rate that moves nothing, is worse than both at every epoch and is stopped."""
+    """Two points that learn train first, one at a time; the third, at a learning rate that
+    moves nothing, is worse than both at every epoch: successive halving (the default) stops
+    it at its first rung, not being the best of three. It stops as by Ctrl-C, even under a
+    driver started in the background, which ignores Ctrl-C."""
     args = ["gan", "--seeds", "2", "--grid", "lr=0.0005,0.0002,1e-12", "--workers", "1"]
-    args += ["--prune-after", "2", "--study", "p", "--", *TINY, "--epochs", "16"]
-    out = finish(start(tmp_path, *args + ["--eval-every", "2"]))
+    args += ["--prune-after", "2", "--study", "p"]
+    args += ["--", *TINY, "--epochs", "16", "--eval-every", "2"]
+    out = finish(start(tmp_path, *args, background=True))
     by_lr = {t.params["lr"]: t for t in trials(tmp_path, "p")}
-    assert by_lr["0.0005"].state == by_lr["0.0002"].state == TrialState.COMPLETE
+    assert by_lr["0.0005"].state == TrialState.COMPLETE  # the first goes on alone
     pruned = by_lr["1e-12"]
     assert pruned.state == TrialState.PRUNED and 2 <= pruned.user_attrs["pruned_at"] < 16
     folder = tmp_path / pruned.user_attrs["folder"]
@@ -241,14 +282,9 @@ def test_a_hopeless_point_is_pruned_its_run_stopped_and_its_folder_marked(tmp_pa
         os.killpg(pruned.user_attrs["pid"], 0)
     assert summary(folder)["status"] == "interrupted" and summary(folder)["epochs_done"] < 16
     marked = json.loads((folder / "sweep.json").read_text())
-    assert marked == {
-        "study": "p",
-        "trial": pruned.number,
-        "state": "pruned",
-        "epoch": pruned.user_attrs["pruned_at"],
-    }
-    assert f"trial {pruned.number} (lr=1e-12): pruned at epoch" in out
-    assert "2 completed, 1 pruned" in out
+    epoch = pruned.user_attrs["pruned_at"]
+    assert marked == {"study": "p", "trial": pruned.number, "state": "pruned", "epoch": epoch}
+    assert f"trial {pruned.number} (lr=1e-12): pruned at epoch {epoch}" in out
 
 
 def free_port() -> int:
@@ -307,9 +343,9 @@ def postgres():
 def test_two_drivers_started_at_once_train_every_point_exactly_once(tmp_path, storage, request):
     url = {"sqlite": SQLITE, "journal": "journal:sweeps.log"}.get(storage)
     url = url or request.getfixturevalue("postgres")
-    lrs = ["0.0001", "0.0002", "0.0003", "0.0004"]
+    lrs = ["0.0001", "0.0002", "0.0003"]
     args = ["gan", "--seeds", "1", "--grid", f"lr={','.join(lrs)}", "--workers", "1"]
-    args += ["--storage", url, "--study", f"two-{tmp_path.name}", "--", *TINY, "--epochs", "3"]
+    args += ["--storage", url, "--study", f"two-{tmp_path.name}", "--", *TINY, "--epochs", "2"]
     drivers = [start(tmp_path, *args) for _ in range(2)]
     outs = [finish(d) for d in drivers]
     done = trials(tmp_path, f"two-{tmp_path.name}", url)
