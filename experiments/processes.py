@@ -21,6 +21,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# found before any fork: a forked child of a threaded parent should not load libraries
+LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+STOP_GRACE_S = 120.0  # a run writing its last epoch under load may take a while
 LAST = 5  # the scored epochs a run's objective averages: one score is noisy
 
 
@@ -30,6 +33,7 @@ class Process:
     folder: Path  # its run folder
     log: Path  # where its console output goes
     started: float  # time.monotonic() at its start
+    since: float  # time.time() at its start: files older than this are an earlier run's
     exit_code: int | None = None  # once it has ended
     cpu_s: float = 0.0  # once it has ended: CPU seconds of it and of its recorder
 
@@ -46,8 +50,8 @@ def end_with(parent: int) -> None:
     kernel when its parent dies, even by SIGKILL, so that a killed sweep leaves no run
     training unseen."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+    if LIBC is not None:
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGINT)
         if os.getppid() != parent:  # the parent died before the line above
             os.kill(os.getpid(), signal.SIGINT)
 
@@ -63,7 +67,7 @@ def start(argv: list[str], folder: Path, log: Path, env: dict | None = None) -> 
             start_new_session=True,
             preexec_fn=partial(end_with, os.getpid()),
         )
-    return Process(popen, folder, log, time.monotonic())
+    return Process(popen, folder, log, time.monotonic(), time.time())
 
 
 def ended(process: Process) -> bool:
@@ -79,16 +83,26 @@ def ended(process: Process) -> bool:
     return True
 
 
-def stop(process: Process, grace_s: float = 120.0) -> None:
-    """Stop the run as Ctrl-C would (it records its epoch and keeps its checkpoint); killed
-    if it has not ended within grace_s."""
-    signals = [signal.SIGINT, signal.SIGKILL]
+def interrupt(process: Process) -> None:
+    """Stop the run as Ctrl-C would: it records its epoch and keeps its checkpoint."""
+    if not ended(process):
+        os.killpg(process.popen.pid, signal.SIGINT)
+
+
+def wait_or_kill(process: Process, grace_s: float = STOP_GRACE_S) -> None:
+    """Wait for an interrupted run to end; kill it if it has not within grace_s."""
     deadline = time.monotonic() + grace_s
-    os.killpg(process.popen.pid, signals.pop(0))
+    killed = False
     while not ended(process):
-        if time.monotonic() > deadline and signals:
-            os.killpg(process.popen.pid, signals.pop(0))
+        if not killed and time.monotonic() > deadline:
+            os.killpg(process.popen.pid, signal.SIGKILL)
+            killed = True
         time.sleep(0.1)
+
+
+def stop(process: Process) -> None:
+    interrupt(process)
+    wait_or_kill(process)
 
 
 def planned_epochs(folder: Path) -> int:
@@ -115,14 +129,18 @@ def w1_by_epoch(member: Path) -> dict[int, float]:
     return {int(float(r["epoch"])): float(r["w1"]) for r in csv.DictReader(lines) if r["w1"]}
 
 
-def ensemble_ratios(folder: Path) -> dict[int, float]:
+def ensemble_ratios(folder: Path, since: float = 0.0) -> dict[int, float]:
     """The mean over a run's members of W1 / noise floor, at each epoch that every member has
-    been scored at so far."""
-    summary = folder / "summary.json"
-    if not summary.exists():
+    been scored at so far; nothing while its summary is older than `since` (an earlier run's,
+    about to be replaced) or is being replaced."""
+    try:
+        summary = folder / "summary.json"
+        if summary.stat().st_mtime < since:
+            return {}
+        floor = json.loads(summary.read_text())["noise_floor"]["w1"]
+        curves = [w1_by_epoch(m) for m in member_folders(folder)]
+    except (OSError, ValueError, KeyError):
         return {}
-    floor = json.loads(summary.read_text())["noise_floor"]["w1"]
-    curves = [w1_by_epoch(m) for m in member_folders(folder)]
     if not curves:
         return {}
     epochs = sorted(set.intersection(*(set(c) for c in curves)))

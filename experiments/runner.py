@@ -14,6 +14,7 @@ SIGTERM) stops a driver's runs the same way and queues them for the next driver.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 import optuna
+import sqlalchemy
 from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.trial import TrialState
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -35,7 +37,9 @@ from recording.folder import is_locked
 
 STORAGE = "sqlite:///runs/sweeps/optuna.db"
 STORAGE_ATTEMPTS = 5
-SILENT_BEATS = 6  # a trial whose driver has not beaten for this many of its beats is retried
+# a trial whose driver has not beaten for this many of its beats is retried: more than a
+# driver may spend stopping a run (processes.STOP_GRACE_S), during which it does not beat
+SILENT_BEATS = 15
 TICK_S = 1.0  # how often a driver looks at its runs and the study
 
 
@@ -63,16 +67,32 @@ class Running:
     job: Job  # its run
     slot: int  # the index of its slot in Plan.slots
     process: processes.Process | None = None  # None until its folder is free to write
-    trained_before: bool = False  # a retry whose run had completed: told without training
+    completed_before: bool = False  # a retry whose run had completed: told without training
     reported: int = -1  # the last epoch reported to the trial
     pruned_at: int | None = None  # the epoch the pruner stopped it at
 
 
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds >= TICK_S:
+        raise argparse.ArgumentTypeError(f"expected seconds, at least {TICK_S:g}, got {text!r}")
+    return seconds
+
+
 def add_flags(parser, workers: int) -> None:
     """The flags of every command that drives a study."""
-    parser.add_argument("--workers", type=int, default=workers, help="runs training at once here")
+    parser.add_argument("--workers", type=positive, default=workers, help="runs at once here")
     parser.add_argument("--gpus", default="", metavar="0,1", help="train on these GPUs instead")
-    parser.add_argument("--per-gpu", type=int, default=1, metavar="K", help="runs at once per GPU")
+    parser.add_argument("--per-gpu", type=positive, default=1, metavar="K", help="runs per GPU")
     parser.add_argument(
         "--storage",
         default=STORAGE,
@@ -82,7 +102,7 @@ def add_flags(parser, workers: int) -> None:
     )
     parser.add_argument(
         "--beat",
-        type=float,
+        type=positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help=f"how often a driver says its runs are alive (one silent for {SILENT_BEATS} beats "
@@ -101,7 +121,9 @@ def slots(args) -> list[dict]:
 def make_storage(url: str) -> optuna.storages.BaseStorage:
     """An SQLite or PostgreSQL URL, or journal:PATH for Optuna's journal file."""
     if url.startswith("journal:"):
-        backend = optuna.storages.journal.JournalFileBackend(url.removeprefix("journal:"))
+        path = Path(url.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = optuna.storages.journal.JournalFileBackend(str(path))
         return optuna.storages.JournalStorage(backend)
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +131,10 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     for attempt in range(STORAGE_ATTEMPTS):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={**engine, "pool_pre_ping": True})
+            storage = optuna.storages.RDBStorage(
+                url, engine_kwargs={**engine, "pool_pre_ping": True}
+            )
+            return serialized(storage) if url.startswith("sqlite") else storage
         except (SQLAlchemyError, ImportError, ValueError) as e:
             # two drivers creating a new database's tables at once: the second tries again
             racing = isinstance(e, (IntegrityError, OperationalError))
@@ -117,6 +142,32 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
                 message = str(e).splitlines()[0]
                 raise UserError(f"cannot open the storage {url}: {message}") from None
             time.sleep(1.0)
+
+
+def serialized(storage: optuna.storages.RDBStorage) -> optuna.storages.RDBStorage:
+    """SQLite with every transaction taking the write lock as it begins (BEGIN IMMEDIATE, the
+    SQLAlchemy recipe): Optuna's claim and fail read a trial's state and then write it, which
+    PostgreSQL makes atomic with SELECT ... FOR UPDATE and SQLite ignores, so two drivers could
+    both take one trial."""
+    engine = storage.engine
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def no_driver_transactions(connection, _record) -> None:
+        connection.isolation_level = None  # the begin event below says when one starts
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def begin_immediate(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # the connections made so far began their transactions the old way
+    return storage
+
+
+def existing_study(storage, name: str) -> optuna.Study:
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise UserError(f"no study {name} in the storage: run the sweep first") from None
 
 
 def open_study(storage, name: str, spec: dict, points: list[dict], sampler, pruner):
@@ -128,7 +179,7 @@ def open_study(storage, name: str, spec: dict, points: list[dict], sampler, prun
         )
     except DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-        return checked(study, spec, points)
+        return loaded_study(study, spec, points)
     study.set_user_attr("spec", spec)
     queue(study, points)
     return study
@@ -140,7 +191,7 @@ def queue(study: optuna.Study, points: list[dict]) -> None:
     study.set_user_attr("queued", True)
 
 
-def checked(study: optuna.Study, spec: dict, points: list[dict]) -> optuna.Study:
+def loaded_study(study: optuna.Study, spec: dict, points: list[dict]) -> optuna.Study:
     """A loaded study, once its creator has queued its points (or, if it died doing so, this
     driver has queued those missing)."""
     deadline = time.monotonic() + 30
@@ -189,7 +240,7 @@ def next_trial(study: optuna.Study, storage, plan: Plan) -> optuna.Trial | None:
     return trial
 
 
-def retry(study: optuna.Study, number: int) -> bool:
+def requeue(study: optuna.Study, number: int) -> bool:
     """Fail a trial whose run did not end (its driver was stopped or fell silent) and queue its
     point again, into the same folder; only the driver whose failing of it succeeds queues it,
     so it is queued once however many drivers try."""
@@ -204,7 +255,7 @@ def retry(study: optuna.Study, number: int) -> bool:
     return True
 
 
-def retry_silent(study: optuna.Study, seen: dict[int, tuple], mine: set[int]) -> None:
+def requeue_silent(study: optuna.Study, seen: dict[int, tuple], mine: set[int]) -> None:
     """Retry the running trials of other drivers whose beat has not changed for SILENT_BEATS
     of their beats. `seen` holds, per trial number, the last beat this driver saw and when it
     first saw it, by this driver's clock (machines' clocks may differ)."""
@@ -217,7 +268,7 @@ def retry_silent(study: optuna.Study, seen: dict[int, tuple], mine: set[int]) ->
             seen[trial.number] = (beat, now)
             continue
         if now - seen[trial.number][1] > SILENT_BEATS * trial.user_attrs.get("beat_s", 10):
-            if retry(study, trial.number):
+            if requeue(study, trial.number):
                 print(f"trial {trial.number}: its driver fell silent; queued again", flush=True)
 
 
@@ -237,12 +288,12 @@ def launch(running: Running, plan: Plan) -> None:
     """Start the trial's run once its folder is free (an earlier run of it, stopped, may still
     be ending); a retried trial goes on from the checkpoint its folder holds."""
     job = running.job
-    if running.trained_before or is_locked(job.folder):
+    if running.completed_before or is_locked(job.folder):
         return
     retried = "retry_of" in running.trial.user_attrs
     resume = retried and (job.folder / "config.json").exists()
     if resume and processes.completed(job.folder):  # its driver died before telling the study
-        running.trained_before = True
+        running.completed_before = True
         return
     argv = processes.command(job.variant, job.flags, job.folder, resume)
     log = job.folder.with_name(job.folder.name + ".log")
@@ -253,7 +304,7 @@ def launch(running: Running, plan: Plan) -> None:
 def follow(running: Running, plan: Plan) -> None:
     """Report the epochs scored since the last look to the trial; stop the run if the pruner
     says it will not be among the best (before its last epoch: after it, nothing is saved)."""
-    scores = processes.ensemble_ratios(running.job.folder)
+    scores = processes.ensemble_ratios(running.job.folder, running.process.since)
     new = [epoch for epoch in scores if epoch > running.reported]
     for epoch in new:
         running.trial.report(scores[epoch], epoch)
@@ -294,7 +345,7 @@ def finish(running: Running, study: optuna.Study, plan: Plan) -> str:
             },
         )
         return f"pruned at epoch {running.pruned_at}"
-    if running.trained_before or process.exit_code == 0:
+    if running.completed_before or process.exit_code == 0:
         value = plan.objective(folder)
         study.tell(trial, value)
         return f"completed, objective {value:.3g}"
@@ -304,16 +355,22 @@ def finish(running: Running, study: optuna.Study, plan: Plan) -> str:
 
 def settle(running: Running, study: optuna.Study, plan: Plan) -> bool:
     """One look at a run: started if it can be, followed, told once it has ended. Has it?"""
-    if running.process is None:
-        launch(running, plan)
-    if running.process is not None:
-        follow(running, plan)
-    if running.trained_before or running.process is not None and processes.ended(running.process):
-        line = finish(running, study, plan)
-        point = " ".join(f"{k}={v}" for k, v in running.trial.params.items())
-        print(f"trial {running.trial.number} ({point or 'defaults'}): {line}", flush=True)
-        return True
-    return False
+    try:
+        if running.process is None:
+            launch(running, plan)
+        if running.process is not None:
+            follow(running, plan)
+        if running.completed_before or running.process and processes.ended(running.process):
+            line = finish(running, study, plan)
+        else:
+            return False
+    except UpdateFinishedTrialError:  # another driver judged this one silent and requeued it
+        if running.process is not None:
+            processes.stop(running.process)
+        line = "taken over by another driver (this one fell silent); its run stopped"
+    point = " ".join(f"{k}={v}" for k, v in running.trial.params.items())
+    print(f"trial {running.trial.number} ({point or 'defaults'}): {line}", flush=True)
+    return True
 
 
 def fill(runnings: list[Running], study: optuna.Study, storage, plan: Plan) -> None:
@@ -334,19 +391,22 @@ def finished(study: optuna.Study, plan: Plan) -> bool:
 
 
 def hand_back(runnings: list[Running], study: optuna.Study) -> None:
-    """Ctrl-C or SIGTERM: stop this driver's runs as Ctrl-C would and queue their points again,
-    for the next driver to go on with from their checkpoints."""
+    """Ctrl-C or SIGTERM: stop this driver's runs as Ctrl-C would (all at once) and queue
+    their points again, for the next driver to go on with from their checkpoints."""
+    started = [r.process for r in runnings if r.process is not None]
+    for process in started:
+        processes.interrupt(process)
+    for process in started:
+        processes.wait_or_kill(process)
     for running in runnings:
-        if running.process is not None and not processes.ended(running.process):
-            processes.stop(running.process)
-        retry(study, running.trial.number)
+        requeue(study, running.trial.number)
 
 
 def drive(study: optuna.Study, storage, plan: Plan) -> None:
     """Train the study's trials, len(plan.slots) at a time, until the sweep is finished
     (waiting for other drivers' trials too: one that falls silent is retried here)."""
     runnings: list[Running] = []
-    seen: dict[int, tuple] = {}  # other drivers' beats (retry_silent)
+    seen: dict[int, tuple] = {}  # other drivers' beats (requeue_silent)
     beat = 0
     last_beat = time.monotonic()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -356,7 +416,7 @@ def drive(study: optuna.Study, storage, plan: Plan) -> None:
             fill(runnings, study, storage, plan)
             if not runnings and finished(study, plan):
                 return
-            retry_silent(study, seen, {r.trial.number for r in runnings})
+            requeue_silent(study, seen, {r.trial.number for r in runnings})
             if time.monotonic() - last_beat >= plan.beat_s:
                 beat += 1
                 last_beat = time.monotonic()

@@ -23,6 +23,7 @@ in the same ensemble (each a row of the table; --no-prune, as the run is judged 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import sys
 from pathlib import Path
@@ -72,6 +73,8 @@ def parse_range(text: str) -> tuple[str, float, float, bool]:
         raise UserError(f"--range {text}: expected FLAG=LOW:HIGH or FLAG=LOW:HIGH:log") from None
     if len(parts) > 3 or parts[2:] not in ([], ["log"]) or not low < high:
         raise UserError(f"--range {text}: expected FLAG=LOW:HIGH or FLAG=LOW:HIGH:log, LOW < HIGH")
+    if parts[2:] == ["log"] and low <= 0:
+        raise UserError(f"--range {text}: a log scale needs LOW > 0")
     return flag, low, high, parts[2:] == ["log"]
 
 
@@ -97,8 +100,13 @@ def suggest(trial: optuna.Trial, axes: dict, ranges: list[tuple]) -> dict:
 
 
 def point_name(variant: str, flags: list[str]) -> str:
+    """A folder's name for the flags, cut to 150 characters with a digest of all of them (two
+    long names that share a beginning stay two folders)."""
     text = "_".join([variant, *(f.lstrip("-") for f in flags)])
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:150]
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
+    if len(name) <= 150:
+        return name
+    return name[:141] + "_" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def run_flags(point: dict, args) -> list[str]:
@@ -142,8 +150,9 @@ def records(trials: list[optuna.trial.FrozenTrial]) -> list[dict]:
         for m in members:
             m["w1_by_epoch"] = {int(e): v for e, v in m["w1_by_epoch"].items()}
         flags = " ".join(point_flags(t.user_attrs.get("point") or t.params))
+        state = t.state.name.lower()
         out.append(
-            {"flags": flags, "state": t.state.name.lower(), "members": members, **t.user_attrs}
+            {"number": t.number, "flags": flags, "state": state, "members": members, **t.user_attrs}
         )
     return out
 
@@ -201,17 +210,20 @@ def table(records: list[dict], factor: float = 2.0) -> str:
 
 def ends(records: list[dict]) -> list[str]:
     """The trials that did not complete, and what the sweep cost."""
-    states = [r["state"] for r in records]
+    requeued = {r.get("retry_of") for r in records}
+    stopped = [r for r in records if r["state"] == "fail" and r.get("number") in requeued]
+    failed = [r for r in records if r["state"] == "fail" and r not in stopped]
+    pruned = [r for r in records if r["state"] == "pruned"]
+    complete = len(records) - len(stopped) - len(failed) - len(pruned)
     cpu = sum(r.get("cpu_s", 0) for r in records) / 60
     lines = [
-        f"{states.count('complete')} completed, {states.count('pruned')} pruned, "
-        f"{states.count('fail')} failed or stopped and queued again; {cpu:.1f} CPU-minutes"
+        f"{complete} completed, {len(pruned)} pruned, {len(failed)} failed; {len(stopped)} "
+        f"stopped and queued again; {cpu:.1f} CPU-minutes"
     ]
-    for r in records:
-        if r["state"] == "pruned":
-            lines.append(f"- pruned at epoch {r.get('pruned_at')}: {r['flags'] or '(defaults)'}")
-        elif r["state"] == "fail" and r.get("status") not in (None, "interrupted", "running"):
-            lines.append(f"- failed ({r['status']}): {r['flags']}, see {r['log']}")
+    for r in pruned:
+        lines.append(f"- pruned at epoch {r.get('pruned_at')}: {r['flags'] or '(defaults)'}")
+    for r in failed:
+        lines.append(f"- failed ({r.get('status')}): {r['flags']}, see {r.get('log')}")
     return lines
 
 
@@ -286,6 +298,9 @@ def checked_sweep(args) -> tuple[dict, list[tuple], list[dict]]:
         raise UserError("--range needs --trials N: how many trials the search runs")
     if args.trials and not ranges:
         raise UserError("--trials is for a --range search; a grid trains each of its points once")
+    both = {flag for flag, *_ in ranges} & set(axes)
+    if both:
+        raise UserError(f"--grid and --range both set {sorted(both)[0]}: give it one of them")
     if "vary" in axes and not args.no_prune:
         raise UserError(
             "--grid vary=... puts several settings in one run, which a pruner would judge as "
@@ -302,11 +317,17 @@ def checked_sweep(args) -> tuple[dict, list[tuple], list[dict]]:
 
 
 def sweep_command(args) -> str:
-    """The sweep as a command, less the flags that only say how this driver runs it."""
+    """The sweep as a command, less the flags that only say how this driver runs it (a pruned
+    sweep and an unpruned one are two studies)."""
     words = [*(f"--grid {g}" for g in args.grid), *(f"--range {r}" for r in args.range)]
     trials = [f"--trials {args.trials}"] if args.trials else []
+    pruning = (
+        "--no-prune"
+        if args.no_prune
+        else f"--pruner {args.pruner} --prune-after {args.prune_after}"
+    )
     fixed = ["--", *args.fixed] if args.fixed else []
-    return " ".join([args.variant, f"--seeds {args.seeds}", *words, *trials, *fixed])
+    return " ".join([args.variant, f"--seeds {args.seeds}", *words, *trials, pruning, *fixed])
 
 
 def make_plan(args, axes: dict, ranges: list[tuple], points: list[dict], name: str):
@@ -328,13 +349,15 @@ def sweep(args) -> int:
     spec = {"command": f"python experiments/sweep.py {command}", "seeds": args.seeds}
     storage = runner.make_storage(args.storage)
     pruner = make_pruner(args.pruner, args.prune_after)
+    if args.table:
+        print(table(records(runner.existing_study(storage, name).get_trials())))
+        return 0
     study = runner.open_study(
         storage, name, spec, points, optuna.samplers.TPESampler(seed=0), pruner
     )
-    if not args.table:
-        plan = make_plan(args, axes, ranges, points, name)
-        print(f"study {name} in {args.storage}: {len(plan.slots)} trials at a time", flush=True)
-        runner.drive(study, storage, plan)
+    plan = make_plan(args, axes, ranges, points, name)
+    print(f"study {name} in {args.storage}: {len(plan.slots)} trials at a time", flush=True)
+    runner.drive(study, storage, plan)
     print(table(records(study.get_trials())))
     return 0
 

@@ -102,7 +102,10 @@ def lock_folder(folder: Path) -> None:
     """Hold the run folder for this process until unlock_folder (or the process ends, however
     it ends): a second process that would write into it is refused with one line, rather than
     two runs interleaving their files."""
-    file = open(folder / LOCK, "a+")
+    try:
+        file = open(folder / LOCK, "a+")
+    except OSError as e:
+        raise UserError(f"cannot write the run folder {folder}: {e.strerror}") from None
     try:
         fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -112,6 +115,9 @@ def lock_folder(folder: Path) -> None:
         raise UserError(
             f"{folder} is being written by {holder}; wait for it to end, or write elsewhere"
         ) from None
+    except OSError as e:  # a file system without locks
+        file.close()
+        raise UserError(f"cannot lock the run folder {folder}: {e.strerror}") from None
     file.truncate(0)
     file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
     file.flush()
@@ -234,17 +240,31 @@ def new_member_dir(folder: Path) -> Path:
 def open_run_dirs(cfg: dict, names: list[str]) -> tuple[Path, list[Path], dict | None]:
     """The run's folder, locked for this process (lock_folder), its members' folders (the same
     one for a single model) and the checkpoint to go on from: a new folder and none, or
-    --resume's folder taken back to its checkpoint. A resumed run that recorded no epoch yet
-    starts again from the beginning."""
+    --resume's folder taken back to its checkpoint; the lock let go if that fails."""
     if cfg["resume"] is None:
         folder = new_run_dir(cfg["out"], cfg["overwrite"])
-        lock_folder(folder)  # before anything in it is deleted
-        clear_run_dir(folder)
-        if len(names) == 1:
-            return folder, [folder], None
-        return folder, [new_member_dir(folder / name) for name in names], None
-    folder = Path(cfg["resume"])
-    lock_folder(folder)
+    else:
+        folder = Path(cfg["resume"])
+    lock_folder(folder)  # before anything in it is deleted
+    try:
+        if cfg["resume"] is None:
+            return new_run(folder, names)
+        return resumed_run(folder, cfg, names)
+    except BaseException:
+        unlock_folder(folder)
+        raise
+
+
+def new_run(folder: Path, names: list[str]) -> tuple[Path, list[Path], None]:
+    clear_run_dir(folder)
+    if len(names) == 1:
+        return folder, [folder], None
+    return folder, [new_member_dir(folder / name) for name in names], None
+
+
+def resumed_run(folder: Path, cfg: dict, names: list[str]) -> tuple[Path, list[Path], dict | None]:
+    """--resume's folder taken back to its checkpoint; a resumed run that recorded no epoch
+    yet starts again from the beginning."""
     dirs = [folder] if len(names) == 1 else [folder / name for name in names]
     summary = {"epochs_done": 0, "status": "running"}
     if (folder / "summary.json").exists():
