@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recording.files import read_json
+
 ROOT = Path(__file__).resolve().parents[1]
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # found before any fork: a forked child of a threaded parent should not load libraries
@@ -147,11 +149,6 @@ def ensemble_ratios(folder: Path, since: float = 0.0) -> dict[int, float]:
     return {e: float(np.mean([c[e] for c in curves])) / floor for e in epochs}
 
 
-def completed(folder: Path) -> bool:
-    summary = folder / "summary.json"
-    return summary.exists() and json.loads(summary.read_text())["status"] == "completed"
-
-
 def last_scores(by_epoch: dict[int, float]) -> list[float]:
     return [by_epoch[e] for e in sorted(by_epoch)[-LAST:]]
 
@@ -164,8 +161,13 @@ def objective(folder: Path) -> float:
 
 def run_end(folder: Path) -> dict:
     """How far a run got, from its summary.json."""
-    summary = folder / "summary.json"
-    if not summary.exists():
-        return {"status": "not started", "epochs_done": 0}
-    found = json.loads(summary.read_text())
-    return {"status": found["status"], "epochs_done": found["epochs_done"]}
+    summary = read_json(folder / "summary.json")
+    if not summary:
+        return {"status": "not started", "epochs_done": 0, "diverged_members": None}
+    keys = ("status", "epochs_done", "diverged_members")
+    return {key: summary.get(key) for key in keys}
+
+
+def log_path(folder: Path) -> Path:
+    """Where a run's console output goes: beside its folder, which --overwrite empties."""
+    return folder.with_name(folder.name + ".log")

@@ -265,15 +265,14 @@ def record_run(row: dict) -> dict:
     and is reported as such, not retried."""
     end = processes.run_end(row["out"])
     if end["status"] not in ("completed", "diverged"):
-        raise UserError(f"{row['out']} ended {end['status']} (see {row['out']}.log)")
-    summary = json.loads((row["out"] / "summary.json").read_text())
+        log = processes.log_path(row["out"])
+        raise UserError(f"{row['out']} ended {end['status']} (see {log})")
     record = {
         "variant": row["variant"],
         "argv": row["argv"],
         "config": as_json(row["cfg"]),
         "path": str(row["out"]),
         **end,
-        "diverged_members": summary.get("diverged_members"),
     }
     (row["out"] / "experiment.json").write_text(json.dumps(record))
     return record

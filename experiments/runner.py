@@ -224,10 +224,9 @@ def claim(study: optuna.Study, storage) -> optuna.Trial | None:
     return None
 
 
-def counted(study: optuna.Study) -> int:
+def counted(trials: list) -> int:
     """The trials a sweep counts: all but those stopped and queued again (a run that failed
     on its own, diverged say, is a result: queued again it would fail again)."""
-    trials = study.get_trials(deepcopy=False)
     queued_again = {t.user_attrs.get("retry_of") for t in trials}
     return sum(t.state != TrialState.FAIL or t.number not in queued_again for t in trials)
 
@@ -235,7 +234,7 @@ def counted(study: optuna.Study) -> int:
 def next_trial(study: optuna.Study, storage, plan: Plan) -> optuna.Trial | None:
     """A queued trial, else (a search that wants more) a new one from the sampler."""
     trial = claim(study, storage)
-    if trial is None and counted(study) < plan.trials:
+    if trial is None and counted(study.get_trials(deepcopy=False)) < plan.trials:
         trial = study.ask()
     return trial
 
@@ -292,11 +291,13 @@ def launch(running: Running, plan: Plan) -> None:
         return
     retried = "retry_of" in running.trial.user_attrs
     resume = retried and (job.folder / "config.json").exists()
-    if resume and processes.completed(job.folder):  # its driver died before telling the study
+    if (
+        resume and processes.run_end(job.folder)["status"] == "completed"
+    ):  # its driver died before telling the study
         running.completed_before = True
         return
     argv = processes.command(job.variant, job.flags, job.folder, resume)
-    log = job.folder.with_name(job.folder.name + ".log")
+    log = processes.log_path(job.folder)
     running.process = processes.start(argv, job.folder, log, plan.slots[running.slot])
     running.trial.set_user_attr("pid", running.process.popen.pid)
 
@@ -325,7 +326,7 @@ def finish(running: Running, study: optuna.Study, plan: Plan) -> str:
     trial = running.trial
     folder = running.job.folder
     process = running.process
-    attrs = {"log": str(folder.with_name(folder.name + ".log")), **plan.results(folder)}
+    attrs = {"log": str(processes.log_path(folder)), **plan.results(folder)}
     if process is not None:
         attrs.update(
             cpu_s=process.cpu_s, wall_s=time.monotonic() - process.started, exit=process.exit_code
@@ -385,9 +386,9 @@ def fill(runnings: list[Running], study: optuna.Study, storage, plan: Plan) -> N
 
 def finished(study: optuna.Study, plan: Plan) -> bool:
     """Nothing queued, nothing running anywhere, and as many trials as the sweep wants."""
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    busy = TrialState.WAITING in states or TrialState.RUNNING in states
-    return not busy and counted(study) >= plan.trials
+    trials = study.get_trials(deepcopy=False)
+    busy = any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials)
+    return not busy and counted(trials) >= plan.trials
 
 
 def hand_back(runnings: list[Running], study: optuna.Study) -> None:

@@ -13,6 +13,7 @@ import torch
 import config
 import lab5
 from errors import UserError
+from experiments import processes
 from experiments.report import (
     EXPERIMENTS,
     FIRST_DEFAULTS,
@@ -162,7 +163,7 @@ def test_the_report_trains_its_rows_as_the_trials_of_a_study(tmp_path, monkeypat
     train_rows(rows, "variants", args, seeds=1)
     for row in rows.values():
         assert record_run(row)["status"] == "completed"
-        assert "lab5 gan:" in row["out"].with_name(row["out"].name + ".log").read_text()
+        assert "lab5 gan:" in processes.log_path(row["out"]).read_text()
     stamps = [(r["out"] / "generator.pt").stat().st_mtime_ns for r in rows.values()]
     train_rows(rows, "variants", args, seeds=1)
     assert [(r["out"] / "generator.pt").stat().st_mtime_ns for r in rows.values()] == stamps

@@ -24,7 +24,7 @@ import pytest
 from optuna.trial import TrialState
 
 from errors import UserError
-from experiments import runner
+from experiments import processes, runner
 from experiments.prune_replay import kept_best, replay, share
 from experiments.sweep import grid_axes, grid_points, parse_range, point_flags, rows, table
 from recording.folder import is_locked
@@ -260,7 +260,7 @@ def test_a_killed_driver_s_grid_completes_on_rerun_with_no_point_lost_or_trained
     assert [t.user_attrs.get("retry_of") for t in complete if t.params["lr"] == "0.0001"] == [
         failed.number
     ]
-    log = folder.with_name(folder.name + ".log").read_text()
+    log = processes.log_path(folder).read_text()
     assert "resuming runs/sweeps/k/gan_lr_0.0001 from epoch" in log
     assert log.count("lab5 gan:") == 2
     assert summary(folder)["status"] == "completed" and summary(folder)["epochs_done"] == 20
