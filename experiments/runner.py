@@ -28,7 +28,7 @@ import optuna
 import sqlalchemy
 from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.trial import TrialState
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
 from errors import UserError
 from experiments import processes
@@ -137,7 +137,8 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
             return serialized(storage) if url.startswith("sqlite") else storage
         except (SQLAlchemyError, ImportError, ValueError) as e:
             # two drivers creating a new database's tables at once: the second tries again
-            racing = isinstance(e, (IntegrityError, OperationalError))
+            # (PostgreSQL says so as a duplicate key, a duplicate table or a deadlock)
+            racing = isinstance(e, (IntegrityError, OperationalError, ProgrammingError))
             if not racing or attempt == STORAGE_ATTEMPTS - 1:
                 message = str(e).splitlines()[0]
                 raise UserError(f"cannot open the storage {url}: {message}") from None
