@@ -228,6 +228,15 @@ FLAGS = {
         choices=("g-first", "d-first", "simultaneous"),
     ),
     "noise_dim": Flag(8, "dimension of the generator's noise z ~ N(0, I)", LOOP, POSITIVE_INT),
+    "codes": Flag(
+        0,
+        "a categorical code beside z: the generator also gets a one-hot of one of K codes, drawn "
+        "uniformly, so that it can jump between modes where a map of z alone must cross the gap "
+        "(0: none)",
+        LOOP,
+        NON_NEGATIVE_INT,
+        metavar="K",
+    ),
     "hidden": Flag(
         (256, 64),
         "hidden layers' widths of both networks, input side first; the report's are the default",

@@ -5,7 +5,7 @@ run. Parameters are dicts run through torch.func.functional_call, gradients come
 torch.func.grad, optimisers are pure init/update pairs, and the step (state, batch) -> (state,
 metrics) is vmapped over an ensemble (one model is an ensemble of one) and compiled once. All
 randomness is drawn outside the step from seeded generators, like JAX keys. The flags are
-config.py's; what a run writes is recording/'s; the pictures are plots/'.
+config.py's, what a run writes recording/'s, the pictures plots/'.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from recording.run import Run
 # ---- Data. One seeded generator per purpose, like splitting a JAX key: drawing more numbers for
 # one purpose (frames, say) never shifts those of another (the batches). ----------------------
 
-STREAMS = ("split", "init", "train", "eval", "floor", "toy")
+STREAMS = ("split", "init", "train", "eval", "floor", "toy", "sample")
 
 
-def make_rng(seed: int, stream: str) -> torch.Generator:
-    words = np.random.SeedSequence([seed, STREAMS.index(stream)]).generate_state(2)
+def make_rng(seed: int, stream: str, *more: int) -> torch.Generator:
+    words = np.random.SeedSequence([seed, STREAMS.index(stream), *more]).generate_state(2)
     return torch.Generator().manual_seed(int(words[0]) << 32 | int(words[1]))
 
 
@@ -65,7 +65,17 @@ def split_data(cfg: dict, points: np.ndarray, source: str) -> tuple[np.ndarray, 
 
 
 def generator_sizes(cfg: dict) -> tuple[int, ...]:
-    return (cfg["noise_dim"], *cfg["hidden"], 2)
+    return (cfg["noise_dim"] + cfg.get("codes", 0), *cfg["hidden"], 2)
+
+
+def draw_latent(cfg: dict, shape: tuple, rng: torch.Generator) -> torch.Tensor:
+    """The generator's input: z ~ N(0, I) and, with --codes K, a one-hot of a uniform code beside
+    it (a jump between modes, where a map of z alone must cross the gap; none: no more draws)."""
+    z = torch.randn(*shape, cfg["noise_dim"], generator=rng)
+    if not cfg.get("codes"):
+        return z
+    codes = torch.randint(cfg["codes"], shape, generator=rng)
+    return torch.cat([z, F.one_hot(codes, cfg["codes"]).to(z.dtype)], dim=-1)
 
 
 def critic_sizes(cfg: dict) -> tuple[int, ...]:
@@ -98,8 +108,7 @@ def generator(g_params: dict, z: torch.Tensor) -> torch.Tensor:
 
 
 def critic(d_params: dict, x: torch.Tensor) -> torch.Tensor:
-    """The score per point. For GAN it is the logit, D(x) = sigmoid(score): the report's final
-    Sigmoid layer has no parameters, so the saved dict loads either way."""
+    """The score per point: for GAN the logit of D(x) (its Sigmoid holds no parameters to save)."""
     return mlp(d_params, x).squeeze(-1)
 
 
@@ -129,9 +138,8 @@ def init_mlp(sizes: tuple[int, ...], rng, scheme: str = "torch", dtype=torch.flo
 
 def gradient_penalty(d_params: dict, real, fake, eps) -> torch.Tensor:
     """E[(‖∇ₓ D(x̂)‖₂ − 1)²] on x̂ = εx + (1 − ε)G(z). Rows do not interact, so the gradient of
-    the summed scores is every row's ∇ₓ D. Taken with torch.func.grad inside the parameter
-    gradient, it differentiates twice and compiles (autograd.grad(create_graph=True) followed
-    by .backward() does not)."""
+    the summed scores is every row's ∇ₓ D. torch.func.grad inside the parameter gradient
+    differentiates twice and compiles (autograd.grad(create_graph=True) + .backward() does not)."""
     x_hat = eps * real + (1 - eps) * fake
     grad_x = grad(lambda x: critic(d_params, x).sum())(x_hat)
     return ((torch.linalg.vector_norm(grad_x, dim=-1) - 1) ** 2).mean()
@@ -343,8 +351,7 @@ def make_train_step(cfg: dict) -> Callable:
     return train_step
 
 
-# ---- Ensembles: models (seeds, or values of a hyper-parameter) vmapped over stacked states;
-# each draws its batches from its own seed, so it follows the trajectory it would follow alone.
+# ---- Ensembles: models vmapped over stacked states, each drawing from its own seed's streams
 
 
 def tree_stack(trees: list, dim: int = 0):
@@ -362,16 +369,16 @@ def init_members(members: list[dict], device, dtype=torch.float32) -> dict:
 
 
 def epoch_batches(points: torch.Tensor, cfg: dict, steps: int, rng, device) -> dict:
-    """One epoch of randomness, drawn at once outside the step: a reshuffle of the training
-    points cut into `steps` groups of n_critic full batches, and all the noise. The points that
-    fill no batch (7000 mod 64 = 24) sit this epoch out: fixed shapes never recompile."""
+    """One epoch of randomness, drawn at once outside the step: the training points reshuffled
+    into `steps` groups of n_critic full batches (the last 7000 mod 64 = 24 sit it out: fixed
+    shapes never recompile), and all the noise."""
     shape = (steps, cfg["n_critic"], cfg["batch_size"])
     order = torch.randperm(len(points), generator=rng)[: math.prod(shape)]
     batches = {
         "real": points[order].reshape(*shape, 2),
-        "z_critic": torch.randn(*shape, cfg["noise_dim"], generator=rng),
+        "z_critic": draw_latent(cfg, shape, rng),
         "eps": torch.rand(*shape, 1, generator=rng),
-        "z_gen": torch.randn(steps, cfg["batch_size"], cfg["noise_dim"], generator=rng),
+        "z_gen": draw_latent(cfg, (steps, cfg["batch_size"]), rng),
     }
     return {k: v.to(device) for k, v in batches.items()}
 
@@ -387,9 +394,8 @@ def members_batches(points: torch.Tensor, members: list[dict], steps: int, rngs,
 
 def compile_step(step: Callable, device="cpu") -> Callable:
     """torch.compile the step as one graph with static shapes: on CUDA replayed as a CUDA graph
-    (one launch per step), on the CPU with its kernels called from generated C++. Every step
-    shares one code object, whose compiled versions dynamo counts: a process that trains several
-    models (tests, sweeps) starts each from an empty cache."""
+    (one launch per step), on the CPU with its kernels called from generated C++. All steps share
+    one code object, whose versions dynamo counts: each model of a process starts a new cache."""
     torch._dynamo.reset()
     if torch.device(device).type != "cuda":
         return torch.compile(step, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
@@ -408,8 +414,7 @@ def compile_step(step: Callable, device="cpu") -> Callable:
 
 def fast_calls(step: Callable) -> Callable:
     """The compiled step's inputs never change shape, dtype or structure after its first call
-    (the tests hold whole runs to one graph with the guards checked), so its guards need not be
-    evaluated on every call (BENCHMARKS.md)."""
+    (the tests hold whole runs to one graph, guards checked): its guards go unchecked."""
 
     def call(state, batch):
         with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
@@ -419,8 +424,7 @@ def fast_calls(step: Callable) -> Callable:
 
 
 def run_epoch(step: Callable, state: dict, batches: dict, steps: int) -> tuple[dict, dict]:
-    """`steps` steps; the losses come back once, as epoch means per member, so no step waits
-    for the device."""
+    """`steps` steps; the losses come back once, as epoch means per member: no step waits."""
     history = []
     for i in range(steps):
         state, losses = step(state, {k: v[i] for k, v in batches.items()})
@@ -469,9 +473,8 @@ def warm_up(run: Run, step: Callable, state: dict, points: torch.Tensor) -> floa
 
 
 def with_hyper(state: dict, values: list[dict]) -> dict:
-    """The state with each member's values (the learning rate of both optimisers, or one of
-    state["hyper"]) set for the coming epoch, a tensor of its own each: dynamo guards on two
-    inputs being one tensor, so a shared one would recompile the step."""
+    """The state with each member's values for the coming epoch (both optimisers' lr, or one of
+    state["hyper"]), a tensor each: a tensor shared by two inputs would recompile the step."""
     state = {**state, **{k: dict(state[k]) for k in ("g_opt", "d_opt", "hyper")}}
     like = state["hyper"]["ema"]
     for name in values[0]:
@@ -518,9 +521,7 @@ def prepare_run(cfg: dict) -> Run:
     names = [config.member_name(m, cfg) for m in members]
     folder, member_dirs, checkpoint = open_run_dirs(cfg, names)
     n_eval = max(len(test), cfg["eval_size"])  # the fixed noise each member is scored on
-    eval_z = [
-        torch.randn(n_eval, m["noise_dim"], generator=make_rng(m["seed"], "eval")) for m in members
-    ]
+    eval_z = [draw_latent(m, (n_eval,), make_rng(m["seed"], "eval")) for m in members]
     window = plot_window(np.vstack([train_points, test]))
     title = config.TITLES[cfg["variant"]]
     run = Run(

@@ -40,11 +40,11 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from config import FLAGS, as_json, parse_config, window  # noqa: E402
+from config import FLAGS, as_json, default, parse_config, window  # noqa: E402
 from data.points import TOY_DATA  # noqa: E402
 from errors import UserError, strict_parser  # noqa: E402
-from experiments import processes, runner  # noqa: E402
-from recording.files import read_table  # noqa: E402
+from experiments import processes, runner, sample  # noqa: E402
+from recording.files import read_json, read_table  # noqa: E402
 from recording.metrics import MODE_COLUMNS, mean_and_se  # noqa: E402
 
 REPORT = ["--preset", "report"]  # the report's loop, literally (config.py)
@@ -101,6 +101,8 @@ def toy_flags(toy: str, epochs: int = TOY_EPOCHS) -> list[str]:
 
 def toy_benchmark(toy: str, title: str) -> dict:
     labels = {"gan": "GAN", "wgan": "WGAN", "wgan_gp": "WGAN-GP"}
+    modes = len(TOY_DATA[toy]["means"])
+    codes = [*toy_flags(toy, 200), "--codes", str(modes)]
     return {
         "title": title,
         "toy": toy,
@@ -111,6 +113,14 @@ def toy_benchmark(toy: str, title: str) -> dict:
             *((labels[v], v, toy_flags(toy)) for v in labels),
             # the search's longer schedule: near the budget on the ring
             ("WGAN-GP 200 epochs", "wgan_gp", toy_flags(toy, 200)),
+            # a categorical code beside z, one per mode: the generator may jump between modes
+            (f"WGAN-GP 200 epochs with {modes} codes", "wgan_gp", codes),
+        ],
+        # sampling-time corrections of trained rows (experiments/sample.py): label, the row
+        # whose run it samples, sample.py's flags
+        "sampled": [
+            ("WGAN-GP 200 epochs, rejection sampling", "WGAN-GP 200 epochs", []),
+            ("WGAN-GP 200 epochs, latent MALA", "WGAN-GP 200 epochs", ["--method", "mala"]),
         ],
         "frames": [*labels.values(), "WGAN-GP 200 epochs"],
         "frame_epochs": (10, 50, 100, TOY_EPOCHS),
@@ -253,7 +263,9 @@ def finished_record(row: dict) -> dict | None:
     default trains again) and how it ended."""
     done = row["out"] / "experiment.json"
     saved = json.loads(done.read_text()) if done.exists() else {}
-    same = training_values(saved.get("config", {})) == training_values(row["cfg"])
+    # a flag added since the run was written is at its default there: that changes nothing
+    added = {k: default(k, row["variant"]) for k in row["cfg"] if k in FLAGS}
+    same = training_values({**added, **saved.get("config", {})}) == training_values(row["cfg"])
     if saved.get("variant") != row["variant"] or not same:
         return None
     print(f"{row['out']}: finished, not trained again", flush=True)
@@ -445,7 +457,8 @@ def target_table(
     return markdown_table(head, rows)
 
 
-def toy_cells(label: str, rs: list[dict], total: int, minutes: float) -> list[str]:
+def toy_cells(label: str, rs: list[dict], total: int, minutes: float | None) -> list[str]:
+    calls = np.mean([r.get("calls", 1.0) for r in rs])
     return [
         label,
         "lab5",
@@ -455,7 +468,8 @@ def toy_cells(label: str, rs: list[dict], total: int, minutes: float) -> list[st
         mean_se((r["reverse_kl"] for r in rs), 3),
         f"{sum(r['modes'] == total for r in rs)}/{len(rs)}",
         mean_se(r["final"] for r in rs),
-        f"{minutes:.1f}",
+        f"{calls:.2f}" if calls != 1 else "1",
+        "—" if minutes is None else f"{minutes:.1f}",
     ]
 
 
@@ -471,7 +485,7 @@ def toy_table(
     published rows of the same mixture, in the papers' columns."""
     total = len(TOY_DATA[toy]["means"])
     head = ["model", "source", "runs", f"modes (of {total})", "high quality (%)", "reverse KL"]
-    head += ["all modes (runs)", "W1 / floor", "minutes"]
+    head += ["all modes (runs)", "W1 / floor", "G calls / point", "CPU minutes"]
     rows = []
     for label, rs in results.items():
         if label in (diverged or {}):
@@ -489,10 +503,12 @@ def toy_table(
             "—",
             "1",
             "—",
+            "—",
         ]
     )
     for model, source, runs, *cells in PUBLISHED:
-        rows.append([model, source, str(runs), *cells[PUBLISHED_TOYS.index(toy)], "—", "—", "—"])
+        published = cells[PUBLISHED_TOYS.index(toy)]
+        rows.append([model, source, str(runs), *published, *["—"] * 4])
     return markdown_table(head, rows)
 
 
@@ -550,9 +566,12 @@ def caption(spec: dict, floor: dict, seeds: list[int]) -> str:
             "nearest mode; a mode is **captured** with at least one such point; **reverse KL** is "
             "KL(the high-quality points' modes ‖ uniform). lab5 counts 2,500 generated points "
             "per run at the last epoch; W1 / floor is measured on 1,000 held-out points "
-            f'(floor W1 = {floor["w1"]:.4f} ± {floor["w1_sd"]:.4f}). "minutes": the wall time '
-            f"of the whole {len(seeds)}-seed ensemble (compiling and measuring included) on one "
-            "thread of this 2-core CPU, beside another such run."
+            f'(floor W1 = {floor["w1"]:.4f} ± {floor["w1_sd"]:.4f}). "G calls / point": '
+            "generator evaluations per point (rejection sampling: proposals per point kept; "
+            "latent MALA: one and one per move, each a forward and a backward pass). "
+            f'"CPU minutes": the CPU time of the whole {len(seeds)}-seed ensemble on this 2-core '
+            "CPU (its training process on one thread and its recorder beside it; compiling, "
+            "measuring and sampling included)."
         )
     return (
         f"Noise floor of the first configuration's data: W1 = {floor['w1']:.4f} ± "
@@ -581,7 +600,15 @@ def plan_experiment(name: str, args) -> dict:
         label: plan_row(variant, flags, spec, epochs, seeds, args.data, runs_root / slug(label))
         for label, variant, flags in configs
     }
-    return {"spec": spec, "configs": configs, "epochs": epochs, "seeds": seeds, "rows": rows}
+    sampled = [row for row in spec.get("sampled", []) if row[1] in rows]
+    return {
+        "spec": spec,
+        "configs": configs,
+        "sampled": sampled,
+        "epochs": epochs,
+        "seeds": seeds,
+        "rows": rows,
+    }
 
 
 def diverged_cells(records: dict[str, dict]) -> dict[str, str]:
@@ -604,24 +631,107 @@ def draw_figures(plan: dict, name: str, runs: dict, results: dict, folder: Path)
     shown = [label for label in spec["frames"] if label in runs] or list(runs)
     path = folder / f"{name}_frames.png"
     frame_grid(runs, shown, frame_epochs, path, f"seed{plan['seeds'][0]}")
+    if plan["sampled"]:
+        sampled_figure(plan, runs, folder / f"{name}_sampled.png", f"seed{plan['seeds'][0]}")
 
 
-def report_lines(plan: dict, name: str, args, results: dict, records: dict) -> list[str]:
+def sampled_figure(plan: dict, runs: dict[str, Path], path: Path, member: str) -> None:
+    """One member's last frame of each sampled run, then its samples' frames (the classifier's
+    log ratio beneath them)."""
+    panels = {}
+    for label, base, flags in plan["sampled"]:
+        frames = runs[base] / member / "frames"
+        panels[f"{base}, epoch {plan['epochs']}"] = sorted(frames.glob("epoch_*.png"))[-1]
+        name = sample.result_name(sample.parse_args([str(runs[base]), *flags]))
+        panels[label] = frames / f"sampled_{name}.png"
+    fig = Figure(figsize=(4.2 * len(panels), 2.8), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    for ax, (label, frame) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels.items()):
+        ax.set_axis_off()
+        ax.imshow(np.asarray(Image.open(frame).convert("RGB")))
+        ax.set_title(label, fontsize=8)
+    fig.savefig(path)
+
+
+def sampled_results(plan: dict, runs: dict[str, Path]) -> dict[str, list[dict]]:
+    """Each sampled row's members, in member_result's keys: the samples that
+    experiments/sample.py wrote into the run with the row's flags, or made now where there
+    are none (or they were made with other settings)."""
+    found = {}
+    for label, base, flags in plan["sampled"]:
+        args = sample.parse_args([str(runs[base]), *flags])
+        folders = sample.member_folders(runs[base])
+        saved = [read_json(f / "sampled" / f"{sample.result_name(args)}.json") for f in folders]
+        if any(s.get("settings") != as_json(sample.settings(args)) for s in saved):
+            print(f"{runs[base]}: sampling for {label!r}", flush=True)
+            saved = sample.sample_run(args)
+        found[label] = [
+            {
+                "final": s["w1_floor"],
+                **{k: s[k] for k in MODE_COLUMNS},
+                "calls": s["calls_per_point"],
+                "cpu_s": s["cpu_s"],
+            }
+            for s in saved
+        ]
+    return found
+
+
+def cpu_minutes(runs: dict[str, Path], name: str, args) -> dict[str, float | None]:
+    """Each run's CPU minutes (its process's and its recorder's, as the driver that trained it
+    measured them, from the experiment's studies): what the budget counts, and unlike the wall
+    time not stretched by other work on the machine. None for a run no study trained."""
+    storage = runner.make_storage(args.storage)
+    prefix = f"report_{args.label}_{name}_"
+    found = {}
+    for study in (s for s in optuna.get_all_study_names(storage) if s.startswith(prefix)):
+        trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+        for trial in (t for t in trials if "cpu_s" in t.user_attrs):
+            found[trial.user_attrs["folder"]] = trial.user_attrs["cpu_s"] / 60
+    return {label: found.get(str(path)) for label, path in runs.items()}
+
+
+def toy_minutes(plan: dict, name: str, args, records: dict, sampled: dict) -> dict:
+    """Each row's CPU minutes: its training's, and for a sampled row its sampling's too."""
+    runs = {label: Path(r["path"]) for label, r in records.items()}
+    minutes = cpu_minutes(runs, name, args)
+    for label, base, _ in plan["sampled"]:
+        sampling = sampled[label][0]["cpu_s"] / 60
+        minutes[label] = None if minutes[base] is None else minutes[base] + sampling
+    return minutes
+
+
+def in_table_order(plan: dict, results: dict, sampled: dict) -> dict[str, list[dict]]:
+    """The trained rows, each followed by the rows that sample its run."""
+    ordered = {}
+    for label, rs in results.items():
+        ordered[label] = rs
+        ordered.update({s: sampled[s] for s, base, _ in plan["sampled"] if base == label})
+    return ordered
+
+
+def report_lines(
+    plan: dict, name: str, args, results: dict, records: dict, sampled: dict
+) -> list[str]:
     """results/<label>/<name>.md: the command, the caption, the table, the settings, figures."""
     spec = plan["spec"]
     seeds = plan["seeds"]
     diverged = diverged_cells(records)
     floor = results[plan["configs"][0][0]][0]["floor"]
     if "toy" in spec:
-        minutes = {label: wall_minutes(Path(r["path"])) for label, r in records.items()}
-        rows = toy_table(results, minutes, spec["toy"], floor, diverged)
+        minutes = toy_minutes(plan, name, args, records, sampled)
+        rows = toy_table(
+            in_table_order(plan, results, sampled), minutes, spec["toy"], floor, diverged
+        )
     else:
         rows = table(results, plan["epochs"], diverged)
     if spec.get("targets") and not diverged:
         rows += ["", "Against the targets:", "", *target_table(results, plan["epochs"])]
     head = [f"## {spec['title']}", "", f"`{command_line(name, args, len(seeds))}`", ""]
-    settings = settings_lines(plan["configs"], spec, plan["epochs"], seeds)
+    settings = settings_lines(plan, spec, plan["epochs"], seeds)
     figures = [f"![W1 per epoch]({name}_w1.png)", "", f"![frames]({name}_frames.png)", ""]
+    if plan["sampled"]:
+        figures += [f"![sampled]({name}_sampled.png)", ""]
     return [*head, caption(spec, floor, seeds), "", *rows, "", *settings, *figures]
 
 
@@ -642,14 +752,11 @@ def run_experiment(name: str, args) -> None:
         records.update({label: record_run(row) for label, row in todo.items()})
     runs = {label: Path(record["path"]) for label, record in records.items()}
     results = {label: member_results(run) for label, run in runs.items()}
+    sampled = sampled_results(plan, runs)
     draw_figures(plan, name, runs, results, results_dir)
-    lines = report_lines(plan, name, args, results, records)
+    lines = report_lines(plan, name, args, results, records, sampled)
     (results_dir / f"{name}.md").write_text("\n".join(lines))
     print("\n".join(lines), flush=True)
-
-
-def wall_minutes(run: Path) -> float:
-    return json.loads((run / "summary.json").read_text())["wall_s"] / 60
 
 
 def command_line(name: str, args, seeds: int) -> str:
@@ -662,8 +769,9 @@ def command_line(name: str, args, seeds: int) -> str:
     )
 
 
-def settings_lines(configs: list, spec: dict, epochs: int, seeds: list[int]) -> list[str]:
-    """Each configuration's flags, for the tables whose rows differ in more than a label says."""
+def settings_lines(plan: dict, spec: dict, epochs: int, seeds: list[int]) -> list[str]:
+    """Each configuration's flags, for the tables whose rows differ in more than a label says;
+    a sampled row's, sample.py's on its run."""
     if not spec.get("show_flags"):
         return []
     return [
@@ -672,7 +780,12 @@ def settings_lines(configs: list, spec: dict, epochs: int, seeds: list[int]) -> 
         "",
         *(
             f"- {label}: `{' '.join(['python', f'variants/{variant}.py', *flags])}`"
-            for label, variant, flags in configs
+            for label, variant, flags in plan["configs"]
+        ),
+        *(
+            f"- {label}: `{' '.join(['python experiments/sample.py RUN', *flags])}` on the run "
+            f"of {base}"
+            for label, base, flags in plan["sampled"]
         ),
         "",
     ]

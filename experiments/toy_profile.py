@@ -37,12 +37,11 @@ def distance_shares(points: np.ndarray, means: np.ndarray, std: float) -> np.nda
 
 
 def member_samples(member: Path, n: int, seed: int = 0) -> np.ndarray:
-    sizes = lab5.generator_sizes(json.loads((member / "config.json").read_text()))
-    net = lab5.torch_module(sizes)
+    cfg = json.loads((member / "config.json").read_text())
+    net = lab5.torch_module(lab5.generator_sizes(cfg))
     net.load_state_dict(torch.load(member / "generator.pt"))
     with torch.no_grad():
-        z = torch.randn(n, sizes[0], generator=torch.Generator().manual_seed(seed))
-        return net(z).numpy()
+        return net(lab5.draw_latent(cfg, (n,), torch.Generator().manual_seed(seed))).numpy()
 
 
 def main() -> int:

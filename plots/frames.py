@@ -94,10 +94,11 @@ def frame_artists(ax, window, test_points: np.ndarray) -> dict:
     return {"image": image, "test": test, "fake": fake, "heading": heading}
 
 
-def laid_out_colorbar(fig, ax, image, probability: bool):
-    """The colour bar, with the figure's layout worked out once around it and the legend; its
-    axes, marked animated (its scale changes every frame)."""
-    label = "D(x), the probability of real" if probability else "the critic's score"
+def laid_out_colorbar(fig, ax, image, probability: bool, label: str | None = None):
+    """The colour bar (named by `label`, by default the critic's), with the figure's layout
+    worked out once around it and the legend; its axes, marked animated (its scale changes every
+    frame)."""
+    label = label or ("D(x), the probability of real" if probability else "the critic's score")
     label += "\n(colours: its 2nd to 98th percentile where the data is)"
     colorbar = fig.colorbar(image, ax=ax, shrink=0.9, label=label)
     # The scale, and so its tick labels, change every frame: the layout is worked out once
@@ -113,7 +114,7 @@ def laid_out_colorbar(fig, ax, image, probability: bool):
     return colorbar.ax
 
 
-def frame_figure(window, test_points: np.ndarray, probability: bool) -> dict:
+def frame_figure(window, test_points: np.ndarray, probability: bool, label=None) -> dict:
     """The frame's figure, laid out and drawn once without the parts that change, and the
     drawing saved to be restored under each frame (blitting)."""
     fig = Figure(figsize=(7.2, 4.4), dpi=90, layout="constrained")
@@ -121,18 +122,20 @@ def frame_figure(window, test_points: np.ndarray, probability: bool) -> dict:
     ax = fig.add_subplot()
     parts = frame_artists(ax, window, test_points)
     ax.set(xlim=window[:2], ylim=window[2:], aspect="equal", xlabel="x", ylabel="y")
-    colorbar = laid_out_colorbar(fig, ax, parts["image"], probability)
+    colorbar = laid_out_colorbar(fig, ax, parts["image"], probability, label)
     fig.canvas.draw()
     background = fig.canvas.copy_from_bbox(fig.bbox)
     return {"fig": fig, "ax": ax, **parts, "colorbar": colorbar, "background": background}
 
 
-def make_frame_writer(window, test_points: np.ndarray, title: str, probability: bool):
+def make_frame_writer(
+    window, test_points: np.ndarray, title: str, probability: bool, label: str | None = None
+):
     """A function that writes one frame: the critic's landscape as a heat-map over `window`
     (values from `landscape_grid`), the test points and the generated points, with the epoch
     and the distance in the title. Only what changes is drawn for each frame, which is what
     keeps frames cheap enough to hide behind training."""
-    parts = frame_figure(window, test_points, probability)
+    parts = frame_figure(window, test_points, probability, label)
     fig = parts["fig"]
     ax = parts["ax"]
     image = parts["image"]

@@ -39,6 +39,7 @@ def stacked_and_single(variant, flags, device, dtype=torch.float64, steps=3):
         ("wgan", ["--seeds", "2", "--vary", "clip=0.01,0.1"]),
         ("wgan_gp", ["--seeds", "2", "--vary", "lr=0.01,0.001"]),
         ("wgan_gp", ["--seeds", "2", "--vary", "ema=0,0.5", "--ema-start", "2"]),
+        ("wgan_gp", ["--seeds", "3", "--codes", "3"]),
     ],
 )
 def test_each_member_of_a_vmapped_step_follows_its_own_run(variant, flags, device):

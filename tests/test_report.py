@@ -248,8 +248,12 @@ def test_toy_table_counts_modes_and_stands_beside_the_published_rows(tmp_path):
         "0.030 ± 0.020",
         "1/2",
         "1.00 ± 0.00",
+        "1",
         "12.3",
     ]
+    sampled = [{**r, "calls": calls} for r, calls in zip(results, (1.5, 2.5))]
+    with_sampled = toy_table({"sampled": sampled}, {"sampled": None}, "ring8", results[0]["floor"])
+    assert [c.strip() for c in with_sampled[2].strip("|").split("|")][-2:] == ["2.00", "—"]
     assert lines[0].count("modes (of 8)") == 1
     perfect = [c.strip() for c in lines[3].strip("|").split("|")]
     assert perfect[2:6] == ["10", "8.00", "99.0", "0.001"]  # fake_member's floor
