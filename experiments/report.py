@@ -103,6 +103,7 @@ def toy_benchmark(toy: str, title: str) -> dict:
     labels = {"gan": "GAN", "wgan": "WGAN", "wgan_gp": "WGAN-GP"}
     modes = len(TOY_DATA[toy]["means"])
     codes = [*toy_flags(toy, 200), "--codes", str(modes)]
+    with_codes = f"WGAN-GP 200 epochs with {modes} codes"
     return {
         "title": title,
         "toy": toy,
@@ -114,13 +115,14 @@ def toy_benchmark(toy: str, title: str) -> dict:
             # the search's longer schedule: near the budget on the ring
             ("WGAN-GP 200 epochs", "wgan_gp", toy_flags(toy, 200)),
             # a categorical code beside z, one per mode: the generator may jump between modes
-            (f"WGAN-GP 200 epochs with {modes} codes", "wgan_gp", codes),
+            (with_codes, "wgan_gp", codes),
         ],
         # sampling-time corrections of trained rows (experiments/sample.py): label, the row
         # whose run it samples, sample.py's flags
         "sampled": [
             ("WGAN-GP 200 epochs, rejection sampling", "WGAN-GP 200 epochs", []),
             ("WGAN-GP 200 epochs, latent MALA", "WGAN-GP 200 epochs", ["--method", "mala"]),
+            (f"{with_codes}, rejection sampling", with_codes, []),
         ],
         "frames": [*labels.values(), "WGAN-GP 200 epochs"],
         "frame_epochs": (10, 50, 100, TOY_EPOCHS),

@@ -69,25 +69,22 @@ def classifier_loss(params: dict, real: torch.Tensor, fake: torch.Tensor) -> tor
 
 
 def fit_classifier(
-    real: torch.Tensor, fake: torch.Tensor, rngs: list, steps: int, batch: int, lr: float
+    real: torch.Tensor, fake: Callable, rngs: list, steps: int, batch: int, lr: float
 ) -> Callable:
-    """For every member at once: real (n, 2) shared, fake (members, m, 2), each member's
-    minibatches drawn from its own stream. Adam, on both sets scaled by the real points' mean
+    """For every member at once: real (n, 2) shared; fake(count) -> (members, count, 2), fresh
+    generated points for every step, so that the classifier never learns a sample by heart; each
+    member's real minibatches from its own stream. Adam, on points scaled by the real ones' mean
     and spread. Returns log r(x) for points x (members, k, 2)."""
     shift = real.mean(0)
     scale = real.std(0)
-    members = torch.arange(len(fake))[:, None]
     sizes = (2, *CLASSIFIER_HIDDEN, 1)
     params = lab5.tree_stack([lab5.init_mlp(sizes, rng, "kaiming") for rng in rngs])
     opt = lab5.adam()
     state = vmap(opt.init, in_dims=(0, None))(params, lr)
     step_grad = vmap(grad(classifier_loss))
     for _ in range(steps):
-        pick_real = torch.stack([torch.randint(len(real), (batch,), generator=r) for r in rngs])
-        pick_fake = torch.stack([torch.randint(fake.shape[1], (batch,), generator=r) for r in rngs])
-        grads = step_grad(
-            params, (real[pick_real] - shift) / scale, (fake[members, pick_fake] - shift) / scale
-        )
+        pick = torch.stack([torch.randint(len(real), (batch,), generator=r) for r in rngs])
+        grads = step_grad(params, (real[pick] - shift) / scale, (fake(batch) - shift) / scale)
         params, state = vmap(opt.update)(grads, state, params)
     return lambda x: vmap(lab5.critic)(params, (x - shift) / scale)
 
@@ -207,7 +204,7 @@ def load_members(folders: list[Path]) -> dict:
 
 def log_ratio_for(args, run: dict, draw: Callable, generate: Callable, rngs: list) -> Callable:
     """log r: GAN's discriminator logit (--ratio discriminator), or a classifier fitted to
-    the training points against --fake generated points per member."""
+    the training points against fresh generated points at every step."""
     if args.ratio == "discriminator":
         variant = run["cfgs"][0]["variant"]
         if variant != "gan":
@@ -217,7 +214,10 @@ def log_ratio_for(args, run: dict, draw: Callable, generate: Callable, rngs: lis
             )
         return discriminator_ratio(run["critic"])
     real = torch.as_tensor(run["train"], dtype=torch.float32)
-    fake = generate(draw(args.fake)[0])
+
+    def fake(count: int) -> torch.Tensor:
+        return generate(draw(count)[0])
+
     return fit_classifier(real, fake, rngs, args.classifier_steps, args.batch, args.lr)
 
 
@@ -344,12 +344,11 @@ def parse_args(argv: list[str] | None = None):
     p.add_argument("--batch-size", type=int, default=10_000, help="rejection: proposals at once")
     p.add_argument("--steps", type=int, default=50, help="mala: moves per point")
     p.add_argument("--step-size", type=float, default=0.01, help="mala: the moves' variance")
-    p.add_argument("--fake", type=int, default=20_000, help="classifier: generated points")
-    p.add_argument("--classifier-steps", type=int, default=2000, help="classifier: Adam steps")
-    p.add_argument("--batch", type=int, default=512, help="classifier: points of each kind")
+    p.add_argument("--classifier-steps", type=int, default=3000, help="classifier: Adam steps")
+    p.add_argument("--batch", type=int, default=1024, help="classifier: points of each kind")
     p.add_argument("--lr", type=float, default=1e-3, help="classifier: Adam's learning rate")
     args = p.parse_args(argv)
-    for name in ("points", "pilot", "batch_size", "steps", "fake", "classifier_steps", "batch"):
+    for name in ("points", "pilot", "batch_size", "steps", "classifier_steps", "batch"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be a positive integer")
     if not args.step_size > 0 or not args.lr > 0:

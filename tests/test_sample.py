@@ -103,7 +103,10 @@ def test_the_classifier_logit_is_the_log_ratio_of_two_gaussians():
     """p = N(0, I), q = N((1, 0), I): log p/q (x) = 1/2 − x₁, wherever either has mass."""
     rng = torch.Generator().manual_seed(0)
     real = torch.randn(20_000, 2, generator=rng)
-    fake = (torch.randn(20_000, 2, generator=rng) + torch.tensor([1.0, 0.0]))[None]
+
+    def fake(count: int) -> torch.Tensor:
+        return (torch.randn(count, 2, generator=rng) + torch.tensor([1.0, 0.0]))[None]
+
     log_ratio = sample.fit_classifier(real, fake, [rng], steps=1500, batch=512, lr=1e-3)
     x = torch.rand(2000, 2, generator=rng) * torch.tensor([3.0, 3.0]) - torch.tensor([1.0, 1.5])
     error = (log_ratio(x[None])[0] - (0.5 - x[:, 0])).abs()
@@ -116,7 +119,7 @@ TINY_TOY = (
     "--epochs 2 --anneal-epochs 2 --frame-every 0 --no-compile"
 ).split()
 TINY_SAMPLE = (
-    "--points 300 --pilot 2000 --batch-size 2000 --fake 2000 --classifier-steps 30 --steps 3"
+    "--points 300 --pilot 2000 --batch-size 2000 --classifier-steps 30 --steps 3"
 ).split()
 
 
