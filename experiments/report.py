@@ -643,7 +643,8 @@ def sampled_figure(plan: dict, runs: dict[str, Path], path: Path, member: str) -
     panels = {}
     for label, base, flags in plan["sampled"]:
         frames = runs[base] / member / "frames"
-        panels[f"{base}, epoch {plan['epochs']}"] = sorted(frames.glob("epoch_*.png"))[-1]
+        last = sorted(frames.glob("epoch_*.png"))[-1]
+        panels[f"{base}, epoch {int(last.stem.removeprefix('epoch_'))}"] = last
         name = sample.result_name(sample.parse_args([str(runs[base]), *flags]))
         panels[label] = frames / f"sampled_{name}.png"
     fig = Figure(figsize=(4.2 * len(panels), 2.8), dpi=100, layout="constrained")
