@@ -198,8 +198,16 @@ def load_members(folders: list[Path]) -> dict:
     }
     points, modes, source = lab5.load_data(cfgs[0])
     train, test = lab5.split_data(cfgs[0], points, source)
-    floors = [json.loads((f / "summary.json").read_text())["noise_floor"] for f in folders]
-    return {"cfgs": cfgs, **stacked, "train": train, "test": test, "modes": modes, "floors": floors}
+    summaries = [json.loads((f / "summary.json").read_text()) for f in folders]
+    return {
+        "cfgs": cfgs,
+        **stacked,
+        "train": train,
+        "test": test,
+        "modes": modes,
+        "floors": [summary["noise_floor"] for summary in summaries],
+        "epochs": [summary["epochs_done"] for summary in summaries],
+    }
 
 
 def log_ratio_for(args, run: dict, draw: Callable, generate: Callable, rngs: list) -> Callable:
@@ -255,26 +263,28 @@ def member_scores(points: np.ndarray, run: dict, i: int) -> dict:
     return {"w1": w1, "w1_floor": w1 / run["floors"][i]["w1"], **modes}
 
 
-def draw_frame(path: Path, run: dict, i: int, found: dict, row: dict) -> None:
-    """Member i's points over log r(x) (over nothing with --method none), the test points
-    beside them, W1 in the title."""
+def frame_drawer(run: dict, found: dict, method: str) -> Callable:
+    """A function (path, member i, its row) that writes member i's frame: its points over log
+    r(x) (over nothing with --method none), the test points beside them, W1 in the title. The
+    window, the figure and every member's log ratio over it are made once for all members."""
     window = plot_window(np.vstack([run["train"], run["test"]]))
     grid = torch.as_tensor(landscape_grid(window), dtype=torch.float32)
-    values = torch.zeros(len(grid))
+    members = len(run["cfgs"])
+    values = torch.zeros(members, len(grid))
     if found["log_ratio"]:
         with torch.no_grad():
-            values = found["log_ratio"](grid.expand(len(run["cfgs"]), -1, -1))[i]
+            values = found["log_ratio"](grid.expand(members, -1, -1))
     label = "log r(x) = log p_data / p_model" if found["log_ratio"] else "none"
-    title = f"{run['cfgs'][i]['variant']} · {row['method']}"
+    title = f"{run['cfgs'][0]['variant']} · {method}"
     write = make_frame_writer(window, run["test"], title, False, label)
-    points = found["points"][i].double().numpy()
-    epoch = row["epochs_trained"]
-    floor = run["floors"][i]
 
-    def draw(tmp: Path) -> None:
-        write(tmp, epoch, points, values.numpy(), row, floor)
+    def draw(path: Path, i: int, row: dict) -> None:
+        points = found["points"][i].double().numpy()
+        floor = run["floors"][i]
+        epoch = row["epochs_trained"]
+        atomic_write(path, lambda tmp: write(tmp, epoch, points, values[i].numpy(), row, floor))
 
-    atomic_write(path, draw)
+    return draw
 
 
 def settings(args) -> dict:
@@ -294,6 +304,7 @@ def sample_run(args) -> list[dict]:
     with torch.no_grad():
         found = corrected_points(args, run)
     cpu_s = time.process_time() - started
+    draw_frame = frame_drawer(run, found, result_name(args))
     results = []
     for i, folder in enumerate(folders):
         points = found["points"][i].double().numpy()
@@ -301,14 +312,14 @@ def sample_run(args) -> list[dict]:
             "method": result_name(args),
             "settings": settings(args),
             "cpu_s": cpu_s,  # the whole ensemble's: fitting the ratio and sampling
-            "epochs_trained": json.loads((folder / "summary.json").read_text())["epochs_done"],
+            "epochs_trained": run["epochs"][i],
             "calls_per_point": found["calls_per_point"][i],
             **{k: found[k][i] for k in ("acceptance", "above_bound") if k in found},
             **member_scores(points, run, i),
         }
         (folder / "sampled").mkdir(exist_ok=True)
         write_json(folder / "sampled" / f"{row['method']}.json", row)
-        draw_frame(folder / "frames" / f"sampled_{row['method']}.png", run, i, found, row)
+        draw_frame(folder / "frames" / f"sampled_{row['method']}.png", i, row)
         results.append(row)
     return results
 
