@@ -653,7 +653,16 @@ def read_config(folder: Path) -> dict:
         raise UserError(f"{folder}/config.json is unreadable ({e})") from None
     if not isinstance(cfg, dict) or "variant" not in cfg:
         raise UserError(f"{folder}/config.json is not a lab5 run's config")
-    return cfg
+    return with_added_flags(cfg, cfg["variant"])
+
+
+def with_added_flags(saved: dict, variant: str) -> dict:
+    """A config written before some of today's flags existed, with those at their defaults:
+    what the run trained with, since a new flag's default changes nothing."""
+    added = {
+        name: default(name, variant) for name, flag in FLAGS.items() if variant in flag.variants
+    }
+    return {**added, **saved}
 
 
 def as_json(value):

@@ -40,7 +40,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from config import FLAGS, as_json, default, parse_config, window  # noqa: E402
+from config import FLAGS, as_json, parse_config, window, with_added_flags  # noqa: E402
 from data.points import TOY_DATA  # noqa: E402
 from errors import UserError, strict_parser  # noqa: E402
 from experiments import processes, runner, sample  # noqa: E402
@@ -265,9 +265,8 @@ def finished_record(row: dict) -> dict | None:
     default trains again) and how it ended."""
     done = row["out"] / "experiment.json"
     saved = json.loads(done.read_text()) if done.exists() else {}
-    # a flag added since the run was written is at its default there: that changes nothing
-    added = {k: default(k, row["variant"]) for k in row["cfg"] if k in FLAGS}
-    same = training_values({**added, **saved.get("config", {})}) == training_values(row["cfg"])
+    written = with_added_flags(saved.get("config", {}), row["variant"])
+    same = training_values(written) == training_values(row["cfg"])
     if saved.get("variant") != row["variant"] or not same:
         return None
     print(f"{row['out']}: finished, not trained again", flush=True)
