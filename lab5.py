@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 import time
 from functools import partial
@@ -24,10 +25,12 @@ from torch import nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
 import config
+import hardware
 from data.points import TOY_DATA, load_points, split_points, toy_points
 from errors import UserError
 from plots.frames import landscape_grid, make_frame_writer, plot_window
-from recording import console, recorder, worker
+from recording import console, endings, recorder
+from recording.files import FolderUnwritable
 from recording.folder import open_run_dirs, unlocked_after, write_configs
 from recording.metrics import NEIGHBOURS
 from recording.run import Run
@@ -484,6 +487,19 @@ def with_hyper(state: dict, values: list[dict]) -> dict:
     return state
 
 
+def compiled_or_eager(run: Run, step: Callable, state: dict, points) -> tuple[Callable, dict]:
+    """The step compiled, its compile timed apart on a throw-away step; where compiling fails (no
+    C++ compiler, no Triton for the GPU, an inductor error), the step uncompiled, and why."""
+    try:
+        compiled = compile_step(step, run.device)
+        seconds = warm_up(run, compiled, state, points)
+    except Exception as e:  # noqa: BLE001 - whatever failed, the uncompiled step computes the same
+        torch._dynamo.reset()
+        reason = f"{type(e).__name__}: {str(e).strip()}".strip(": ").splitlines()[0]
+        return step, {"warm_up_s": 0.0, "compile_failed": reason}
+    return fast_calls(compiled), {"warm_up_s": seconds}
+
+
 def train_epochs(run: Run, send: Callable) -> None:
     """Initialise, compile (timed apart), then every epoch, each sent on once it is finite."""
     cfg = run.cfg
@@ -491,10 +507,9 @@ def train_epochs(run: Run, send: Callable) -> None:
     state, rngs, first = start_point(run)
     send(first)
     step = vmap(make_train_step(cfg))
-    if not cfg["no_compile"]:
-        step = compile_step(step, run.device)
-        send({"warm_up_s": warm_up(run, step, state, points)})
-        step = fast_calls(step)
+    if run.compiles:
+        step, message = compiled_or_eager(run, step, state, points)
+        send(message)
     for epoch in range(first["epoch"] + 1, cfg["epochs"] + 1):
         started = time.perf_counter()
         state = with_hyper(state, [config.scheduled(m, epoch) for m in run.members])
@@ -511,9 +526,17 @@ def train_epochs(run: Run, send: Callable) -> None:
 # ---- A run: config -> data -> recorder -> training loop -> summary ---------------------------
 
 
+def uncompiled_because(cfg: dict, placement: hardware.Placement) -> str | None:
+    if cfg["no_compile"]:
+        return "--no-compile"
+    return None if placement.compiles else placement.note
+
+
 def prepare_run(cfg: dict) -> Run:
     """Everything both processes need to know of a run, worked out once."""
-    device = config.resolve_device(cfg["device"])
+    placement = hardware.place(cfg["device"], hardware.gpu_facts(), not cfg["no_compile"])
+    if placement.note:  # a GPU not used, or not compiled for
+        print(f"note: {placement.note}", flush=True)
     points, modes, source = load_data(cfg)
     train_points, test = split_data(cfg, points, source)
     steps = len(train_points) // (cfg["batch_size"] * cfg["n_critic"])
@@ -528,7 +551,9 @@ def prepare_run(cfg: dict) -> Run:
         cfg=cfg,
         members=members,
         names=names,
-        device=device,
+        device=torch.device(placement.device),
+        compiles=placement.compiles and not cfg["no_compile"],
+        uncompiled_because=uncompiled_because(cfg, placement),
         source=source,
         train=train_points,
         test=test,
@@ -551,50 +576,64 @@ def prepare_run(cfg: dict) -> Run:
 
 def train(cfg: dict, start_recorder: Callable = recorder.start_in_worker) -> dict:
     """Train the model, or the ensemble, that cfg describes and write the run folder; returns
-    its summary. An interrupted or diverged run keeps everything up to its last good epoch."""
+    its summary. An interrupted or diverged run keeps everything up to its last good epoch; a
+    folder that cannot be written raises FolderUnwritable, with what it keeps."""
     run = prepare_run(cfg)
     print(console.start_message(run), flush=True)
     writer = start_recorder(run)
-    progress = console.progress(cfg, run.steps)  # a bar once training starts, after compiling
-    status = "failed"  # stays only if a bug stops the run
-    diverged = None
+    progress = console.progress(run)  # a bar once training starts, after compiling
+    end = {"status": "failed"}  # stays only if a bug stops the run
 
     def send(message: dict) -> None:
-        with worker.interrupts_held():
+        with endings.interrupts_held():
             progress.show(writer.send(message), message)
 
     try:
         torch.set_num_threads(cfg["threads"] or torch.get_num_threads())
-        print(console.compile_message(cfg["no_compile"]), flush=True)
+        print(console.compile_message(run), flush=True)
         train_epochs(run, send)
-        status = "completed"
+        end = {"status": "completed"}
     except Diverged as e:
-        status = "diverged"
-        diverged = e.args[0]
-    except KeyboardInterrupt:
-        status = "interrupted"
+        end = {"status": "diverged", "diverged_members": e.args[0]}
+    except KeyboardInterrupt as e:
+        name = signal.Signals(endings.signal_number(e)).name
+        end = {"status": "interrupted", "stopped_by": name}
     finally:
         progress.close()
-        with unlocked_after(run.folder), worker.interrupts_held():
-            for line in writer.finish({"status": status, "diverged_members": diverged}):
+        with unlocked_after(run.folder), endings.interrupts_held():
+            for line in writer.finish(end):
                 console.say(None, line)
     summary = json.loads((run.folder / "summary.json").read_text())
-    if status != "failed":
-        console.print_end(summary, run.folder)
+    if end["status"] != "failed":
+        console.print_end(summary, run.folder, cfg["variant"])
     return summary
 
 
-EXIT_CODES = {"completed": 0, "usage": 2, "diverged": 3, "interrupted": 130}  # a bug exits 1
+# a bug exits 1; an interrupted run 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)
+EXIT_CODES = {"completed": 0, "usage": 2, "diverged": 3, "unwritable": 4}
+
+
+def exit_code(summary: dict) -> int:
+    if summary["status"] == "interrupted":
+        return 128 + signal.Signals[summary["stopped_by"] or "SIGINT"]
+    return EXIT_CODES[summary["status"]]
 
 
 def main(variant: str, argv: list[str] | None = None) -> int:
     """Entry point of the variant scripts; returns the exit status (EXIT_CODES)."""
+    endings.end_with_driver()
     try:
-        summary = train(config.parse_config(variant, argv))
+        with endings.signals_stop_the_run():
+            summary = train(config.parse_config(variant, argv))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CODES["usage"]
-    except KeyboardInterrupt:  # before the first epoch: the run folder holds at most its config
+    except FolderUnwritable as e:
+        print(f"error: {console.unwritable_line(e, variant)}", file=sys.stderr)
+        return EXIT_CODES["unwritable"]
+    except (
+        KeyboardInterrupt
+    ) as e:  # before the first epoch: the run folder holds at most its config
         print("interrupted", file=sys.stderr)
-        return EXIT_CODES["interrupted"]
-    return EXIT_CODES[summary["status"]]
+        return 128 + endings.signal_number(e)
+    return exit_code(summary)

@@ -1,12 +1,18 @@
 """lab5 runs as processes of their own, for the sweeps and the report: each in a process group
-of its own (so that stopping it stops its recorder too), stopped the way Ctrl-C stops it (so
-that its folder stays whole and resumable), ended with the process that started it, and read
-while it trains."""
+of its own (a terminal's Ctrl-C reaches the driver, which stops its runs itself), stopped the
+way SIGTERM stops a run (so that its folder stays whole and resumable), ended with the process
+that started it (its input is a pipe from that process: recording/endings.py), and read while
+it trains.
+
+The same on Linux, macOS and Windows but for two calls, each behind one function here: a run
+is stopped by SIGTERM, or on Windows by Ctrl-Break to its process group (stop_signal); its
+CPU time is the exact one wait4 gives on Linux and macOS, and on Windows the last of psutil's
+readings of the run and its recorder while it trained (ended).
+"""
 
 from __future__ import annotations
 
 import csv
-import ctypes
 import json
 import os
 import signal
@@ -14,17 +20,15 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
+import psutil
 
+from recording.endings import DRIVEN
 from recording.files import read_json
 
 ROOT = Path(__file__).resolve().parents[1]
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-# found before any fork: a forked child of a threaded parent should not load libraries
-LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 STOP_GRACE_S = 120.0  # a run writing its last epoch under load may take a while
 LAST = 5  # the scored epochs a run's objective averages: one score is noisy
 
@@ -37,7 +41,7 @@ class Process:
     started: float  # time.monotonic() at its start
     since: float  # time.time() at its start: files older than this are an earlier run's
     exit_code: int | None = None  # once it has ended
-    cpu_s: float = 0.0  # once it has ended: CPU seconds of it and of its recorder
+    cpu_s: float = 0.0  # CPU seconds of it and of its recorder (exact once it has ended)
 
 
 def command(variant: str, flags: list[str], folder: Path, resume: bool) -> list[str]:
@@ -46,16 +50,18 @@ def command(variant: str, flags: list[str], folder: Path, resume: bool) -> list[
     return [sys.executable, str(ROOT / "variants" / f"{variant}.py"), *where]
 
 
-def end_with(parent: int) -> None:
-    """Run in the child before lab5 starts: Ctrl-C's signal handled (a driver started in the
-    background ignores it, and a child would inherit that), and on Linux sent to it by the
-    kernel when its parent dies, even by SIGKILL, so that a killed sweep leaves no run
-    training unseen."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    if LIBC is not None:
-        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGINT)
-        if os.getppid() != parent:  # the parent died before the line above
-            os.kill(os.getpid(), signal.SIGINT)
+def own_group() -> dict:
+    """Popen's options for a process group of the run's own (a session on POSIX): the terminal's
+    Ctrl-C goes to the driver alone, and on Windows Ctrl-Break can be sent to the run's group."""
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def stop_signal() -> int:
+    """What stops a run as Ctrl-C would: SIGTERM, or on Windows (where SIGTERM kills at once)
+    Ctrl-Break, which lab5 handles as SIGTERM."""
+    return getattr(signal, "CTRL_BREAK_EVENT", signal.SIGTERM)
 
 
 def start(argv: list[str], folder: Path, log: Path, env: dict | None = None) -> Process:
@@ -63,32 +69,64 @@ def start(argv: list[str], folder: Path, log: Path, env: dict | None = None) -> 
     with open(log, "a") as out:
         popen = subprocess.Popen(
             argv,
+            stdin=subprocess.PIPE,  # held open while this process lives: recording/endings.py
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-            preexec_fn=partial(end_with, os.getpid()),
+            env={**os.environ, **(env or {}), DRIVEN: "1"},
+            **own_group(),
         )
     return Process(popen, folder, log, time.monotonic(), time.time())
 
 
+def tree_cpu_s(pid: int) -> float | None:
+    """CPU seconds so far of a process and its children, or None once it is gone."""
+    try:
+        parent = psutil.Process(pid)
+        times = [p.cpu_times() for p in [parent, *parent.children(recursive=True)]]
+    except psutil.Error:
+        return None
+    return sum(t.user + t.system for t in times)
+
+
 def ended(process: Process) -> bool:
-    """Has the run ended? Reaps it with wait4, which gives its CPU time and its recorder's."""
+    """Has the run ended? Reaps it (and lets go of its input, see start); where wait4 exists,
+    with its exact CPU time and its recorder's, else with the last reading of them."""
     if process.exit_code is not None:
         return True
-    pid, status, usage = os.wait4(process.popen.pid, os.WNOHANG)
-    if pid == 0:
-        return False
-    process.exit_code = os.waitstatus_to_exitcode(status)
-    process.popen.returncode = process.exit_code  # reaped here: Popen must not wait for it
-    process.cpu_s = usage.ru_utime + usage.ru_stime
+    if hasattr(os, "wait4"):
+        pid, status, usage = os.wait4(process.popen.pid, os.WNOHANG)
+        if pid == 0:
+            return False
+        process.exit_code = os.waitstatus_to_exitcode(status)
+        process.popen.returncode = process.exit_code  # reaped here: Popen must not wait for it
+        process.cpu_s = usage.ru_utime + usage.ru_stime
+    else:  # Windows
+        process.cpu_s = tree_cpu_s(process.popen.pid) or process.cpu_s
+        process.exit_code = process.popen.poll()
+        if process.exit_code is None:
+            return False
+    process.popen.stdin.close()
     return True
 
 
 def interrupt(process: Process) -> None:
     """Stop the run as Ctrl-C would: it records its epoch and keeps its checkpoint."""
     if not ended(process):
-        os.killpg(process.popen.pid, signal.SIGINT)
+        process.popen.send_signal(stop_signal())
+
+
+def kill_tree(pid: int) -> None:
+    """Kill a process and every process under it."""
+    try:
+        parent = psutil.Process(pid)
+        tree = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for each in tree:
+        try:
+            each.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def wait_or_kill(process: Process, grace_s: float = STOP_GRACE_S) -> None:
@@ -97,7 +135,7 @@ def wait_or_kill(process: Process, grace_s: float = STOP_GRACE_S) -> None:
     killed = False
     while not ended(process):
         if not killed and time.monotonic() > deadline:
-            os.killpg(process.popen.pid, signal.SIGKILL)
+            kill_tree(process.popen.pid)
             killed = True
         time.sleep(0.1)
 

@@ -38,7 +38,7 @@ h2 { font-size: 1.15em; margin: 0 0 0.3em; } h2 small { color: #666; font-weight
 table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 0.1em 0.8em 0.1em 0; }
 th { text-align: left; font-weight: 600; } .status-completed { color: #2b8a3e; }
 .status-interrupted, .status-running, .status-not-started, .status-pruned { color: #e67700; }
-.status-diverged { color: #c92a2a; }
+.status-diverged, .status-unwritable { color: #c92a2a; }
 code { background: #f3f3f3; padding: 0 0.3em; border-radius: 3px; }
 """
 

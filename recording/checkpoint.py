@@ -20,10 +20,25 @@ from recording.files import atomic_write
 ARRAYS = ("state", "losses", "rngs")  # (nested dicts of) arrays; the other entries plain values
 
 
+def save_torch(path: Path, obj) -> None:
+    """torch.save, atomically, through a file opened here, so that a full disk is the OSError
+    that says so (ENOSPC), not a RuntimeError of torch's zip writer."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:
+            try:
+                torch.save(obj, file)
+            except RuntimeError as e:  # the writer's own error, raised over the file's
+                if isinstance(e.__context__, OSError):
+                    raise e.__context__ from None
+                raise
+
+    atomic_write(path, write)
+
+
 def save_params(path: Path, params: dict) -> None:
     """torch.save a dict that nn.Sequential.load_state_dict accepts."""
-    tensors = {k: torch.as_tensor(v).detach().cpu().clone() for k, v in params.items()}
-    atomic_write(path, lambda tmp: torch.save(tensors, tmp))
+    save_torch(path, {k: torch.as_tensor(v).detach().cpu().clone() for k, v in params.items()})
 
 
 def map_arrays(f: Callable, snapshot: dict) -> dict:
@@ -41,7 +56,7 @@ def save_checkpoint(folder: Path, snapshot: dict) -> None:
     """An epoch's snapshot (as training sends it: NumPy arrays) as tensors."""
     kept = {k: snapshot[k] for k in ("epoch", "seconds", *ARRAYS)}
     saved = map_arrays(torch.from_numpy, kept)
-    atomic_write(folder / "checkpoint.pt", lambda tmp: torch.save(saved, tmp))
+    save_torch(folder / "checkpoint.pt", saved)
 
 
 def load_checkpoint(folder: Path, members: int) -> dict:

@@ -14,6 +14,7 @@ from typing import Callable, NamedTuple
 
 from tqdm import tqdm
 
+import hardware
 from recording.run import Run
 
 COLUMNS = 100
@@ -37,22 +38,31 @@ def progress_bar(epochs: int, title: str, done: int = 0) -> tqdm:
     )
 
 
-def say(bar: tqdm | None, line: str) -> None:
-    """A line above the bar, or on its own where there is none (yet)."""
-    (bar or tqdm).write(line[:COLUMNS], file=sys.stdout)
+def say(bar: tqdm | None, line: str, whole: bool = False) -> None:
+    """A line above the bar, or on its own where there is none (yet); cut to the terminal's
+    columns but where the whole of it matters (a warning that says how to fix what it warns of)."""
+    (bar or tqdm).write(line if whole else line[:COLUMNS], file=sys.stdout)
 
 
-def advance(bar: tqdm | None, lines: list[str], message: dict, cfg: dict, steps: int):
-    """What a message from training shows: the recorder's lines, the compile time, and (from
+def compiled_line(message: dict, device: str) -> str:
+    """What the end of compiling says: how long it took, or (one line, not the traceback) what
+    failed, that the run goes on uncompiled and how to compile next time."""
+    if "compile_failed" in message:
+        return f"warning: {hardware.fallback_line(message['compile_failed'], device)}"
+    return f"compiled in {message['warm_up_s']:.1f} s"
+
+
+def advance(bar: tqdm | None, lines: list[str], message: dict, run: Run):
+    """What a message from training shows: the recorder's lines, the end of compiling, and (from
     first epoch trained: for a resumed run, the one after its checkpoint's) the bar, moved on
     one epoch. Returns the bar."""
-    if "warm_up_s" in message:
-        lines = [*lines, f"compiled in {message['warm_up_s']:.1f} s"]
     for line in lines:
         say(bar, line)
+    if "warm_up_s" in message:
+        say(bar, compiled_line(message, run.device.type), whole=True)
     if message.get("epoch") and not message.get("resumed"):
-        bar = bar or progress_bar(cfg["epochs"], cfg["variant"], message["epoch"] - 1)
-        bar.set_postfix_str(f"{steps / message['seconds']:,.0f} steps/s", False)
+        bar = bar or progress_bar(run.cfg["epochs"], run.cfg["variant"], message["epoch"] - 1)
+        bar.set_postfix_str(f"{run.steps / message['seconds']:,.0f} steps/s", False)
         bar.update()
     return bar
 
@@ -62,13 +72,13 @@ class Progress(NamedTuple):
     close: Callable[[], None]  # the bar goes, where there is one
 
 
-def progress(cfg: dict, steps: int) -> Progress:
+def progress(run: Run) -> Progress:
     """What a run shows while it trains (show, above), holding its bar between messages."""
     bar = None
 
     def show_message(lines: list[str], message: dict) -> None:
         nonlocal bar
-        bar = advance(bar, lines, message, cfg, steps)
+        bar = advance(bar, lines, message, run)
 
     def close() -> None:
         if bar is not None:
@@ -113,7 +123,7 @@ def plural(n: int, what: str) -> str:
 def start_message(run: Run) -> str:
     """What a run is about to do, from the facts lab5 worked out for it."""
     cfg = run.cfg
-    how = "eager" if cfg["no_compile"] else "compiled"
+    how = "compiled" if run.compiles else "uncompiled"
     threads = plural(cfg["threads"], "thread") if cfg["threads"] else "torch's threads"
     models = plural(len(run.members), "model")
     resuming = ""
@@ -128,22 +138,24 @@ def start_message(run: Run) -> str:
     )
 
 
-def compile_message(eager: bool) -> str:
-    if eager:
+def compile_message(run: Run) -> str:
+    if run.cfg["no_compile"]:
         return "running the step eagerly (--no-compile): slower, and no compile to wait for"
+    if not run.compiles:
+        return f"running the step uncompiled ({run.uncompiled_because})"
     return (
         "compiling the training step: about 20 s the first time, a few seconds once torch's "
         "cache holds it"
     )
 
 
-def print_end(summary: dict, folder) -> None:
+def print_end(summary: dict, folder, variant: str) -> None:
     """The end message: on stdout for a completed run, else on stderr."""
     out = sys.stdout if summary["status"] == "completed" else sys.stderr
-    print(end_message(summary, folder), flush=True, file=out)
+    print(end_message(summary, folder, variant), flush=True, file=out)
 
 
-def end_message(summary: dict, folder) -> str:
+def end_message(summary: dict, folder, variant: str) -> str:
     """What a run did: its times when it completed; otherwise what its folder keeps. The
     folder's full path on a line of its own (a path is as long as it is)."""
     done = summary["epochs_done"]
@@ -156,7 +168,27 @@ def end_message(summary: dict, folder) -> str:
             f"beside it){where}"
         )
     which = f" ({', '.join(summary['diverged_members'])})" if status == "diverged" else ""
-    return (
-        f"{status}{which} in epoch {done + 1}: the run folder keeps epochs 0-{done} "
-        f"(metrics, frames, parameters, checkpoint: --resume goes on){where}"
+    stopped_by = summary.get("stopped_by")
+    by = f" by {stopped_by}" if stopped_by not in (None, "SIGINT") else ""  # Ctrl-C goes unsaid
+    kept = (
+        f"{status}{by}{which} in epoch {done + 1}: the run folder keeps epochs 0-{done} "
+        "(metrics, frames, parameters, checkpoint)"
     )
+    if status != "interrupted":
+        return kept + where
+    return f"{kept}; to go on: {resume_command(variant, folder)}{where}"
+
+
+def resume_command(variant: str, folder) -> str:
+    return f"python variants/{variant}.py --resume {short(folder)}"
+
+
+def unwritable_line(error, variant: str) -> str:
+    """A run folder that could not be written, in one line: which file and why, what is intact,
+    and how to go on."""
+    if error.epoch is None:
+        kept = "no checkpoint was written: once it can be, run it again"
+    else:
+        kept = f"the checkpoint of epoch {error.epoch} is intact: once the file can be written, "
+        kept += resume_command(variant, error.folder)
+    return f"cannot write {short(error.file)} ({error.reason}); {kept}"

@@ -3,16 +3,15 @@ folder taken back to the epoch of its checkpoint."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import platform
 import shutil
 import socket
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO
 
+import filelock
 import numpy as np
 import torch
 
@@ -20,7 +19,7 @@ from config import changed_flags, read_config, set_by_preset
 from data.points import TOY_DATA, data_format, file_sha256, find_data
 from errors import UserError
 from recording.checkpoint import load_checkpoint
-from recording.files import atomic_write, write_json
+from recording.files import FolderUnwritable, atomic_write, read_text, write_json
 from recording.run import Run
 
 RUN_FILES = (
@@ -35,8 +34,9 @@ RUN_FILES = (
     "checkpoint.pt",
     "sweep.json",  # written by a sweep that pruned the run (experiments/runner.py)
 )
-LOCK = ".lock"  # held (flock) by the process that writes the folder; never deleted
-HELD: dict[Path, IO] = {}  # the open lock files of the folders this process writes
+LOCK = ".lock"  # held (filelock) by the process that writes the folder
+WRITER = ".writer"  # which process that is: "pid N on HOST"
+HELD: dict[Path, filelock.BaseFileLock] = {}  # the locks of the folders this process writes
 
 
 def run_setting(run: Run) -> dict:
@@ -67,14 +67,19 @@ def write_configs(run: Run) -> None:
     configs = list(zip(run.member_dirs, run.members, [[name] for name in run.names]))
     if run.folder not in run.member_dirs:  # an ensemble's own folder
         configs.insert(0, (run.folder, run.cfg, run.names))
-    for folder, cfg, names in configs:
-        extra = {
-            "members": names,
-            "out": str(folder),
-            "changed": changed_flags(cfg),
-            "set_by_preset": set_by_preset(cfg),
-        }
-        write_json(folder / "config.json", {**cfg, **setting, **extra})
+    try:
+        for folder, cfg, names in configs:
+            extra = {
+                "members": names,
+                "out": str(folder),
+                "changed": changed_flags(cfg),
+                "set_by_preset": set_by_preset(cfg),
+            }
+            write_json(folder / "config.json", {**cfg, **setting, **extra})
+    except OSError as e:  # the run ends here: its folder is let go
+        unlock_folder(run.folder)
+        epoch = run.checkpoint["epoch"] if run.checkpoint else None
+        raise FolderUnwritable(e.filename, e.strerror or str(e), epoch, run.folder) from None
 
 
 def is_run_dir(path: Path) -> bool:
@@ -95,39 +100,35 @@ def is_taken(path: Path) -> bool:
         return False
     if not path.is_dir():
         return True
-    return any(not is_empty_frames(p) and p.name != LOCK for p in path.iterdir())
+    return any(not is_empty_frames(p) and p.name not in (LOCK, WRITER) for p in path.iterdir())
 
 
 def lock_folder(folder: Path) -> None:
     """Hold the run folder for this process until unlock_folder (or the process ends, however
     it ends): a second process that would write into it is refused with one line, rather than
-    two runs interleaving their files."""
+    two runs interleaving their files. (filelock forgets the lock in a forked child: the lock
+    goes with the process that took it, not with its recorder.)"""
+    if not folder.is_dir():
+        raise UserError(f"cannot lock the run folder {folder}: it is not a folder")
+    lock = filelock.FileLock(folder / LOCK, timeout=0)
     try:
-        file = open(folder / LOCK, "a+")
-    except OSError as e:
-        raise UserError(f"cannot write the run folder {folder}: {e.strerror}") from None
-    try:
-        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        file.seek(0)
-        holder = file.read().strip() or "another process"
-        file.close()
+        lock.acquire()
+    except filelock.Timeout:
+        holder = read_text(folder / WRITER) or "another process"
         raise UserError(
             f"{folder} is being written by {holder}; wait for it to end, or write elsewhere"
         ) from None
-    except OSError as e:  # a file system without locks
-        file.close()
-        raise UserError(f"cannot lock the run folder {folder}: {e.strerror}") from None
-    file.truncate(0)
-    file.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-    file.flush()
-    HELD[folder] = file
+    except OSError as e:  # no such folder, no permission, a file system without locks
+        raise UserError(f"cannot lock the run folder {folder}: {e.strerror or e}") from None
+    HELD[folder] = lock
+    with suppress(OSError):  # only the refusal's message needs it
+        (folder / WRITER).write_text(f"pid {os.getpid()} on {socket.gethostname()}\n")
 
 
 def unlock_folder(folder: Path) -> None:
-    file = HELD.pop(folder, None)
-    if file is not None:
-        file.close()
+    lock = HELD.pop(folder, None)
+    if lock is not None:
+        lock.release()
 
 
 @contextmanager
@@ -137,17 +138,6 @@ def unlocked_after(folder: Path):
         yield
     finally:
         unlock_folder(folder)
-
-
-def forget_inherited_locks() -> None:
-    """In a forked child (the recorder): drop its copies of the parent's lock files, so that
-    the lock goes with the process that took it (a flock lasts while any copy is open)."""
-    for file in HELD.values():
-        file.close()
-    HELD.clear()
-
-
-os.register_at_fork(after_in_child=forget_inherited_locks)
 
 
 def free_folder(out: str | Path) -> Path:
@@ -162,15 +152,15 @@ def free_folder(out: str | Path) -> Path:
 
 def is_locked(folder: Path) -> bool:
     """Is a process writing the run folder now (holding its lock)?"""
-    path = folder / LOCK
-    if not path.exists():
+    if not (folder / LOCK).exists():
         return False
-    with open(path, "a") as file:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-    return False  # closing the file let the lock go
+    lock = filelock.FileLock(folder / LOCK, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def new_run_dir(out: str | Path, overwrite: bool = False) -> Path:
@@ -190,7 +180,7 @@ def new_run_dir(out: str | Path, overwrite: bool = False) -> Path:
     try:
         run.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"cannot write the run folder {run}: {e.strerror}") from None
+        raise FolderUnwritable(e.filename or run, e.strerror or str(e), None, run) from None
     return run
 
 
@@ -204,7 +194,7 @@ def clear_run_dir(run: Path) -> None:
         for member in [d for d in run.iterdir() if d.is_dir() and is_run_dir(d)]:
             shutil.rmtree(member)
     except OSError as e:
-        raise UserError(f"cannot write the run folder {run}: {e.strerror}") from None
+        raise FolderUnwritable(e.filename or run, e.strerror or str(e), None, run) from None
 
 
 def rewind_table(table: Path, epoch: int) -> None:

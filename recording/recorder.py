@@ -8,6 +8,7 @@ parameter dicts, the noise each member is scored on, the frame writer.
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,15 @@ import torch
 
 from recording import console, metrics, worker
 from recording.checkpoint import save_checkpoint, save_params
-from recording.files import Table, atomic_write, open_table, read_table, write_json
+from recording.files import (
+    FolderUnwritable,
+    Table,
+    atomic_write,
+    open_table,
+    read_table,
+    write_json,
+    write_row,
+)
 from recording.run import Run
 
 
@@ -46,6 +55,8 @@ class Recorder:
     warm_up_s: float = 0.0  # seconds training took to compile the step
     train_s: float = 0.0  # seconds of training, summed over the epochs recorded
     record_s: float = 0.0  # seconds this process spent recording
+    checkpointed: int | None = None  # the epoch of the last checkpoint written
+    uncompiled_because: str | None = None  # why the step runs uncompiled, where it does
 
 
 def open_member(folder: Path, z: torch.Tensor, columns: list[str], resumed: bool):
@@ -57,6 +68,9 @@ def open_member(folder: Path, z: torch.Tensor, columns: list[str], resumed: bool
 
 def open_recorder(run: Run) -> Recorder:
     """The test set's description, the noise floor, the members' tables, the frame writer."""
+    # One thread: the other core trains. And a forked child must not wait on the thread pool its
+    # parent's torch had started, whose threads a fork does not copy: it would hang.
+    torch.set_num_threads(1)
     columns = metrics.metric_columns(run.cfg["variant"], run.modes is not None)
     resumed = run.checkpoint is not None  # then the tables go on from their kept rows
     members = [open_member(f, z, columns, resumed) for f, z in zip(run.member_dirs, run.eval_z)]
@@ -72,7 +86,10 @@ def open_recorder(run: Run) -> Recorder:
     warnings = small_test_warnings(len(run.test), floor["w1"], blob, run.cfg["fit_factor"])
     test = metrics.describe_test_set(run.test)
     draw = run.draw_frames()
-    return Recorder(run, floor, test, members, columns, ensemble, draw, blob, warnings)
+    recorder = Recorder(run, floor, test, members, columns, ensemble, draw, blob, warnings)
+    recorder.checkpointed = run.checkpoint["epoch"] if resumed else None
+    recorder.uncompiled_because = run.uncompiled_because
+    return recorder
 
 
 def small_test_warnings(test_points: int, floor: float, blob: float, factor: float) -> list[str]:
@@ -142,7 +159,7 @@ def record_member(recorder: Recorder, member: MemberRecord, message: dict, i: in
     save_params(member.folder / "generator.pt", params["g"])
     save_params(member.folder / "generator_raw.pt", params["raw"])  # the one trained
     save_params(member.folder / "critic.pt", params["d"])
-    member.table.writer.writerow(row)
+    write_row(member.table, row)
     member.final = row
     if exact:
         member.history.append((epoch, row["w1"]))
@@ -157,7 +174,7 @@ def record_epoch(recorder: Recorder, message: dict) -> list[str]:
     ]
     recorder.final = metrics.ensemble_row(epoch, rows, recorder.columns[1:-1])
     if recorder.ensemble:
-        recorder.ensemble.writer.writerow(recorder.final)
+        write_row(recorder.ensemble, recorder.final)
     recorder.epochs_done = epoch
     recorder.train_s += message["seconds"]
     lines = [console.floor_line(recorder.floor)] if epoch == 0 else []
@@ -174,23 +191,26 @@ def record_epoch(recorder: Recorder, message: dict) -> list[str]:
     return lines
 
 
-def write_summaries(recorder: Recorder, status: str, diverged: list[str] | None) -> None:
+def write_summaries(recorder: Recorder, end: dict) -> None:
     """The one writer of summary.json: every member's, and the ensemble's when there are
-    several (whose epochs_to_fit lists its members')."""
+    several (whose epochs_to_fit lists its members'). `end`: how the run ended, once it has."""
     seconds = {
         "warm_up_s": recorder.warm_up_s,
         "train_s": recorder.train_s,
         "record_s": recorder.record_s,
     }
     shared = {
-        "status": status,
+        "status": end.get("status", "running"),
         "epochs_done": recorder.epochs_done,
         "noise_floor": recorder.floor,
         "gaussian_w1": recorder.gaussian_w1,
         "warnings": recorder.warnings,
         **{k: round(v, 3) for k, v in seconds.items()},
         "wall_s": round(time.time() - recorder.run.started, 2),
-        "diverged_members": diverged,
+        "diverged_members": end.get("diverged_members"),
+        "stopped_by": end.get("stopped_by"),  # the signal that interrupted it (SIGTERM, say)
+        "compiled": recorder.uncompiled_because is None,
+        "uncompiled_because": recorder.uncompiled_because,
     }
     threshold = recorder.run.cfg["fit_factor"] * recorder.floor["w1"]
     fits = [metrics.epochs_to_fit(member.history, threshold) for member in recorder.members]
@@ -209,15 +229,33 @@ def start_in_worker(run: Run) -> worker.Worker:
 
 
 def handle(recorder: Recorder, message: dict) -> list[str]:
-    """One message from training: an epoch's snapshot, the compile time, or the end ("status"),
-    after which the tables are closed. Returns the console lines it produced."""
+    """One message from training (record, below); a file it cannot write ends the recording
+    with FolderUnwritable, which says what the folder still holds (and so do the summaries,
+    where they can still be written)."""
+    try:
+        return record(recorder, message)
+    except OSError as e:
+        with suppress(OSError):
+            write_summaries(recorder, {"status": "unwritable"})
+        reason = e.strerror or str(e)
+        raise FolderUnwritable(
+            e.filename, reason, recorder.checkpointed, recorder.run.folder
+        ) from None
+
+
+def record(recorder: Recorder, message: dict) -> list[str]:
+    """An epoch's snapshot, the compile time, or the end ("status"), after which the tables are
+    closed. Returns the console lines it produced."""
     started = time.perf_counter()
     recorder.warm_up_s = message.get("warm_up_s", recorder.warm_up_s)
+    if "compile_failed" in message:
+        recorder.uncompiled_because = f"compiling failed: {message['compile_failed']}"
     lines = record_epoch(recorder, message) if "epoch" in message else []
     recorder.record_s += time.perf_counter() - started
-    write_summaries(recorder, message.get("status", "running"), message.get("diverged_members"))
+    write_summaries(recorder, message if "status" in message else {})
     if "epoch" in message:  # last: a checkpoint's epoch is fully recorded
         save_checkpoint(recorder.run.folder, message)
+        recorder.checkpointed = message["epoch"]
     if "status" in message:
         for member in recorder.members:
             member.table.file.close()

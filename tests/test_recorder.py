@@ -4,6 +4,7 @@ their last epoch."""
 
 import csv
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 from functools import partial
 
 import numpy as np
+import psutil
 import pytest
 import torch
 from PIL import Image
@@ -50,16 +52,34 @@ def in_process(run):
     return worker.Worker(handle, handle)
 
 
-def test_the_worker_writes_what_an_in_process_recorder_writes(tmp_path):
-    runs = {}
-    for name, record in (("worker", recorder.start_in_worker), ("inline", in_process)):
-        cfg = config.parse_config(
-            "wgan_gp", [*SMALL, "--seeds", "2", "--out", str(tmp_path / name)]
-        )
-        assert lab5.train(cfg, record)["status"] == "completed"
-        runs[name] = tmp_path / name
+# A run whose recorder starts by the start method given first (set as a program would set it)
+RUN_STARTED_BY = """
+import multiprocessing, sys
+import lab5
+if __name__ == "__main__":
+    multiprocessing.set_start_method(sys.argv[1])
+    sys.exit(lab5.main("wgan_gp", sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("method", multiprocessing.get_all_start_methods())
+def test_the_worker_writes_what_an_in_process_recorder_writes(tmp_path, method):
+    """By each start method (fork, forkserver, spawn: whichever this OS has) the recording
+    process writes what the recorder writes in the training process, frame for frame."""
+    runs = {name: tmp_path / name for name in (method, "inline")}
+    argv = [*SMALL, "--seeds", "2"]
+    cfg = config.parse_config("wgan_gp", [*argv, "--out", str(runs["inline"])])
+    assert lab5.train(cfg, in_process)["status"] == "completed"
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_STARTED_BY, method, *argv, "--out", str(runs[method])],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     for member in ("seed0", "seed1"):
-        worker = runs["worker"] / member
+        worker = runs[method] / member
         inline = runs["inline"] / member
         assert untimed(rows(worker)) == untimed(rows(inline)) and len(rows(worker)) == 4
         assert same_params(params(worker), params(inline))
@@ -71,18 +91,29 @@ def test_the_worker_writes_what_an_in_process_recorder_writes(tmp_path):
                 np.asarray(Image.open(inline / "frames" / frame)),
             )
     clock = ("warm_up_s", "train_s", "record_s", "wall_s")
-    summaries = [json.loads((runs[n] / "summary.json").read_text()) for n in ("worker", "inline")]
+    summaries = [json.loads((runs[n] / "summary.json").read_text()) for n in (method, "inline")]
     assert [{k: v for k, v in s.items() if k not in clock} for s in summaries][0] == [
         {k: v for k, v in s.items() if k not in clock} for s in summaries
     ][1]
 
 
-def test_a_slow_recorder_holds_training_back(monkeypatch):
+def nothing() -> dict:
+    return {}
+
+
+def slowly(state: dict, message: dict) -> list:
+    time.sleep(0.1)
+    return [message["n"]]
+
+
+def dying(state: dict, message: dict) -> list:
+    os._exit(7)
+
+
+def test_a_slow_recorder_holds_training_back():
     """The queue to the recorder is bounded: with a recorder that takes 0.1 s a message, sending
     QUEUE_SIZE + 10 messages must wait for about 10 of them to be recorded."""
-    monkeypatch.setattr(recorder, "open_recorder", lambda run: {})
-    monkeypatch.setattr(recorder, "handle", lambda rec, message: time.sleep(0.1) or [message["n"]])
-    process = recorder.start_in_worker({})
+    process = worker.start_worker(partial(worker.serve, nothing, slowly))
     started = time.perf_counter()
     lines = [line for n in range(worker.QUEUE_SIZE + 10) for line in process.send({"n": n})]
     waited = time.perf_counter() - started
@@ -91,13 +122,65 @@ def test_a_slow_recorder_holds_training_back(monkeypatch):
     assert lines == [*range(worker.QUEUE_SIZE + 10), "end"]  # every reply, in order
 
 
-def test_a_recorder_that_dies_stops_the_run(monkeypatch):
-    monkeypatch.setattr(recorder, "open_recorder", lambda run: {})
-    monkeypatch.setattr(recorder, "handle", lambda rec, message: os._exit(7))
-    process = recorder.start_in_worker({})
+def test_a_recorder_that_dies_stops_the_run():
+    process = worker.start_worker(partial(worker.serve, nothing, dying))
     with pytest.raises(worker.WorkerStopped, match="exit code 7"):
         for _ in range(worker.QUEUE_SIZE + 5):
             process.send({})
+
+
+# A trainer that sends its recorder a message larger than a pipe holds while the recorder is
+# busy, then is killed in the middle of sending it: the recorder must end on its own.
+KILLED_MID_MESSAGE = """
+import multiprocessing, sys, time
+from functools import partial
+import numpy as np
+import psutil
+from recording import worker
+from tests.test_recorder import busy_start, nothing_to_do
+if __name__ == "__main__":
+    multiprocessing.set_start_method(sys.argv[1])
+    process = worker.start_worker(partial(worker.serve, busy_start, nothing_to_do))
+    process.send({"big": np.ones(2**22)})  # 32 MB: the recorder reads it once it has started
+    time.sleep(0.5)
+    print(multiprocessing.active_children()[0].pid, flush=True)
+    psutil.Process().kill()
+"""
+
+
+def busy_start() -> dict:
+    time.sleep(1.5)
+    return {}
+
+
+def nothing_to_do(state: dict, message: dict) -> list:
+    return []
+
+
+@pytest.mark.parametrize("method", multiprocessing.get_all_start_methods())
+def test_a_recorder_whose_trainer_is_killed_mid_message_ends_on_its_own(method):
+    """Its inbox's write end is the trainer's alone, so half a message ends in an end of file
+    (it held a copy of that end through fork, and waited for the rest for ever)."""
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_MESSAGE, method],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and done.stdout, done.stderr
+    recorder = int(done.stdout)
+    deadline = time.monotonic() + 5
+    while is_alive(recorder) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not is_alive(recorder)
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def assert_files_agree(folder, epoch, frame_every=1):
@@ -119,9 +202,23 @@ CTRL_C_AS_IN_A_TERMINAL = (
 )
 
 
-def test_ctrl_c_leaves_a_folder_whose_files_agree_on_the_last_epoch(tmp_path):
+@pytest.mark.parametrize(
+    "how",
+    [
+        "ctrl-c",
+        pytest.param(
+            "sigterm",
+            marks=pytest.mark.skipif(
+                sys.platform == "win32", reason="SIGTERM is TerminateProcess on Windows"
+            ),
+        ),
+    ],
+)
+def test_a_stop_signal_leaves_a_folder_whose_files_agree_on_the_last_epoch(tmp_path, how):
     """A real run, interrupted from outside as a terminal's Ctrl-C does (SIGINT to the whole
-    process group, the recorder included), keeps epochs 0..E with E's parameters."""
+    process group, the recorder included) or as `kill` does (SIGTERM to the run alone), keeps
+    epochs 0..E with E's parameters, says how to go on, and goes on to what an unbroken run of
+    as many epochs gives."""
     out = tmp_path / "stopped"
     run = subprocess.Popen(
         [
@@ -143,16 +240,28 @@ def test_ctrl_c_leaves_a_folder_whose_files_agree_on_the_last_epoch(tmp_path):
     deadline = time.time() + 120
     while not ((out / "metrics.csv").exists() and len(rows(out)) >= 4) and time.time() < deadline:
         time.sleep(0.2)
-    os.killpg(run.pid, signal.SIGINT)
+    if how == "ctrl-c":
+        os.killpg(run.pid, signal.SIGINT)
+    else:
+        run.send_signal(signal.SIGTERM)
     _, err = run.communicate(timeout=120)
-    assert run.returncode == 130, err
-    assert "interrupted in epoch" in err and "Traceback" not in err
-    epoch = json.loads((out / "summary.json").read_text())["epochs_done"]
-    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
-    assert epoch >= 3
+    assert run.returncode == {"ctrl-c": 130, "sigterm": 143}[how], err
+    said = {"ctrl-c": "interrupted in epoch", "sigterm": "interrupted by SIGTERM in epoch"}[how]
+    assert said in err and "Traceback" not in err
+    assert f"to go on: python variants/wgan.py --resume {out}" in err
+    summary = json.loads((out / "summary.json").read_text())
+    epoch = summary["epochs_done"]
+    assert summary["status"] == "interrupted" and epoch >= 3
+    assert summary["stopped_by"] == {"ctrl-c": "SIGINT", "sigterm": "SIGTERM"}[how]
     assert_files_agree(out, epoch)
     assert lab5.main("wgan", [*SMALL, "--epochs", str(epoch), "--out", str(tmp_path / "to")]) == 0
     assert same_params(params(out), params(tmp_path / "to"))
+    unbroken = tmp_path / "unbroken"
+    more = ["--epochs", str(epoch + 2)]
+    assert lab5.main("wgan", [*SMALL, *more, "--out", str(unbroken)]) == 0
+    assert lab5.main("wgan", ["--resume", str(out), *more]) == 0
+    assert untimed(rows(out)) == untimed(rows(unbroken))
+    assert same_params(params(out), params(unbroken))
 
 
 def test_a_diverged_ensemble_leaves_files_that_agree_on_the_last_good_epoch(tmp_path):

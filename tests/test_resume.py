@@ -139,13 +139,14 @@ def test_an_ensemble_killed_mid_run_resumes_every_member(tmp_path, uninterrupted
 KILL_IN_CHECKPOINT = """
 import os, signal, sys, torch, lab5
 save = torch.save
-def torn_save(obj, path, *args, **kwargs):
-    if "checkpoint" in str(path) and obj["epoch"] == 5:  # half a file, then SIGKILL to all
+def torn_save(obj, file, *args, **kwargs):
+    if "checkpoint" in file.name and obj["epoch"] == 5:  # half a file, then SIGKILL to all
         buffer = __import__("io").BytesIO()
         save(obj, buffer)
-        open(path, "wb").write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        file.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        file.flush()
         os.killpg(0, signal.SIGKILL)
-    return save(obj, path, *args, **kwargs)
+    return save(obj, file, *args, **kwargs)
 torch.save = torn_save
 sys.exit(lab5.main("wgan_gp", sys.argv[1:]))
 """

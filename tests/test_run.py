@@ -7,6 +7,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from torch import nn
 import config
 import lab5
 from plots.page import write_index
-from recording import metrics, worker
+from recording import endings, metrics
 from recording.folder import lock_folder, unlocked_after
 from tests import ROOT
 from tests.test_metrics import two_noisy_circles
@@ -244,16 +245,17 @@ def test_a_crash_is_not_recorded_as_a_finished_run(tmp_path, monkeypatch):
     assert summary["status"] == "failed" and summary["epochs_done"] == 1
 
 
-def test_an_interrupt_while_an_epoch_is_handed_over_waits_for_the_hand_over():
-    """A Ctrl-C inside interrupts_held() takes effect when the block is done, not in it."""
-    import signal
-
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_while_an_epoch_is_handed_over_waits_for_the_hand_over(signum):
+    """A Ctrl-C (or SIGTERM, as a run takes it) inside interrupts_held() takes effect when the
+    block is done, not in it, as the interrupt of its signal."""
     done = []
-    with pytest.raises(KeyboardInterrupt):
-        with worker.interrupts_held():
-            signal.raise_signal(signal.SIGINT)
+    with endings.signals_stop_the_run(), pytest.raises(KeyboardInterrupt) as stopped:
+        with endings.interrupts_held():
+            signal.raise_signal(signum)
             done.append("the rest of the block")
     assert done == ["the rest of the block"]
+    assert endings.signal_number(stopped.value) == signum
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import psutil
 import pytest
 from optuna.trial import TrialState
 
@@ -136,12 +137,13 @@ def ignore_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def start(cwd: Path, *args: str, background: bool = False) -> subprocess.Popen:
-    """A driver in a session of its own: a kill of it alone leaves its runs to the kernel's
-    care (they end with it, as by Ctrl-C). In the background (`cmd &` in a script) it starts
-    with Ctrl-C's signal ignored, as its runs would unless it handed them the default."""
+def start(cwd: Path, *args: str, background: bool = False, code: str = "") -> subprocess.Popen:
+    """A driver in a session of its own: a kill of it alone leaves its runs to end by
+    themselves (they watch it). In the background (`cmd &` in a script) it starts with Ctrl-C's
+    signal ignored, as its runs do too. `code`: the driver as `python -c CODE`."""
+    program = ["-c", code] if code else [str(ROOT / "experiments" / "sweep.py")]
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "experiments" / "sweep.py"), *args],
+        [sys.executable, *program, *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -266,23 +268,45 @@ def test_a_killed_driver_s_grid_completes_on_rerun_with_no_point_lost_or_trained
     assert summary(folder)["status"] == "completed" and summary(folder)["epochs_done"] == 20
 
 
+# The sweep's driver, but the hopeless point's run is far too long to finish before the driver
+# reads its first rung, however fast the machine: the others train 16 epochs, it 100,000.
+HOPELESS_IS_LONG = """
+import sys
+from experiments import sweep
+make_job = sweep.make_job
+def longer_if_hopeless(*args):
+    job = make_job(*args)
+    def trial_job(trial):
+        made = job(trial)
+        if trial.params["lr"] == "1e-12":
+            made.flags += ["--epochs", "100000"]
+        return made
+    return trial_job
+sweep.make_job = longer_if_hopeless
+sys.exit(sweep.main(sys.argv[1:]))
+"""
+
+
 def test_a_hopeless_point_is_pruned_its_run_stopped_and_its_folder_marked(tmp_path):
     """Two points that learn train first, one at a time; the third, at a learning rate that
     moves nothing, is worse than both at every epoch: successive halving (the default) stops
-    it at its first rung, not being the best of three. It stops as by Ctrl-C, even under a
-    driver started in the background, which ignores Ctrl-C."""
+    it at a rung, not being the best of three. It stops as by Ctrl-C, even under a driver
+    started in the background, which ignores Ctrl-C."""
     args = ["gan", "--seeds", "2", "--grid", "lr=0.0005,0.0002,1e-12", "--workers", "1"]
     args += ["--prune-after", "2", "--study", "p"]
     args += ["--", *TINY, "--epochs", "16", "--eval-every", "2"]
-    out = finish(start(tmp_path, *args, background=True))
+    out = finish(start(tmp_path, *args, background=True, code=HOPELESS_IS_LONG))
     by_lr = {t.params["lr"]: t for t in trials(tmp_path, "p")}
     assert by_lr["0.0005"].state == TrialState.COMPLETE  # the first goes on alone
     pruned = by_lr["1e-12"]
-    assert pruned.state == TrialState.PRUNED and 2 <= pruned.user_attrs["pruned_at"] < 16
+    assert pruned.state == TrialState.PRUNED and pruned.user_attrs["pruned_at"] >= 2
     folder = tmp_path / pruned.user_attrs["folder"]
-    with pytest.raises(ProcessLookupError):  # its run is gone, and its recorder with it
-        os.killpg(pruned.user_attrs["pid"], 0)
-    assert summary(folder)["status"] == "interrupted" and summary(folder)["epochs_done"] < 16
+    assert json.loads((folder / "config.json").read_text())["epochs"] == 100000
+    assert not psutil.pid_exists(pruned.user_attrs["pid"])  # its run is gone
+    if hasattr(os, "killpg"):  # and its recorder with it: its process group is empty
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pruned.user_attrs["pid"], 0)
+    assert summary(folder)["status"] == "interrupted"
     marked = json.loads((folder / "sweep.json").read_text())
     epoch = pruned.user_attrs["pruned_at"]
     assert marked == {"study": "p", "trial": pruned.number, "state": "pruned", "epoch": epoch}
