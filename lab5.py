@@ -1,19 +1,16 @@
-"""lab5: GAN, WGAN and WGAN-GP learn a 2-D point cloud, in functional PyTorch.
+"""lab5: GAN, WGAN and WGAN-GP learn a 2-D point cloud, in functional PyTorch: the library.
 
-Top to bottom as the data flows: data, models, objectives, optimisers, step, ensembles, loop, a
-run. Parameters are dicts run through torch.func.functional_call, gradients come from
-torch.func.grad, optimisers are pure init/update pairs, and the step (state, batch) -> (state,
-metrics) is vmapped over an ensemble (one model is an ensemble of one) and compiled once. All
-randomness is drawn outside the step from seeded generators, like JAX keys. The flags are
-config.py's, what a run writes recording/'s, the pictures plots/'.
+Top to bottom as the data flows: random streams, models, objectives, optimisers, the step,
+ensembles, the loop. Parameters are dicts run through torch.func.functional_call, gradients come
+from torch.func.grad, optimisers are pure init/update pairs, the step (state, batch) -> (state,
+metrics) is vmapped over an ensemble (one model is an ensemble of one) and compiled once, and
+all randomness is drawn outside it from seeded generators, like JAX keys. train() is the loop,
+a generator of epochs that its caller drives: harness/ parses flags and records each epoch.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import signal
-import sys
 import time
 from functools import partial
 from typing import Callable, NamedTuple
@@ -24,19 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value, vmap
 
-import config
-import hardware
-from data.points import TOY_DATA, load_points, split_points, toy_points
-from errors import UserError
-from plots.frames import landscape_grid, make_frame_writer, plot_window
-from recording import console, endings, recorder
-from recording.files import FolderUnwritable
-from recording.folder import open_run_dirs, unlocked_after, write_configs
-from recording.metrics import NEIGHBOURS
-from recording.run import Run
+MAX_HIDDEN = 8  # hidden layers a network may have
+HYPER = ("lr", "clip", "gp_weight", "ema")  # tensors in the state: a new value recompiles nothing
 
-# ---- Data. One seeded generator per purpose, like splitting a JAX key: drawing more numbers for
-# one purpose (frames, say) never shifts those of another (the batches). ----------------------
+# ---- Random streams: one seeded generator per purpose, like splitting a JAX key: drawing more
+# numbers for one purpose (frames, say) never shifts those of another (the batches). ----------
 
 STREAMS = ("split", "init", "train", "eval", "floor", "toy", "sample")
 
@@ -44,24 +33,6 @@ STREAMS = ("split", "init", "train", "eval", "floor", "toy", "sample")
 def make_rng(seed: int, stream: str, *more: int) -> torch.Generator:
     words = np.random.SeedSequence([seed, STREAMS.index(stream), *more]).generate_state(2)
     return torch.Generator().manual_seed(int(words[0]) << 32 | int(words[1]))
-
-
-def load_data(cfg: dict) -> tuple[np.ndarray, dict | None, str]:
-    """The points, the mixture's modes when the data is a built-in mixture, and a name."""
-    if cfg["data"] in TOY_DATA:
-        modes = TOY_DATA[cfg["data"]]
-        modes = modes and {"means": np.array(modes["means"], float), "std": modes["std"]}
-        points = toy_points(cfg["data"], make_rng(cfg["data_seed"], "toy"), cfg["toy_size"])
-        return points, modes, cfg["data"]
-    points, source = load_points(cfg["data"], cfg["key"], cfg["delimiter"])
-    return points, None, source
-
-
-def split_data(cfg: dict, points: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
-    rng = make_rng(cfg["data_seed"], "split")
-    batch = (cfg["batch_size"], cfg["n_critic"])
-    fewest = NEIGHBOURS + 1  # the precision and recall need a k-th nearest neighbour
-    return split_points(points, cfg["train_size"], cfg["test_size"], rng, source, fewest, batch)
 
 
 # ---- Models: MLPs, by default the report's noise_dim -> 256 -> 64 -> 2 and 2 -> 256 -> 64 -> 1
@@ -72,8 +43,8 @@ def generator_sizes(cfg: dict) -> tuple[int, ...]:
 
 
 def draw_latent(cfg: dict, shape: tuple, rng: torch.Generator) -> torch.Tensor:
-    """The generator's input: z ~ N(0, I) and, with --codes K, a one-hot of a uniform code beside
-    it (a jump between modes, where a map of z alone must cross the gap; none: no more draws)."""
+    """z ~ N(0, I) and, with codes K, a one-hot of a uniform code beside it (a jump between
+    modes, where a map of z alone must cross the gap); without codes, no more draws."""
     z = torch.randn(*shape, cfg["noise_dim"], generator=rng)
     if not cfg.get("codes"):
         return z
@@ -86,8 +57,7 @@ def critic_sizes(cfg: dict) -> tuple[int, ...]:
 
 
 def torch_module(sizes: tuple[int, ...], sigmoid: bool = False, device=None) -> nn.Sequential:
-    """The plain nn.Sequential(Linear, ReLU, ..., Linear[, Sigmoid]) whose state_dict keys
-    ('0.weight', ..., '4.bias') our parameter dicts use, and which loads them."""
+    """nn.Sequential(Linear, ReLU, ..., Linear[, Sigmoid]): our dicts' keys are its state_dict's."""
     layers: list[nn.Module] = []
     for fan_in, fan_out in zip(sizes, sizes[1:]):
         layers += [nn.Linear(fan_in, fan_out, device=device), nn.ReLU()]
@@ -97,9 +67,7 @@ def torch_module(sizes: tuple[int, ...], sigmoid: bool = False, device=None) -> 
 # What functional_call runs our dicts through, on the meta device so they hold no numbers: it
 # swaps its tensors for ours and nn.Linear reads only weight and bias, so a skeleton serves any
 # network of its depth at any width. Built here: torch.compile cannot trace an nn.Parameter.
-SKELETONS = {
-    n: torch_module((1,) * (n + 2), device="meta") for n in range(1, config.MAX_HIDDEN + 1)
-}
+SKELETONS = {n: torch_module((1,) * (n + 2), device="meta") for n in range(1, MAX_HIDDEN + 1)}
 
 
 def mlp(params: dict, x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +104,7 @@ def init_mlp(sizes: tuple[int, ...], rng, scheme: str = "torch", dtype=torch.flo
     return params
 
 
-# ---- Objectives: the three variants differ here and in update_critic's clipping --------------
+# ---- Objectives: the three variants differ here and in update_critic's clipping ------------
 
 
 def gradient_penalty(d_params: dict, real, fake, eps) -> torch.Tensor:
@@ -171,12 +139,7 @@ def generator_loss(g_params: dict, d_params: dict, z, variant: str, gan_loss: st
     return -F.logsigmoid(fake_score).mean()  # maximise log D(G(z)): strong gradients early on
 
 
-def clip_params(params: dict, c: torch.Tensor) -> dict:
-    return {k: v.clamp(-c, c) for k, v in params.items()}
-
-
-# ---- Optimisers: pure init/update pairs (optax style) whose numbers match torch.optim. The
-# learning rate lives in the state as a tensor, so changing it recompiles nothing. ------------
+# ---- Optimisers: pure init/update pairs (optax style) whose numbers match torch.optim ------
 
 
 class Optimizer(NamedTuple):
@@ -192,6 +155,7 @@ def tree_map(f: Callable, *trees):
 
 
 def lr_state(params: dict, lr) -> torch.Tensor:
+    """The learning rate, a tensor in the optimiser's state: a new value recompiles nothing."""
     like = next(iter(params.values()))
     return torch.as_tensor(lr, dtype=like.dtype, device=like.device)
 
@@ -291,12 +255,11 @@ def init_state(cfg: dict, rng: torch.Generator, device, dtype=torch.float32) -> 
     """Both networks, both optimiser states, the generator's moving average and the
     hyper-parameters as tensors (changing them recompiles nothing): all a step reads and writes."""
     opt = make_optimizer(cfg)
-    g = init_mlp(generator_sizes(cfg), rng, cfg["init"], dtype)
-    d = init_mlp(critic_sizes(cfg), rng, cfg.get("critic_init") or cfg["init"], dtype)
-    g = tree_map(lambda t: t.to(device), g)
-    d = tree_map(lambda t: t.to(device), d)
+    g = tree_map(lambda t: t.to(device), init_mlp(generator_sizes(cfg), rng, cfg["init"], dtype))
+    d_init = cfg.get("critic_init") or cfg["init"]
+    d = tree_map(lambda t: t.to(device), init_mlp(critic_sizes(cfg), rng, d_init, dtype))
     # the learning rate lives in the optimisers' states; the average starts at step ema_first
-    values = {k: cfg[k] for k in config.PER_MEMBER if k in cfg and k != "lr"}
+    values = {k: cfg[k] for k in HYPER if k in cfg and k != "lr"}
     values["ema_first"] = (cfg["ema_start"] - 1) * cfg.get("steps_per_epoch", 1) + 1
     hyper = {k: torch.tensor(float(v), dtype=dtype, device=device) for k, v in values.items()}
     ema = {"g": tree_map(torch.clone, g), "steps": torch.zeros_like(hyper["ema"])}
@@ -320,17 +283,17 @@ def make_train_step(cfg: dict) -> Callable:
     gan_loss = cfg.get("gan_loss", "minimax")
     g_grad = grad_and_value(partial(generator_loss, variant=cfg["variant"], gan_loss=gan_loss))
 
-    def update_critic(state, g, batch):
-        """The state's critic after its n_critic updates against generator g."""
+    def update_critic(state, g, batch):  # the critic after its n_critic updates against g
         d = state["d"]
         d_opt = state["d_opt"]
+        clip = state["hyper"].get("clip")
         losses = []
         for k in range(cfg["n_critic"]):  # each critic update on its own real batch and noise
             fake = generator(g, batch["z_critic"][k])
             grads, aux = d_grad(d, batch["real"][k], fake, batch["eps"][k], state["hyper"])
             d, d_opt = opt.update(grads, d_opt, d)
-            if cfg["variant"] == "wgan":  # the Lipschitz constraint, by brute force
-                d = clip_params(d, state["hyper"]["clip"])
+            if cfg["variant"] == "wgan":  # the Lipschitz constraint, by brute force: clipping
+                d = tree_map(lambda w: w.clamp(-clip, clip), d)
             losses.append(aux)
         return d, d_opt, tree_map(lambda *m: sum(m) / len(m), *losses)
 
@@ -363,18 +326,13 @@ def tree_stack(trees: list, dim: int = 0):
     return torch.stack(trees, dim)
 
 
-def tree_index(tree, i: int):
-    return tree_map(lambda x: x[i], tree)
-
-
 def init_members(members: list[dict], device, dtype=torch.float32) -> dict:
     return tree_stack([init_state(m, make_rng(m["seed"], "init"), device, dtype) for m in members])
 
 
 def epoch_batches(points: torch.Tensor, cfg: dict, steps: int, rng, device) -> dict:
-    """One epoch of randomness, drawn at once outside the step: the training points reshuffled
-    into `steps` groups of n_critic full batches (the last 7000 mod 64 = 24 sit it out: fixed
-    shapes never recompile), and all the noise."""
+    """One epoch of randomness, drawn outside the step: the points reshuffled into `steps` groups
+    of n_critic full batches (the rest sit it out: fixed shapes never recompile), and the noise."""
     shape = (steps, cfg["n_critic"], cfg["batch_size"])
     order = torch.randperm(len(points), generator=rng)[: math.prod(shape)]
     batches = {
@@ -392,13 +350,24 @@ def members_batches(points: torch.Tensor, members: list[dict], steps: int, rngs,
     return tree_stack(epochs, dim=1)
 
 
-# ---- The loop: training only; what is recorded of each epoch is sent away --------------------
+def with_hyper(state: dict, values: list[dict]) -> dict:
+    """The state with each member's values for the coming epoch (both optimisers' lr, or one of
+    state["hyper"]), a tensor each: a tensor shared by two inputs would recompile the step."""
+    state = {**state, **{k: dict(state[k]) for k in ("g_opt", "d_opt", "hyper")}}
+    like = state["hyper"]["ema"]
+    for name in values[0]:
+        value = torch.tensor([v[name] for v in values], dtype=like.dtype, device=like.device)
+        for part in ("g_opt", "d_opt") if name == "lr" else ("hyper",):
+            state[part][name] = value.clone()
+    return state
+
+
+# ---- The loop: a generator of epochs, compiled or not, which its caller records ------------
 
 
 def compile_step(step: Callable, device="cpu") -> Callable:
-    """torch.compile the step as one graph with static shapes: on CUDA replayed as a CUDA graph
-    (one launch per step), on the CPU with its kernels called from generated C++. All steps share
-    one code object, whose versions dynamo counts: each model of a process starts a new cache."""
+    """torch.compile the step as one graph with static shapes, replayed as a CUDA graph on CUDA;
+    the cache is reset first, as dynamo counts all steps' versions against one code object."""
     torch._dynamo.reset()
     if torch.device(device).type != "cuda":
         return torch.compile(step, fullgraph=True, dynamic=False, options={"cpp_wrapper": True})
@@ -442,198 +411,39 @@ def healthy_members(losses: dict, state: dict) -> torch.Tensor:
 
 
 class Diverged(Exception):
-    """Some members' losses or parameters stopped being finite; args[0] names them."""
+    """Members' losses or parameters stopped being finite; args[0] lists their indices."""
 
 
-def snapshot(epoch: int, state: dict, losses: dict, seconds: float, rngs: list) -> dict:
-    """What the recorder needs of an epoch, as NumPy copies (small, pickled by value): for the
-    checkpoint, the whole state and where every member's random stream stands."""
-    arrays = tree_map(lambda t: t.detach().cpu().numpy().copy(), {"state": state, "losses": losses})
-    streams = np.stack([r.get_state().numpy() for r in rngs])
-    return {"epoch": epoch, "seconds": seconds, "rngs": streams, **arrays}
-
-
-def start_point(run: Run) -> tuple[dict, list, dict]:
-    """The state and random streams that training starts from, and the epoch to record first:
-    the initialisation (epoch 0), or where the checkpoint of a resumed run left off."""
-    saved = run.checkpoint
+def start_point(members: list[dict], device, saved: dict | None) -> tuple[dict, list, int]:
+    """The state, random streams and epoch to go on from: the initialisation's, or `saved`'s."""
     if saved is None:
-        state = init_members(run.members, run.device)
-        rngs = [make_rng(m["seed"], "train") for m in run.members]
-        return state, rngs, snapshot(0, state, {}, 0.0, rngs)
-    rngs = [torch.Generator().set_state(torch.from_numpy(r)) for r in saved["rngs"]]
-    state = tree_map(lambda a: torch.from_numpy(a).to(run.device), saved["state"])
-    return state, rngs, {**saved, "resumed": True}
+        rngs = [make_rng(m["seed"], "train") for m in members]
+        return init_members(members, device), rngs, 0
+    rngs = [torch.Generator().set_state(torch.as_tensor(r).clone()) for r in saved["rngs"]]
+    return tree_map(lambda a: torch.as_tensor(a).to(device), saved["state"]), rngs, saved["epoch"]
 
 
-def warm_up(run: Run, step: Callable, state: dict, points: torch.Tensor) -> float:
-    """One step on throw-away noise, so that compiling is timed apart from training."""
-    started = time.perf_counter()
-    rngs = [torch.Generator().manual_seed(0) for _ in run.members]
-    batches = members_batches(points, run.members, 1, rngs, run.device)
-    step(state, {k: v[0] for k, v in batches.items()})
-    return time.perf_counter() - started
-
-
-def with_hyper(state: dict, values: list[dict]) -> dict:
-    """The state with each member's values for the coming epoch (both optimisers' lr, or one of
-    state["hyper"]), a tensor each: a tensor shared by two inputs would recompile the step."""
-    state = {**state, **{k: dict(state[k]) for k in ("g_opt", "d_opt", "hyper")}}
-    like = state["hyper"]["ema"]
-    for name in values[0]:
-        value = torch.tensor([v[name] for v in values], dtype=like.dtype, device=like.device)
-        for part in ("g_opt", "d_opt") if name == "lr" else ("hyper",):
-            state[part][name] = value.clone()
-    return state
-
-
-def compiled_or_eager(run: Run, step: Callable, state: dict, points) -> tuple[Callable, dict]:
-    """The step compiled, its compile timed apart on a throw-away step; where compiling fails (no
-    C++ compiler, no Triton for the GPU, an inductor error), the step uncompiled, and why."""
-    try:
-        compiled = compile_step(step, run.device)
-        seconds = warm_up(run, compiled, state, points)
-    except Exception as e:  # noqa: BLE001 - whatever failed, the uncompiled step computes the same
-        torch._dynamo.reset()
-        reason = f"{type(e).__name__}: {str(e).strip()}".strip(": ").splitlines()[0]
-        return step, {"warm_up_s": 0.0, "compile_failed": reason}
-    return fast_calls(compiled), {"warm_up_s": seconds}
-
-
-def train_epochs(run: Run, send: Callable) -> None:
-    """Initialise, compile (timed apart), then every epoch, each sent on once it is finite."""
-    cfg = run.cfg
-    points = torch.as_tensor(run.train, dtype=torch.float32)
-    state, rngs, first = start_point(run)
-    send(first)
-    step = vmap(make_train_step(cfg))
-    if run.compiles:
-        step, message = compiled_or_eager(run, step, state, points)
-        send(message)
-    for epoch in range(first["epoch"] + 1, cfg["epochs"] + 1):
+def train(members: list[dict], points, device="cpu", start=None, step=None, schedule=None):
+    """Train an ensemble (a config per member; one model is an ensemble of one) on `points`
+    (N × 2) from `start` (start_point), with `step` (default: uncompiled) and hyper-parameters
+    from schedule(member, epoch). Yields each epoch whose numbers are finite: its epoch,
+    seconds, losses per member, the state after it and the random streams; else Diverged."""
+    device = torch.device(device)
+    points = torch.as_tensor(points, dtype=torch.float32)
+    steps = len(points) // (members[0]["batch_size"] * members[0]["n_critic"])
+    members = [{**m, "steps_per_epoch": steps} for m in members]  # for ema_start
+    step = step or vmap(make_train_step(members[0]))
+    state, rngs, done = start_point(members, device, start)
+    for epoch in range(done + 1, members[0]["epochs"] + 1):
         started = time.perf_counter()
-        state = with_hyper(state, [config.scheduled(m, epoch) for m in run.members])
-        batches = members_batches(points, run.members, run.steps, rngs, run.device)
-        new_state, losses = run_epoch(step, state, batches, run.steps)
+        if schedule:
+            state = with_hyper(state, [schedule(m, epoch) for m in members])
+        batches = members_batches(points, members, steps, rngs, device)
+        new_state, losses = run_epoch(step, state, batches, steps)
         seconds = time.perf_counter() - started
         healthy = healthy_members(losses, new_state)
         if not healthy.all():
-            raise Diverged([name for name, ok in zip(run.names, healthy) if not ok])
+            raise Diverged([i for i, ok in enumerate(healthy) if not ok])
         state = new_state
-        send(snapshot(epoch, state, losses, seconds, rngs))
-
-
-# ---- A run: config -> data -> recorder -> training loop -> summary ---------------------------
-
-
-def uncompiled_because(cfg: dict, placement: hardware.Placement) -> str | None:
-    if cfg["no_compile"]:
-        return "--no-compile"
-    return None if placement.compiles else placement.note
-
-
-def prepare_run(cfg: dict) -> Run:
-    """Everything both processes need to know of a run, worked out once."""
-    placement = hardware.place(cfg["device"], hardware.gpu_facts(), not cfg["no_compile"])
-    if placement.note:  # a GPU not used, or not compiled for
-        print(f"note: {placement.note}", flush=True)
-    points, modes, source = load_data(cfg)
-    train_points, test = split_data(cfg, points, source)
-    steps = len(train_points) // (cfg["batch_size"] * cfg["n_critic"])
-    members = config.member_configs({**cfg, "steps_per_epoch": steps})  # for --ema-start
-    names = [config.member_name(m, cfg) for m in members]
-    folder, member_dirs, checkpoint = open_run_dirs(cfg, names)
-    n_eval = max(len(test), cfg["eval_size"])  # the fixed noise each member is scored on
-    eval_z = [draw_latent(m, (n_eval,), make_rng(m["seed"], "eval")) for m in members]
-    window = plot_window(np.vstack([train_points, test]))
-    title = config.TITLES[cfg["variant"]]
-    run = Run(
-        cfg=cfg,
-        members=members,
-        names=names,
-        device=torch.device(placement.device),
-        compiles=placement.compiles and not cfg["no_compile"],
-        uncompiled_because=uncompiled_because(cfg, placement),
-        source=source,
-        train=train_points,
-        test=test,
-        modes=modes,
-        steps=steps,
-        folder=folder,
-        member_dirs=member_dirs,
-        checkpoint=checkpoint,
-        started=time.time(),
-        eval_z=eval_z,
-        floor_seed=make_rng(cfg["data_seed"], "floor").initial_seed(),
-        landscape=torch.as_tensor(landscape_grid(window), dtype=torch.float32),
-        generator=generator,
-        critic=critic,
-        draw_frames=partial(make_frame_writer, window, test, title, cfg["variant"] == "gan"),
-    )
-    write_configs(run)
-    return run
-
-
-def train(cfg: dict, start_recorder: Callable = recorder.start_in_worker) -> dict:
-    """Train the model, or the ensemble, that cfg describes and write the run folder; returns
-    its summary. An interrupted or diverged run keeps everything up to its last good epoch; a
-    folder that cannot be written raises FolderUnwritable, with what it keeps."""
-    run = prepare_run(cfg)
-    print(console.start_message(run), flush=True)
-    writer = start_recorder(run)
-    progress = console.progress(run)  # a bar once training starts, after compiling
-    end = {"status": "failed"}  # stays only if a bug stops the run
-
-    def send(message: dict) -> None:
-        with endings.interrupts_held():
-            progress.show(writer.send(message), message)
-
-    try:
-        torch.set_num_threads(cfg["threads"] or torch.get_num_threads())
-        print(console.compile_message(run), flush=True)
-        train_epochs(run, send)
-        end = {"status": "completed"}
-    except Diverged as e:
-        end = {"status": "diverged", "diverged_members": e.args[0]}
-    except KeyboardInterrupt as e:
-        name = signal.Signals(endings.signal_number(e)).name
-        end = {"status": "interrupted", "stopped_by": name}
-    finally:
-        progress.close()
-        with unlocked_after(run.folder), endings.interrupts_held():
-            for line in writer.finish(end):
-                console.say(None, line)
-    summary = json.loads((run.folder / "summary.json").read_text())
-    if end["status"] != "failed":
-        console.print_end(summary, run.folder, cfg["variant"])
-    return summary
-
-
-# a bug exits 1; an interrupted run 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)
-EXIT_CODES = {"completed": 0, "usage": 2, "diverged": 3, "unwritable": 4}
-
-
-def exit_code(summary: dict) -> int:
-    if summary["status"] == "interrupted":
-        return 128 + signal.Signals[summary["stopped_by"] or "SIGINT"]
-    return EXIT_CODES[summary["status"]]
-
-
-def main(variant: str, argv: list[str] | None = None) -> int:
-    """Entry point of the variant scripts; returns the exit status (EXIT_CODES)."""
-    endings.end_with_driver()
-    try:
-        with endings.signals_stop_the_run():
-            summary = train(config.parse_config(variant, argv))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_CODES["usage"]
-    except FolderUnwritable as e:
-        print(f"error: {console.unwritable_line(e, variant)}", file=sys.stderr)
-        return EXIT_CODES["unwritable"]
-    except (
-        KeyboardInterrupt
-    ) as e:  # before the first epoch: the run folder holds at most its config
-        print("interrupted", file=sys.stderr)
-        return 128 + endings.signal_number(e)
-    return exit_code(summary)
+        streams = torch.stack([r.get_state() for r in rngs])
+        yield dict(epoch=epoch, seconds=seconds, losses=losses, state=state, rngs=streams)

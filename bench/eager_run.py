@@ -16,16 +16,17 @@ from pathlib import Path
 
 import torch
 
+import lab5
+from harness.flags import parse_config
+from harness.main import load_data, split_data
+from tests.eager_reference import make_reference, reference_step
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import lab5  # noqa: E402
-from config import parse_config  # noqa: E402
-from tests.eager_reference import make_reference, reference_step  # noqa: E402
 
 
 def train_eagerly(cfg: dict) -> None:
-    points, _, source = lab5.load_data(cfg)
-    train_points, _ = lab5.split_data(cfg, points, source)
+    points, _, source = load_data(cfg)
+    train_points, _ = split_data(cfg, points, source)
     state = lab5.init_state(cfg, lab5.make_rng(cfg["seed"], "init"), "cpu")
     model = make_reference(cfg, state["g"], state["d"])
     rng = lab5.make_rng(cfg["seed"], "train")

@@ -11,7 +11,6 @@ Flicker: the median change of a pixel's index from the previous frame, as a frac
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -20,12 +19,12 @@ from matplotlib import colormaps
 from PIL import Image
 from scipy.spatial import cKDTree
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import lab5  # noqa: E402
-from config import parse_config  # noqa: E402
-from errors import UserError, strict_parser  # noqa: E402
-from plots.compare import frame_files  # noqa: E402
-from plots.frames import frame_figure, plot_window  # noqa: E402
+from errors import UserError
+from harness import run_folder
+from harness.cli import strict_parser
+from harness.flags import with_added_flags
+from harness.main import load_data, split_data
+from plots.frames import frame_figure, plot_window
 
 CLOSE = 6.0  # RGB distance to the nearest colour of the map, beyond which a pixel is a point's
 
@@ -33,10 +32,10 @@ CLOSE = 6.0  # RGB distance to the nearest colour of the map, beyond which a pix
 def data_box_pixels(run: Path) -> tuple[slice, slice]:
     """The rows and columns of a frame that show the test points' bounding box, laid out as
     the recorder laid the run's frames out."""
-    saved = json.loads((run / "config.json").read_text())
-    cfg = {**parse_config(saved["variant"], []), **saved}  # flags added since: defaults
-    points, _, source = lab5.load_data(cfg)
-    train, test = lab5.split_data(cfg, points, source)
+    saved = run_folder.read_config(run)
+    cfg = with_added_flags(saved, saved["variant"])
+    points, _, source = load_data(cfg)
+    train, test = split_data(cfg, points, source)
     parts = frame_figure(plot_window(np.vstack([train, test])), test, cfg["variant"] == "gan")
     height = parts["fig"].bbox.height
     (x0, y0), (x1, y1) = parts["ax"].transData.transform([test.min(0), test.max(0)])
@@ -57,7 +56,7 @@ def measure(run: Path) -> list[dict]:
     box = data_box_pixels(run)
     rows = []
     previous = None
-    for epoch, frame in sorted(frame_files(run).items()):
+    for epoch, frame in sorted(run_folder.frames(run).items()):
         index = colour_indices(frame, box, tree)
         low, high = np.nanpercentile(index, [2, 98])
         flicker = None if previous is None else float(np.nanmedian(abs(index - previous)) / 255)

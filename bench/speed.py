@@ -26,7 +26,6 @@ Sections:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -44,18 +43,26 @@ from torch.func import vmap
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
+import lab5
+from errors import UserError
+from harness import hardware, run_folder
+from harness.cli import strict_parser
+from harness.ensemble import member_configs
+from harness.flags import VARIANTS, parse_config
+from plots.compare import latest_runs
+from plots.make_gifs import make_compare, make_gif
+from plots.page import write_index
+from tests.eager_reference import make_reference, reference_step
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import lab5  # noqa: E402
-from config import VARIANTS, member_configs, parse_config, resolve_device  # noqa: E402
-from errors import UserError, strict_parser  # noqa: E402
-from plots.compare import latest_runs  # noqa: E402
-from plots.make_gifs import make_compare, make_gif  # noqa: E402
-from plots.page import write_index  # noqa: E402
-from tests.eager_reference import make_reference, reference_step  # noqa: E402
 
 # The timed step: one critic update per generator update, the generator first, nn.Linear's init
 ONE_TO_ONE = "--n-critic 1 --order g-first --init torch".split()
+
+
+def first_member(tree):
+    """An ensemble's first model (its state, or its batch) as a model alone has it."""
+    return lab5.tree_map(lambda x: x[0], tree)
 
 
 def sync(device: torch.device) -> None:
@@ -104,8 +111,8 @@ def lab5_runner(step, state, batches, device):
 
 
 def reference_runner(cfg, state, batches, device):
-    model = make_reference(cfg, *(lab5.tree_index(state[k], 0) for k in ("g", "d")))
-    single = [lab5.tree_index(batch, 0) for batch in batches]  # it keeps training: same work
+    model = make_reference(cfg, *(first_member(state[k]) for k in ("g", "d")))
+    single = [first_member(batch) for batch in batches]  # it keeps training: same work
 
     def run() -> float:
         started = time.perf_counter()
@@ -185,7 +192,7 @@ def first_step(variant: str, batch_size: int, device, vmapped: bool = True) -> N
         compiled_step(cfg, state, batches[0], device, 1)
     else:  # the single-model step before ensembles of one: what the compile time is held to
         single = lab5.compile_step(lab5.make_train_step(cfg), device)
-        single(lab5.tree_index(state, 0), lab5.tree_index(batches[0], 0))
+        single(first_member(state), first_member(batches[0]))
     sync(device)
 
 
@@ -291,7 +298,7 @@ def summary_of(argv: list[str]) -> dict:
     """The summary.json of a run of `variants/<argv[0]>.py argv[1:]`, as a process."""
     with tempfile.TemporaryDirectory() as folder:
         process_seconds([sys.executable, f"variants/{argv[0]}.py", *argv[1:], "--out", folder])
-        return json.loads(Path(folder, "summary.json").read_text())
+        return run_folder.read_summary(Path(folder))
 
 
 def defaults_section(args, device) -> list[str]:
@@ -516,7 +523,7 @@ def add_inputs_and_output(parser: argparse.ArgumentParser) -> None:
 def main() -> int:
     try:
         args = parse_args()
-        device = resolve_device(args.device)
+        device = torch.device(hardware.place(args.device, hardware.gpu_facts()).device)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

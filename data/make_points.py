@@ -10,14 +10,13 @@ distribution with a fixed seed, so the project runs out of the box without the c
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import scipy.io
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from errors import UserError, strict_parser  # noqa: E402
+from errors import UserError
+from harness.cli import strict_parser
 
 CLUSTERS = {  # name: (mean, covariance), before scaling
     "a": ((0.0, 0.0), ((4.0, -3.0), (-3.0, 2.5))),

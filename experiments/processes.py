@@ -1,7 +1,7 @@
 """lab5 runs as processes of their own, for the sweeps and the report: each in a process group
 of its own (a terminal's Ctrl-C reaches the driver, which stops its runs itself), stopped the
 way SIGTERM stops a run (so that its folder stays whole and resumable), ended with the process
-that started it (its input is a pipe from that process: recording/endings.py), and read while
+that started it (its input is a pipe from that process: harness/endings.py), and read while
 it trains.
 
 The same on Linux, macOS and Windows but for two calls, each behind one function here: a run
@@ -12,8 +12,6 @@ readings of the run and its recorder while it trained (ended).
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import signal
 import subprocess
@@ -25,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from recording.endings import DRIVEN
-from recording.files import read_json
+from harness import run_folder
+from harness.endings import DRIVEN
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_GRACE_S = 120.0  # a run writing its last epoch under load may take a while
@@ -69,7 +67,7 @@ def start(argv: list[str], folder: Path, log: Path, env: dict | None = None) -> 
     with open(log, "a") as out:
         popen = subprocess.Popen(
             argv,
-            stdin=subprocess.PIPE,  # held open while this process lives: recording/endings.py
+            stdin=subprocess.PIPE,  # held open while this process lives: harness/endings.py
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {}), DRIVEN: "1"},
@@ -145,48 +143,6 @@ def stop(process: Process) -> None:
     wait_or_kill(process)
 
 
-def planned_epochs(folder: Path) -> int:
-    return json.loads((folder / "config.json").read_text())["epochs"]
-
-
-def member_folders(folder: Path) -> list[Path]:
-    """The folders of a run's members (the run's own for a single model); none before its
-    config.json is written."""
-    path = folder / "config.json"
-    if not path.exists():
-        return []
-    names = json.loads(path.read_text())["members"]
-    return [folder / name for name in names] if len(names) > 1 else [folder]
-
-
-def w1_by_epoch(member: Path) -> dict[int, float]:
-    """A member's W1 per scored epoch so far (a line still being written waits for the next
-    read)."""
-    path = member / "metrics.csv"
-    if not path.exists():
-        return {}
-    lines = [line for line in path.read_text().splitlines(keepends=True) if line.endswith("\n")]
-    return {int(float(r["epoch"])): float(r["w1"]) for r in csv.DictReader(lines) if r["w1"]}
-
-
-def ensemble_ratios(folder: Path, since: float = 0.0) -> dict[int, float]:
-    """The mean over a run's members of W1 / noise floor, at each epoch that every member has
-    been scored at so far; nothing while its summary is older than `since` (an earlier run's,
-    about to be replaced) or is being replaced."""
-    try:
-        summary = folder / "summary.json"
-        if summary.stat().st_mtime < since:
-            return {}
-        floor = json.loads(summary.read_text())["noise_floor"]["w1"]
-        curves = [w1_by_epoch(m) for m in member_folders(folder)]
-    except (OSError, ValueError, KeyError):
-        return {}
-    if not curves:
-        return {}
-    epochs = sorted(set.intersection(*(set(c) for c in curves)))
-    return {e: float(np.mean([c[e] for c in curves])) / floor for e in epochs}
-
-
 def last_scores(by_epoch: dict[int, float]) -> list[float]:
     return [by_epoch[e] for e in sorted(by_epoch)[-LAST:]]
 
@@ -194,16 +150,7 @@ def last_scores(by_epoch: dict[int, float]) -> list[float]:
 def objective(folder: Path) -> float:
     """What a sweep minimises: the mean over the run's members and its last LAST scored
     epochs of W1 / noise floor."""
-    return float(np.mean(last_scores(ensemble_ratios(folder))))
-
-
-def run_end(folder: Path) -> dict:
-    """How far a run got, from its summary.json."""
-    summary = read_json(folder / "summary.json")
-    if not summary:
-        return {"status": "not started", "epochs_done": 0, "diverged_members": None}
-    keys = ("status", "epochs_done", "diverged_members")
-    return {key: summary.get(key) for key in keys}
+    return float(np.mean(last_scores(run_folder.ensemble_ratios(folder))))
 
 
 def log_path(folder: Path) -> Path:

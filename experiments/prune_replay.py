@@ -19,11 +19,12 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from errors import UserError
+from experiments import runner
+from experiments.processes import last_scores
+from harness.cli import strict_parser
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from errors import UserError, strict_parser  # noqa: E402
-from experiments import runner  # noqa: E402
-from experiments.processes import last_scores  # noqa: E402
 
 AFTER = (20, 40, 60)  # the first epochs a trial may be stopped at
 ORDERS = 20

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -38,16 +37,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from config import FLAGS, as_json, parse_config, window, with_added_flags  # noqa: E402
-from data.points import TOY_DATA  # noqa: E402
-from errors import UserError, strict_parser  # noqa: E402
-from experiments import processes, runner, sample  # noqa: E402
-from recording.files import read_json, read_table  # noqa: E402
-from recording.metrics import MODE_COLUMNS, mean_and_se  # noqa: E402
+from data.points import TOY_DATA
+from errors import UserError
+from experiments import processes, runner, sample
+from experiments.results import mean_se, member_results
+from harness import run_folder
+from harness.cli import strict_parser
+from harness.ensemble import span
+from harness.evaluation import MODE_COLUMNS
+from harness.flags import FLAGS, as_json, parse_config, with_added_flags
 
-REPORT = ["--preset", "report"]  # the report's loop, literally (config.py)
+ROOT = Path(__file__).resolve().parents[1]
+
+REPORT = ["--preset", "report"]  # the report's loop, literally (harness/presets.py)
 # lab5's first defaults (docs/defaults.md), with which §2-§4 of RESULTS.md were measured:
 # pinned, so that those commands still make those tables under today's defaults.
 FIRST_DEFAULTS = {
@@ -255,7 +257,7 @@ def training_values(cfg: dict) -> dict:
     windows in epochs (0.2 of 200 epochs anneals as 40 does)."""
     values = {k: v for k, v in cfg.items() if k not in FLAGS or not FLAGS[k].place}
     for name in (k for k in values if k in FLAGS and FLAGS[k].of_epochs and "epochs" in cfg):
-        values[name] = window(cfg, name)
+        values[name] = span(cfg, name)
     return as_json(values)
 
 
@@ -276,7 +278,7 @@ def finished_record(row: dict) -> dict | None:
 def record_run(row: dict) -> dict:
     """experiment.json for a row just trained. A run in which a member diverged ends there
     and is reported as such, not retried."""
-    end = processes.run_end(row["out"])
+    end = run_folder.run_end(row["out"])
     if end["status"] not in ("completed", "diverged"):
         log = processes.log_path(row["out"])
         raise UserError(f"{row['out']} ended {end['status']} (see {log})")
@@ -299,7 +301,7 @@ def train_rows(rows: dict[str, dict], name: str, args, seeds: int) -> None:
     by_slug = {slug(label): row for label, row in rows.items()}
     values = json.dumps([training_values(r["cfg"]) for r in rows.values()], sort_keys=True)
     study_name = f"report_{args.label}_{name}_{hashlib.sha256(values.encode()).hexdigest()[:8]}"
-    storage = runner.make_storage(args.storage)
+    storage = runner.make_storage(args.storage, args.beat)
     if args.force and study_name in optuna.get_all_study_names(storage):
         optuna.delete_study(study_name=study_name, storage=storage)
     spec = {"command": command_line(name, args, seeds)}
@@ -318,52 +320,9 @@ def train_rows(rows: dict[str, dict], name: str, args, seeds: int) -> None:
         slots=runner.slots(args),
         beat_s=args.beat,
         objective=processes.objective,
-        results=processes.run_end,
+        results=run_folder.run_end,
     )
     runner.drive(study, storage, plan)
-
-
-def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
-    """Per seed: the final metrics, W1 / floor at some epochs, and the epochs to fit."""
-    return [
-        member_result(member, at_epochs)
-        for member in sorted(run.iterdir())
-        if member.is_dir() and (member / "summary.json").exists()
-    ]
-
-
-def member_result(member: Path, at_epochs=(30, 70)) -> dict:
-    summary = json.loads((member / "summary.json").read_text())
-    factor = json.loads((member / "config.json").read_text())["fit_factor"]
-    floor = summary["noise_floor"]
-    rows = read_table(member / "metrics.csv")
-    w1 = {int(r["epoch"]): r["w1"] / floor["w1"] for r in rows if r["w1"] is not None}
-    final = summary["final"]
-    # None: interrupted before its first distance
-    ratio = None if final["w1"] is None else final["w1"] / floor["w1"]
-    return {
-        "name": member.name,
-        "final": ratio,
-        **{f"at{e}": w1.get(e) for e in at_epochs},
-        "fit": summary["epochs_to_fit"],
-        "first": min((e for e, v in w1.items() if v <= factor), default=None),
-        "precision": final["precision"],
-        "recall": final["recall"],
-        **{k: final[k] for k in MODE_COLUMNS if k in final},
-        "w1_by_epoch": w1,
-        "floor": floor,
-        "energy_by_epoch": {
-            int(r["epoch"]): r["energy"] for r in rows if r.get("energy") is not None
-        },
-    }
-
-
-def mean_se(values, digits: int = 2) -> str:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
-        return "—"
-    mean, se = mean_and_se(values)
-    return f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 
 def markdown_table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -663,7 +622,10 @@ def sampled_results(plan: dict, runs: dict[str, Path]) -> dict[str, list[dict]]:
     for label, base, flags in plan["sampled"]:
         args = sample.parse_args([str(runs[base]), *flags])
         folders = sample.member_folders(runs[base])
-        saved = [read_json(f / "sampled" / f"{sample.result_name(args)}.json") for f in folders]
+        saved = [
+            run_folder.read_json(f / "sampled" / f"{sample.result_name(args)}.json")
+            for f in folders
+        ]
         if any(s.get("settings") != as_json(sample.settings(args)) for s in saved):
             print(f"{runs[base]}: sampling for {label!r}", flush=True)
             saved = sample.sample_run(args)

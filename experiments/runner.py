@@ -6,20 +6,22 @@ tells the study how each ended.
 A grid's points are put in the study's queue once, by the driver that creates the study, and
 a driver claims a queued trial in one atomic step of the database, so that every point trains
 exactly once however many drivers share the study. A search (--range) asks its sampler for a
-new trial while the study holds fewer than it wants. A driver says every few seconds that its
-trials are alive; a trial whose driver has fallen silent (killed, or its machine gone) is failed
-by another driver and queued again, and its run goes on from its checkpoint. Ctrl-C (or
-SIGTERM) stops a driver's runs the same way and queues them for the next driver.
+new trial while the study holds fewer than it wants. A driver records Optuna's heartbeat of its
+trials every few seconds; a trial whose driver has fallen silent (killed, or its machine gone)
+is failed by another driver and queued again by Optuna's RetryHeartbeatStaleTrialCallback, and
+its run goes on from its checkpoint. Ctrl-C (or SIGTERM) stops a driver's runs the same way and
+queues them for the next driver. (Optuna's journal storage keeps no heartbeat: there a dead
+driver's trials wait for its rerun, which finds their runs stopped.)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
 import signal
-import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,14 +34,18 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, S
 
 from errors import UserError
 from experiments import processes
-from recording.files import write_json
-from recording.folder import is_locked
+from harness import run_folder
+from harness.run_folder import is_locked
 
 STORAGE = "sqlite:///runs/sweeps/optuna.db"
 STORAGE_ATTEMPTS = 5
 # a trial whose driver has not beaten for this many of its beats is retried: more than a
 # driver may spend stopping a run (processes.STOP_GRACE_S), during which it does not beat
 SILENT_BEATS = 15
+# Optuna calls its heartbeat experimental and says so at every use; lab5 pins the version it
+# was tested with (requirements.txt)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback()  # the same point, in a new trial
 TICK_S = 1.0  # how often a driver looks at its runs and the study
 
 
@@ -66,6 +72,8 @@ class Running:
     trial: optuna.Trial  # the claimed trial
     job: Job  # its run
     slot: int  # the index of its slot in Plan.slots
+    trial_id: int  # the storage's number for it, which its heartbeat names
+    retried: bool = False  # a trial queued again (its run goes on from its checkpoint)
     process: processes.Process | None = None  # None until its folder is free to write
     completed_before: bool = False  # a retry whose run had completed: told without training
     reported: int = -1  # the last epoch reported to the trial
@@ -118,8 +126,9 @@ def slots(args) -> list[dict]:
     return on_gpus or [{} for _ in range(args.workers)]
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """An SQLite or PostgreSQL URL, or journal:PATH for Optuna's journal file."""
+def make_storage(url: str, beat_s: float = 10.0) -> optuna.storages.BaseStorage:
+    """An SQLite or PostgreSQL URL, with Optuna's heartbeat every `beat_s` (and its trials
+    retried once silent for SILENT_BEATS beats), or journal:PATH for Optuna's journal file."""
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,11 +138,15 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     # several drivers write at once: SQLite waits for its lock rather than failing at once
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    beats = {
+        "heartbeat_interval": math.ceil(beat_s),
+        "grace_period": math.ceil(SILENT_BEATS * beat_s),
+        "heartbeat_stale_trial_callback": queue_again,
+    }
     for attempt in range(STORAGE_ATTEMPTS):
         try:
-            storage = optuna.storages.RDBStorage(
-                url, engine_kwargs={**engine, "pool_pre_ping": True}
-            )
+            options = {**engine, "pool_pre_ping": True}
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=options, **beats)
             return serialized(storage) if url.startswith("sqlite") else storage
         except (SQLAlchemyError, ImportError, ValueError) as e:
             # two drivers creating a new database's tables at once: the second tries again
@@ -143,6 +156,12 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
                 message = str(e).splitlines()[0]
                 raise UserError(f"cannot open the storage {url}: {message}") from None
             time.sleep(1.0)
+
+
+def queue_again(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A silent driver's trial, failed by this driver: its point again, into the same folder."""
+    print(f"trial {trial.number}: its driver fell silent; queued again", flush=True)
+    RETRY(study, trial)
 
 
 def serialized(storage: optuna.storages.RDBStorage) -> optuna.storages.RDBStorage:
@@ -228,7 +247,7 @@ def claim(study: optuna.Study, storage) -> optuna.Trial | None:
 def counted(trials: list) -> int:
     """The trials a sweep counts: all but those stopped and queued again (a run that failed
     on its own, diverged say, is a result: queued again it would fail again)."""
-    queued_again = {t.user_attrs.get("retry_of") for t in trials}
+    queued_again = {n for t in trials for n in RETRY.retry_history(t)}
     return sum(t.state != TrialState.FAIL or t.number not in queued_again for t in trials)
 
 
@@ -240,48 +259,32 @@ def next_trial(study: optuna.Study, storage, plan: Plan) -> optuna.Trial | None:
     return trial
 
 
-def requeue(study: optuna.Study, number: int) -> bool:
-    """Fail a trial whose run did not end (its driver was stopped or fell silent) and queue its
-    point again, into the same folder; only the driver whose failing of it succeeds queues it,
-    so it is queued once however many drivers try."""
+def requeue(study: optuna.Study, running: Running) -> None:
+    """Fail a trial whose run this driver stopped (Ctrl-C) and queue its point again, into the
+    same folder, as Optuna retries a silent driver's; not if another driver was first."""
     try:
-        failed = study.tell(number, state=TrialState.FAIL)
-    except (ValueError, UpdateFinishedTrialError):  # another driver was first
-        return False
-    attrs = failed.user_attrs
-    if "point" in attrs:  # else a search's trial that had not yet drawn its point
-        kept = {k: attrs[k] for k in ("point", "folder") if k in attrs}
-        study.enqueue_trial(attrs["point"], user_attrs={**kept, "retry_of": number})
-    return True
+        failed = study.tell(running.trial.number, state=TrialState.FAIL)
+    except (ValueError, UpdateFinishedTrialError):
+        return
+    if failed.params:  # else a search's trial that had not yet drawn its point
+        RETRY(study, failed)
 
 
-def requeue_silent(study: optuna.Study, seen: dict[int, tuple], mine: set[int]) -> None:
-    """Retry the running trials of other drivers whose beat has not changed for SILENT_BEATS
-    of their beats. `seen` holds, per trial number, the last beat this driver saw and when it
-    first saw it, by this driver's clock (machines' clocks may differ)."""
-    now = time.monotonic()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.number in mine:
-            continue
-        beat = (trial.user_attrs.get("driver"), trial.user_attrs.get("beat"))
-        if trial.number not in seen or seen[trial.number][0] != beat:
-            seen[trial.number] = (beat, now)
-            continue
-        if now - seen[trial.number][1] > SILENT_BEATS * trial.user_attrs.get("beat_s", 10):
-            if requeue(study, trial.number):
-                print(f"trial {trial.number}: its driver fell silent; queued again", flush=True)
+def beat(storage, runnings: list[Running]) -> None:
+    """Optuna's heartbeat of this driver's trials (none in a journal file)."""
+    if isinstance(storage, optuna.storages.RDBStorage):
+        for running in runnings:
+            storage.record_heartbeat(running.trial_id)
 
 
-def take(trial: optuna.Trial, plan: Plan, slot: int) -> Running:
+def take(trial: optuna.Trial, trial_id: int, plan: Plan, slot: int) -> Running:
     """A claimed trial made this driver's: its run decided, its point and folder recorded (a
-    retry goes on in the same folder), its first beat given."""
+    retry, which has a folder already, goes on in it)."""
+    retried = "folder" in trial.user_attrs
     job = plan.job(trial)
     trial.set_user_attr("point", trial.params)
     trial.set_user_attr("folder", str(job.folder))
-    trial.set_user_attr("driver", f"pid {os.getpid()} on {socket.gethostname()}")
-    trial.set_user_attr("beat_s", plan.beat_s)
-    trial.set_user_attr("beat", 0)
-    return Running(trial, job, slot)
+    return Running(trial, job, slot, trial_id, retried)
 
 
 def launch(running: Running, plan: Plan) -> None:
@@ -290,11 +293,9 @@ def launch(running: Running, plan: Plan) -> None:
     job = running.job
     if running.completed_before or is_locked(job.folder):
         return
-    retried = "retry_of" in running.trial.user_attrs
-    resume = retried and (job.folder / "config.json").exists()
-    if (
-        resume and processes.run_end(job.folder)["status"] == "completed"
-    ):  # its driver died before telling the study
+    resume = running.retried and run_folder.is_run_dir(job.folder)
+    if resume and run_folder.run_end(job.folder)["status"] == "completed":
+        # its driver died before telling the study
         running.completed_before = True
         return
     argv = processes.command(job.variant, job.flags, job.folder, resume)
@@ -304,21 +305,20 @@ def launch(running: Running, plan: Plan) -> None:
 
 
 def follow(running: Running, plan: Plan) -> None:
-    """Report the epochs scored since the last look to the trial; stop the run if the pruner
-    says it will not be among the best (before its last epoch: after it, nothing is saved)."""
-    scores = processes.ensemble_ratios(running.job.folder, running.process.since)
-    new = [epoch for epoch in scores if epoch > running.reported]
-    for epoch in new:
+    """Report each epoch scored since the last look to the trial, in order, and ask the pruner
+    after each, before the run's last (after it, nothing is saved): the pruner sees every rung
+    however seldom the driver looks, as if it had watched every epoch. Stop the run at the
+    first rung where it says the run will not be among the best, unless it has completed."""
+    scores = run_folder.ensemble_ratios(running.job.folder, running.process.since)
+    planned = run_folder.read_config(running.job.folder)["epochs"] if scores else 0
+    for epoch in sorted(e for e in scores if e > running.reported):
         running.trial.report(scores[epoch], epoch)
         running.reported = epoch
-    if not new or not plan.prune:
-        return
-    if (
-        running.reported < processes.planned_epochs(running.job.folder)
-        and running.trial.should_prune()
-    ):
-        running.pruned_at = running.reported
-        processes.stop(running.process)
+        prune = plan.prune and epoch < planned and running.trial.should_prune()
+        if prune and not (processes.ended(running.process) and running.process.exit_code == 0):
+            running.pruned_at = epoch
+            processes.stop(running.process)
+            return
 
 
 def finish(running: Running, study: optuna.Study, plan: Plan) -> str:
@@ -337,15 +337,7 @@ def finish(running: Running, study: optuna.Study, plan: Plan) -> str:
     if running.pruned_at is not None:
         trial.set_user_attr("pruned_at", running.pruned_at)
         study.tell(trial, state=TrialState.PRUNED)
-        write_json(
-            folder / "sweep.json",
-            {
-                "study": study.study_name,
-                "trial": trial.number,
-                "state": "pruned",
-                "epoch": running.pruned_at,
-            },
-        )
+        run_folder.mark_pruned(folder, study.study_name, trial.number, running.pruned_at)
         return f"pruned at epoch {running.pruned_at}"
     if running.completed_before or process.exit_code == 0:
         value = plan.objective(folder)
@@ -376,13 +368,16 @@ def settle(running: Running, study: optuna.Study, plan: Plan) -> bool:
 
 
 def fill(runnings: list[Running], study: optuna.Study, storage, plan: Plan) -> None:
-    """Claim trials for the free slots."""
+    """Claim trials for the free slots, each with its first heartbeat."""
+    study_id = storage.get_study_id_from_name(study.study_name)
     while len(runnings) < len(plan.slots):
         trial = next_trial(study, storage, plan)
         if trial is None:
             return
         slot = min(set(range(len(plan.slots))) - {r.slot for r in runnings})
-        runnings.append(take(trial, plan, slot))
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        runnings.append(take(trial, trial_id, plan, slot))
+        beat(storage, runnings[-1:])
 
 
 def finished(study: optuna.Study, plan: Plan) -> bool:
@@ -401,15 +396,13 @@ def hand_back(runnings: list[Running], study: optuna.Study) -> None:
     for process in started:
         processes.wait_or_kill(process)
     for running in runnings:
-        requeue(study, running.trial.number)
+        requeue(study, running)
 
 
 def drive(study: optuna.Study, storage, plan: Plan) -> None:
     """Train the study's trials, len(plan.slots) at a time, until the sweep is finished
     (waiting for other drivers' trials too: one that falls silent is retried here)."""
     runnings: list[Running] = []
-    seen: dict[int, tuple] = {}  # other drivers' beats (requeue_silent)
-    beat = 0
     last_beat = time.monotonic()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -418,12 +411,10 @@ def drive(study: optuna.Study, storage, plan: Plan) -> None:
             fill(runnings, study, storage, plan)
             if not runnings and finished(study, plan):
                 return
-            requeue_silent(study, seen, {r.trial.number for r in runnings})
+            optuna.storages.fail_stale_trials(study)  # and queue_again's them
             if time.monotonic() - last_beat >= plan.beat_s:
-                beat += 1
                 last_beat = time.monotonic()
-                for running in runnings:
-                    running.trial.set_user_attr("beat", beat)
+                beat(storage, runnings)
             time.sleep(TICK_S)
     except KeyboardInterrupt:
         hand_back(runnings, study)

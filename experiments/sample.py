@@ -29,7 +29,6 @@ RUN/<member>/frames/sampled_<method>.png, and prints a row per member and their 
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -41,14 +40,13 @@ import numpy as np
 import torch
 from torch.func import grad, vmap
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import lab5  # noqa: E402
-from config import read_config  # noqa: E402
-from errors import UserError, strict_parser  # noqa: E402
-from plots.frames import landscape_grid, make_frame_writer, plot_window  # noqa: E402
-from recording import metrics  # noqa: E402
-from recording.files import atomic_write, write_json  # noqa: E402
+import lab5
+from errors import UserError
+from harness import evaluation, run_folder
+from harness.cli import strict_parser
+from harness.flags import with_added_flags
+from harness.main import load_data, split_data
+from plots.frames import landscape_grid, make_frame_writer, plot_window
 
 METHODS = ("rejection", "mala", "none")
 CLASSIFIER_HIDDEN = (64, 64, 64)  # enough to draw a ring of modes 0.01 wide; 3 s on a laptop
@@ -177,28 +175,30 @@ def mala(
 
 
 def member_folders(run: Path) -> list[Path]:
-    """The run itself, or its members (an ensemble's seed folders)."""
-    if (run / "generator.pt").exists():
-        return [run]
-    folders = (
-        sorted(p for p in run.iterdir() if (p / "generator.pt").exists()) if run.is_dir() else []
-    )
+    """The run itself, or its members (an ensemble's seed folders), once they have trained."""
+    folders = [m for m in run_folder.members(run) if run_folder.has_params(m)]
     if not folders:
         raise UserError(f"{run} holds no trained generator (generator.pt, or members with one)")
     return folders
 
 
+def read_result(member: Path, name: str) -> dict:
+    """What sample_run wrote of a member (sampled/NAME.json), or {}."""
+    return run_folder.read_json(member / "sampled" / f"{name}.json")
+
+
 def load_members(folders: list[Path]) -> dict:
     """The members' configs, their stacked generators (the sampled average) and critics, and
     their data split as training made it."""
-    cfgs = [read_config(f) for f in folders]
+    configs = [run_folder.read_config(f) for f in folders]
+    cfgs = [with_added_flags(cfg, cfg["variant"]) for cfg in configs]
     stacked = {
-        part: lab5.tree_stack([torch.load(f / f"{part}.pt", weights_only=True) for f in folders])
-        for part in ("generator", "critic")
+        part: lab5.tree_stack([run_folder.load_params(f, name) for f in folders])
+        for part, name in (("generator", "g"), ("critic", "d"))
     }
-    points, modes, source = lab5.load_data(cfgs[0])
-    train, test = lab5.split_data(cfgs[0], points, source)
-    summaries = [json.loads((f / "summary.json").read_text()) for f in folders]
+    points, modes, source = load_data(cfgs[0])
+    train, test = split_data(cfgs[0], points, source)
+    summaries = [run_folder.read_summary(f) for f in folders]
     return {
         "cfgs": cfgs,
         **stacked,
@@ -257,9 +257,9 @@ def member_scores(points: np.ndarray, run: dict, i: int) -> dict:
     """W1 to the test points (as many points as it has), as a multiple of the noise floor too,
     and on a toy mixture the mode metrics over as many points as training counts."""
     test = run["test"]
-    w1 = metrics.wasserstein1(points[: len(test)], test)
+    w1 = evaluation.wasserstein1(points[: len(test)], test)
     counted = run["cfgs"][i]["eval_size"] or len(test)
-    modes = metrics.mode_metrics(points[:counted], **run["modes"]) if run["modes"] else {}
+    modes = evaluation.mode_metrics(points[:counted], **run["modes"]) if run["modes"] else {}
     return {"w1": w1, "w1_floor": w1 / run["floors"][i]["w1"], **modes}
 
 
@@ -282,7 +282,9 @@ def frame_drawer(run: dict, found: dict, method: str) -> Callable:
         points = found["points"][i].double().numpy()
         floor = run["floors"][i]
         epoch = row["epochs_trained"]
-        atomic_write(path, lambda tmp: write(tmp, epoch, points, values[i].numpy(), row, floor))
+        run_folder.atomic_write(
+            path, lambda tmp: write(tmp, epoch, points, values[i].numpy(), row, floor)
+        )
 
     return draw
 
@@ -318,7 +320,7 @@ def sample_run(args) -> list[dict]:
             **member_scores(points, run, i),
         }
         (folder / "sampled").mkdir(exist_ok=True)
-        write_json(folder / "sampled" / f"{row['method']}.json", row)
+        run_folder.write_json(folder / "sampled" / f"{row['method']}.json", row)
         draw_frame(folder / "frames" / f"sampled_{row['method']}.png", i, row)
         results.append(row)
     return results

@@ -31,12 +31,14 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from errors import UserError
+from experiments import processes, runner
+from experiments.results import mean_se, member_result
+from harness import run_folder
+from harness.cli import strict_parser
+from harness.flags import FLAGS, VARIANTS, default, parse_config
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from config import FLAGS, VARIANTS, default, parse_config  # noqa: E402
-from errors import UserError, strict_parser  # noqa: E402
-from experiments import processes, runner  # noqa: E402
-from experiments.report import mean_se, member_result  # noqa: E402
 
 AT_EPOCHS = (30, 70)
 KEPT = ("name", "final", "first", "fit", "w1_by_epoch")
@@ -134,10 +136,10 @@ def make_job(args, axes: dict, ranges: list[tuple], root: Path):
 def results(folder: Path) -> dict:
     """What the study keeps of a run for the table: its end, and per member its W1 / floor by
     scored epoch, final, and first and lasting epochs within the fit factor."""
-    end = processes.run_end(folder)
+    end = run_folder.run_end(folder)
     if end["status"] == "not started":
         return end
-    members = [member_result(m) for m in processes.member_folders(folder)]
+    members = [member_result(m) for m in run_folder.members(folder)]
     return {**end, "members": [{k: m[k] for k in KEPT} for m in members if m["final"] is not None]}
 
 
@@ -347,7 +349,7 @@ def sweep(args) -> int:
     command = sweep_command(args)
     name = args.study or point_name(args.variant, command.split()[1:])
     spec = {"command": f"python experiments/sweep.py {command}", "seeds": args.seeds}
-    storage = runner.make_storage(args.storage)
+    storage = runner.make_storage(args.storage, args.beat)
     pruner = make_pruner(args.pruner, args.prune_after)
     if args.table:
         print(table(records(runner.existing_study(storage, name).get_trials())))

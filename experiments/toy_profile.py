@@ -10,7 +10,6 @@ run kept one) and prints the shares per member and their mean, beside those of t
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -18,11 +17,12 @@ import numpy as np
 import torch
 from scipy.spatial.distance import cdist
 
+import lab5
+from data.points import TOY_DATA, toy_points
+from harness import run_folder
+from harness.evaluation import HIGH_QUALITY_SDS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import lab5  # noqa: E402
-from data.points import TOY_DATA, toy_points  # noqa: E402
-from recording.metrics import HIGH_QUALITY_SDS  # noqa: E402
 
 BANDS = ("within 3 s.d.", "3-5 s.d.", "beyond 5 s.d.")
 
@@ -37,9 +37,9 @@ def distance_shares(points: np.ndarray, means: np.ndarray, std: float) -> np.nda
 
 
 def member_samples(member: Path, n: int, seed: int = 0) -> np.ndarray:
-    cfg = json.loads((member / "config.json").read_text())
+    cfg = run_folder.config_of(member)
     net = lab5.torch_module(lab5.generator_sizes(cfg))
-    net.load_state_dict(torch.load(member / "generator.pt"))
+    net.load_state_dict(run_folder.load_params(member))
     with torch.no_grad():
         return net(lab5.draw_latent(cfg, (n,), torch.Generator().manual_seed(seed))).numpy()
 
@@ -49,10 +49,8 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     run = Path(sys.argv[1])
-    members = (
-        sorted(m for m in run.iterdir() if (m / "generator.pt").exists()) if run.is_dir() else []
-    )
-    toy = json.loads((members[0] / "config.json").read_text())["data"] if members else None
+    members = [m for m in run_folder.members(run) if run_folder.has_params(m)]
+    toy = run_folder.read_config(members[0])["data"] if members else None
     if toy not in TOY_DATA or TOY_DATA[toy] is None:
         print(f"error: {run} holds no run on a toy mixture (ring8, grid25)", file=sys.stderr)
         return 2

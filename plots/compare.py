@@ -4,32 +4,16 @@ GAN, WGAN and WGAN-GP at the same epochs)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
 from PIL import Image, ImageDraw, ImageFont
 
-from recording.files import read_json, read_table
+from harness.run_folder import config_of, find_runs, frames, read_summary, summary_time, w1_ratios
 
 TITLE_HEIGHT = 30
 TITLE_SIZE = 17
 FONT = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")  # has "×"
-
-
-def frame_files(run: Path) -> dict[int, Path]:
-    return {int(p.stem.split("_")[1]): p for p in (run / "frames").glob("epoch_*.png")}
-
-
-def w1_ratios(run: Path) -> dict[int, float]:
-    """W1 / noise floor at each epoch that has an exact W1 (every frame's epoch has one)."""
-    summary = json.loads((run / "summary.json").read_text())
-    floor = summary["noise_floor"]["w1"]
-    return {
-        int(r["epoch"]): r["w1"] / floor
-        for r in read_table(run / "metrics.csv")
-        if r["w1"] is not None and floor > 0
-    }
 
 
 def latest_runs(root: Path) -> list[Path]:
@@ -37,11 +21,10 @@ def latest_runs(root: Path) -> list[Path]:
     time), in the variants' order: the report's comparison of the three. An interrupted or
     diverged run, or an ensemble, is not the variant's picture."""
     latest: dict[str, Path] = {}
-    for summary in sorted(root.glob("*/summary.json"), key=lambda p: p.stat().st_mtime):
-        run = summary.parent
-        single = frame_files(run) and (run / "metrics.csv").exists()
-        if single and read_json(summary).get("status") == "completed":
-            latest[read_json(run / "config.json").get("variant", "?")] = run
+    singles = [run for run, members in find_runs(root) if run.parent == root and not members]
+    for run in sorted(singles, key=summary_time):
+        if frames(run) and read_summary(run).get("status") == "completed":
+            latest[config_of(run).get("variant", "?")] = run
     return [latest[v] for v in sorted(latest)]
 
 
@@ -68,7 +51,7 @@ def side_by_side(images: list[Image.Image], title: str) -> Image.Image:
 
 def compare_frames(runs: list[Path]) -> list[Image.Image]:
     """One picture per epoch that every run drew a frame at, in epoch order."""
-    files = [frame_files(run) for run in runs]
+    files = [frames(run) for run in runs]
     ratios = [w1_ratios(run) for run in runs]
     epochs = sorted(set.intersection(*(set(f) for f in files)))
     return [

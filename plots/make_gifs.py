@@ -22,23 +22,23 @@ from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from errors import UserError, strict_parser  # noqa: E402
-from plots.compare import compare_frames, frame_files, latest_runs  # noqa: E402
-from plots.curves import plot_curves  # noqa: E402
-from plots.page import write_index  # noqa: E402
-from recording.files import atomic_write, read_table  # noqa: E402
+from errors import UserError
+from harness import run_folder
+from harness.cli import strict_parser
+from harness.run_folder import atomic_write, curves_path, frames, gif_path, picture_inputs
+from plots.compare import compare_frames, latest_runs
+from plots.curves import plot_curves
+from plots.page import write_index
 
 FRAME_MS = 150
 LAST_FRAME_MS = 2000
-RUN_TABLES = ("metrics.csv", "ensemble.csv")  # a run's, an ensemble's
 
 
 def read_frames(run: Path) -> list[Image.Image]:
     """The run's frames in epoch order, as RGB (a GIF has no alpha channel); a frame that cannot
     be read is skipped with a warning rather than losing the whole GIF."""
     images = []
-    for _, path in sorted(frame_files(run).items()):
+    for _, path in sorted(frames(run).items()):
         try:
             images.append(Image.open(path).convert("RGB"))
         except OSError as e:
@@ -83,31 +83,22 @@ def make_gif(run: Path, scale: float = 1.0) -> Path | None:
     images = read_frames(run)
     if not images:
         return None
-    return write_gif(run.with_name(run.name + ".gif"), images, scale, made_from([run], scale))
-
-
-def run_json(path: Path) -> dict:
-    """A run's config.json or summary.json; {} where the run has none yet. An unreadable one
-    raises, and main skips the run with a warning."""
-    return json.loads(path.read_text()) if path.exists() else {}
+    return write_gif(gif_path(run), images, scale, made_from([run], scale))
 
 
 def make_curves(run: Path) -> Path | None:
     """runs/<name>/curves.png from a run's metrics.csv, or from an ensemble's ensemble.csv
-    with its members' metrics.csv beneath."""
-    ensemble = (run / "ensemble.csv").exists()
-    table = run / ("ensemble.csv" if ensemble else "metrics.csv")
-    if not table.exists():
+    with its members' metrics.csv beneath. An unreadable config raises (UserError): main skips
+    the run with a warning."""
+    if not run_folder.has_table(run):
         return None
-    members = [read_table(m) for m in sorted(run.glob("*/metrics.csv"))] if ensemble else []
-    path = run / "curves.png"
+    members = run_folder.members(run)
+    rows = [run_folder.read_metrics(m) for m in members] if members != [run] else []
+    config = run_folder.read_config(run)
+    summary = run_folder.read_summary(run)
+    path = curves_path(run)
     plot_curves(
-        read_table(table),
-        members,
-        run_json(run / "config.json"),
-        run_json(run / "summary.json"),
-        run.name,
-        path,
+        run_folder.read_table(run_folder.table_of(run)), rows, config, summary, run.name, path
     )
     return path
 
@@ -138,15 +129,9 @@ def up_to_date(outputs: list[Path], inputs: list[Path]) -> bool:
     return min(path.stat().st_mtime_ns for path in outputs) >= newest
 
 
-def run_inputs(run: Path) -> list[Path]:
-    """What a run's GIF and curves are made from: its frames, tables, config and summary."""
-    tables = [run / name for name in (*RUN_TABLES, "config.json", "summary.json")]
-    return [*frame_files(run).values(), *tables, *run.glob("*/metrics.csv")]
-
-
 def run_outputs(run: Path) -> list[Path]:
-    gif = [run.with_name(run.name + ".gif")] if frame_files(run) else []
-    curves = [run / "curves.png"] if any((run / name).exists() for name in RUN_TABLES) else []
+    gif = [gif_path(run)] if frames(run) else []
+    curves = [curves_path(run)] if run_folder.has_table(run) else []
     return gif + curves
 
 
@@ -204,7 +189,7 @@ def show_together(runs: list[Path] | None, root: Path, scale: float, force: bool
     """root/compare.gif of `runs` (default: each variant's latest completed run), kept where
     it is newer than their frames, or a warning that says why there is none."""
     runs = runs or latest_runs(root)
-    inputs = [path for run in runs for path in run_inputs(run)]
+    inputs = [path for run in runs for path in picture_inputs(run)]
     same = was_made_from(root / "compare.gif", made_from(runs, scale))
     if len(runs) > 1 and not force and same and up_to_date([root / "compare.gif"], inputs):
         print(f"{root / 'compare.gif'}: up to date")
@@ -222,15 +207,9 @@ def show_together(runs: list[Path] | None, root: Path, scale: float, force: bool
 
 
 def find_runs(args: argparse.Namespace) -> list[Path]:
-    # run folders at any depth: an ensemble keeps one per member inside its own
-    runs = sorted(
-        {
-            m.parent
-            for top in args.runs or [args.root]
-            for name in RUN_TABLES
-            for m in top.rglob(name)
-        }
-    )
+    """The run folders asked for, or under --root, and their members (a GIF each)."""
+    found = [r for top in args.runs or [args.root] for r in run_folder.find_runs(top)]
+    runs = sorted({m for run, members in found for m in (run, *members)})
     if not runs:
         raise UserError(
             f"no run folder at {', '.join(map(str, args.runs)) or args.root} "
@@ -260,14 +239,14 @@ def main(argv: list[str] | None = None) -> int:
 def make_run(run: Path, scale: float, force: bool) -> None:
     """A run's GIF and curves, unless they are newer than all they are made from."""
     outputs = run_outputs(run)
-    gif = run.with_name(run.name + ".gif")
+    gif = gif_path(run)
     same = gif not in outputs or was_made_from(gif, made_from([run], scale))
-    if outputs and not force and same and up_to_date(outputs, run_inputs(run)):
+    if outputs and not force and same and up_to_date(outputs, picture_inputs(run)):
         print(f"{run}: up to date")
         return
     try:
         made = [str(path) for path in (make_gif(run, scale), make_curves(run)) if path]
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, UserError) as e:
         print(f"warning: skipping {run}: {e}", file=sys.stderr)
         return
     print(f"{run}: {', '.join(made) or 'no frames or metrics yet'}")

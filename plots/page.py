@@ -16,7 +16,15 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from recording.files import atomic_write, read_json
+from harness.run_folder import (
+    atomic_write,
+    config_of,
+    curves_path,
+    find_runs,
+    gif_path,
+    read_summary,
+    read_sweep_mark,
+)
 
 # (summary key, label, format): a run's final row holds the key, an ensemble's key_mean/key_se
 NUMBERS = (
@@ -110,8 +118,8 @@ def flag_text(name: str, value) -> str:
 
 def pictures(run: Path, root: Path) -> str:
     images = [
-        (run.with_name(run.name + ".gif"), "training, frame by frame"),
-        (run / "curves.png", "losses and distances per epoch"),
+        (gif_path(run), "training, frame by frame"),
+        (curves_path(run), "losses and distances per epoch"),
     ]
     # each at its own size (a frame's and the curves' text stay legible), a click opens it alone
     return "".join(
@@ -137,9 +145,9 @@ def fit_rows(summary: dict) -> list[str]:
 
 def card(run: Path, root: Path, members: list[Path]) -> str:
     """One run's card; an ensemble's holds its members' cards, folded."""
-    config = read_json(run / "config.json")
-    summary = read_json(run / "summary.json")
-    sweep = read_json(run / "sweep.json")
+    config = config_of(run)
+    summary = read_summary(run)
+    sweep = read_sweep_mark(run)
     status = sweep.get("state") or summary.get("status", "not-started")
     # the preset first, then every flag that differs from the defaults (the preset's included)
     flags = {"preset": config["preset"]} if config.get("preset") else {}
@@ -162,15 +170,6 @@ def card(run: Path, root: Path, members: list[Path]) -> str:
         f'</small></h2><div class="pictures">{pictures(run, root)}</div>'
         f"<table>{''.join(rows)}</table>{folded}</section>"
     )
-
-
-def find_runs(root: Path) -> list[tuple[Path, list[Path]]]:
-    """Every run folder under root with its members (none unless it is an ensemble), members
-    listed under their ensemble only."""
-    runs = sorted(c.parent for c in root.rglob("config.json"))
-    members = {run: [m for m in runs if m.parent == run] for run in runs}
-    inner = {m for ms in members.values() for m in ms}
-    return [(run, members[run]) for run in runs if run not in inner]
 
 
 def write_index(root: Path) -> Path:

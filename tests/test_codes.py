@@ -7,13 +7,14 @@ import torch
 from scipy import stats
 from torch import nn
 
-import config
 import lab5
+from harness import run_folder
+from harness.flags import parse_config
 from tests.test_run import train
 
 
 def test_codes_are_one_hot_uniform_and_leave_the_noise_as_it_was():
-    cfg = config.parse_config("wgan_gp", ["--codes", "5", "--noise-dim", "3"])
+    cfg = parse_config("wgan_gp", ["--codes", "5", "--noise-dim", "3"])
     z = lab5.draw_latent(cfg, (4000,), torch.Generator().manual_seed(0))
     assert z.shape == (4000, 8)
     code = z[:, 3:]
@@ -28,7 +29,7 @@ def test_codes_are_one_hot_uniform_and_leave_the_noise_as_it_was():
 def test_every_code_is_trained_and_the_generator_loads_as_documented(tmp_path):
     code, out = train(tmp_path, "wgan_gp", "--codes", "4", "--noise-dim", "3", "--ema", "0")
     assert code == 0
-    cfg = config.read_config(out)
+    cfg = run_folder.read_config(out)
     G = nn.Sequential(
         nn.Linear(3 + 4, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 2)
     )

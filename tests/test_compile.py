@@ -7,8 +7,9 @@ differences of a reordered sum into visible ones wherever a gradient is close to
 import pytest
 import torch
 
-import config
 import lab5
+from harness.flags import parse_config
+from harness.main import main
 
 CASES = {
     "gan-rmsprop": ("gan", []),
@@ -42,9 +43,7 @@ def assert_same_trajectory(eager, compiled, state, batches: dict, steps: int) ->
 @pytest.mark.parametrize("case", CASES)
 def test_compiled_step_matches_eager(case, device):
     variant, flags = CASES[case]
-    cfg = config.parse_config(
-        variant, ["--n-critic", "2", "--batch-size", "32", "--lr", "0.01", *flags]
-    )
+    cfg = parse_config(variant, ["--n-critic", "2", "--batch-size", "32", "--lr", "0.01", *flags])
     state = lab5.init_state(cfg, lab5.make_rng(0, "init"), device, torch.float64)
     rng = torch.Generator().manual_seed(0)
     batches = lab5.epoch_batches(torch.rand(1000, 2, generator=rng), cfg, 4, rng, device)
@@ -66,7 +65,7 @@ def test_compiled_step_matches_eager(case, device):
 
 
 def test_no_recompiles_across_epochs_and_a_new_learning_rate(device):
-    cfg = config.parse_config("gan", ["--batch-size", "32", "--n-critic", "1"])
+    cfg = parse_config("gan", ["--batch-size", "32", "--n-critic", "1"])
     state = lab5.init_state(cfg, lab5.make_rng(0, "init"), device)
     step = lab5.compile_step(lab5.make_train_step(cfg), device)
     train = torch.rand(200, 2)
@@ -88,7 +87,7 @@ def test_a_normal_run_compiles_its_step_once(tmp_path, monkeypatch, device):
     monkeypatch.setattr(lab5, "fast_calls", lambda step: step)
     torch._dynamo.utils.counters.clear()
     with torch._dynamo.config.patch(error_on_recompile=True):
-        code = lab5.main(
+        code = main(
             "wgan",
             [
                 *(
@@ -108,7 +107,7 @@ def test_an_epoch_of_the_compiled_step_keeps_every_step_apart(device):
     """run_epoch chains the compiled step, each step taking the last one's state, and keeps every
     step's losses. On CUDA each step replays a CUDA graph into the same memory, which a step
     that did not copy its outputs out would overwrite. Against the eager step, in float64."""
-    cfg = config.parse_config("wgan_gp", ["--batch-size", "32", "--n-critic", "1"])
+    cfg = parse_config("wgan_gp", ["--batch-size", "32", "--n-critic", "1"])
     state = lab5.init_state(cfg, lab5.make_rng(0, "init"), device, torch.float64)
     batches = lab5.epoch_batches(
         torch.rand(400, 2), cfg, 5, torch.Generator().manual_seed(0), device

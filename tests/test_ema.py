@@ -8,7 +8,8 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import lab5
-from config import parse_config
+from harness.flags import parse_config
+from harness.main import main
 from tests.eager_reference import make_reference, reference_step, sequential
 from tests.test_step import random_batch
 
@@ -80,7 +81,7 @@ def test_a_run_samples_and_saves_the_average_and_keeps_the_raw_generator(tmp_pat
         ).split(),
         str(out),
     ]
-    assert lab5.main("wgan_gp", argv) == 0
+    assert main("wgan_gp", argv) == 0
     saved = torch.load(out / "checkpoint.pt", weights_only=True)["state"]
     for name, params in (("generator.pt", saved["ema"]["g"]), ("generator_raw.pt", saved["g"])):
         loaded = torch.load(out / name)

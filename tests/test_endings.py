@@ -20,7 +20,7 @@ import psutil
 import pytest
 import torch
 
-import lab5
+from harness.main import main
 from tests import ROOT
 from tests.test_resume import assert_same_files
 
@@ -93,7 +93,7 @@ def full_at_5(path, obj):
     save(path, obj)
 checkpoint.save_torch = full_at_5
 import lab5
-sys.exit(lab5.main("wgan_gp", sys.argv[1:]))
+sys.exit(main("wgan_gp", sys.argv[1:]))
 """
 
 
@@ -139,9 +139,9 @@ def test_a_full_disk_is_one_line_and_exit_4_and_the_run_resumes_once_there_is_ro
     if disk:
         assert disk in Path(line.split()[3]).parents
         ballast.unlink()
-    assert lab5.main("wgan_gp", ["--resume", str(out)]) == 0
+    assert main("wgan_gp", ["--resume", str(out)]) == 0
     reference = tmp_path / "reference"
-    assert lab5.main("wgan_gp", [*SMALL, "--epochs", str(EPOCHS), "--out", str(reference)]) == 0
+    assert main("wgan_gp", [*SMALL, "--epochs", str(EPOCHS), "--out", str(reference)]) == 0
     assert_same_files(reference, out)
 
 

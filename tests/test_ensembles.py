@@ -9,8 +9,10 @@ import pytest
 import torch
 from torch.func import vmap
 
-import config
 import lab5
+from harness import ensemble
+from harness.flags import parse_config
+from harness.main import main
 from tests.test_compile import assert_same_trajectory
 
 SMALL = (
@@ -19,11 +21,14 @@ SMALL = (
 ).split()
 
 
+def member(tree, j: int):
+    """Model j of an ensemble's stacked state (or batch, or metrics)."""
+    return lab5.tree_map(lambda x: x[j], tree)
+
+
 def stacked_and_single(variant, flags, device, dtype=torch.float64, steps=3):
-    cfg = config.parse_config(
-        variant, ["--batch-size", "16", "--n-critic", "2", "--lr", "0.01", *flags]
-    )
-    members = config.member_configs(cfg)
+    cfg = parse_config(variant, ["--batch-size", "16", "--n-critic", "2", "--lr", "0.01", *flags])
+    members = ensemble.member_configs(cfg)
     state = lab5.init_members(members, device, dtype)
     rngs = [lab5.make_rng(m["seed"], "train") for m in members]
     train = torch.rand(500, 2, generator=torch.Generator().manual_seed(0))
@@ -54,12 +59,10 @@ def test_each_member_of_a_vmapped_step_follows_its_own_run(variant, flags, devic
         batch = {k: v[i] for k, v in batches.items()}
         state, metrics = ensemble_step(state, batch)
         for j, (step, single) in enumerate(zip(single_steps, singles)):
-            singles[j], single_metrics = step(single, lab5.tree_index(batch, j))
-            torch.testing.assert_close(
-                lab5.tree_index(metrics, j), single_metrics, rtol=1e-10, atol=1e-12
-            )
+            singles[j], single_metrics = step(single, member(batch, j))
+            torch.testing.assert_close(member(metrics, j), single_metrics, rtol=1e-10, atol=1e-12)
     for j, single in enumerate(singles):
-        torch.testing.assert_close(lab5.tree_index(state, j), single, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(member(state, j), single, rtol=1e-10, atol=1e-12)
     # and the members really differ from each other (in the generator's average, which is the
     # generator itself without --ema)
     assert not torch.allclose(state["ema"]["g"]["0.weight"][0], state["ema"]["g"]["0.weight"][1])
@@ -85,9 +88,7 @@ def read_csv(path):
 
 def test_an_ensemble_run_equals_the_single_runs_and_reports_mean_and_se(tmp_path):
     assert (
-        lab5.main(
-            "wgan_gp", [*SMALL, "--seeds", "2", "--seed", "5", "--out", str(tmp_path / "ens")]
-        )
+        main("wgan_gp", [*SMALL, "--seeds", "2", "--seed", "5", "--out", str(tmp_path / "ens")])
         == 0
     )
     ens = tmp_path / "ens"
@@ -96,9 +97,7 @@ def test_an_ensemble_run_equals_the_single_runs_and_reports_mean_and_se(tmp_path
     members = []
     for seed in (5, 6):
         assert (
-            lab5.main(
-                "wgan_gp", [*SMALL, "--seed", str(seed), "--out", str(tmp_path / f"alone{seed}")]
-            )
+            main("wgan_gp", [*SMALL, "--seed", str(seed), "--out", str(tmp_path / f"alone{seed}")])
             == 0
         )
         alone = read_csv(tmp_path / f"alone{seed}" / "metrics.csv")
@@ -120,7 +119,7 @@ def test_an_ensemble_run_equals_the_single_runs_and_reports_mean_and_se(tmp_path
 
 
 def test_a_diverging_member_stops_the_ensemble_and_is_named(tmp_path, capsys):
-    code = lab5.main(
+    code = main(
         "wgan",
         [
             *SMALL,

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-import config
-import lab5
+from harness.flags import FLAGS, Flag, for_variant
+from harness.main import main
 
 TINY = (
     "--train-size 64 --test-size 32 --batch-size 8 --n-critic 1 --epochs 1 "
@@ -55,19 +55,19 @@ SPECIAL = {  # flags whose edges are not numbers of one kind
 }
 
 
-def edge_values(name: str, flag: config.Flag, variant: str) -> list[list[str]]:
+def edge_values(name: str, flag: Flag, variant: str) -> list[list[str]]:
     if name in SPECIAL:
         return SPECIAL[name]
     if flag.default is False:
         return [[]]
     if flag.choices:
-        return [[choice] for choice in config.for_variant(flag.choices, variant)] + [["bogus"]]
+        return [[choice] for choice in for_variant(flag.choices, variant)] + [["bogus"]]
     return [[value] for value in NUMBERS[flag.rule.text]]
 
 
 CASES = [
     (variant, name, values)
-    for name, flag in config.FLAGS.items()
+    for name, flag in FLAGS.items()
     for variant in flag.variants
     for values in edge_values(name, flag, variant)
     if variant == "wgan_gp" or len(flag.variants) < 3
@@ -84,7 +84,7 @@ def test_every_flag_at_its_edges_ends_with_a_status(tmp_path, capsys, variant, n
     }.get(name, [])
     flag = "--" + name.replace("_", "-")
     out = [] if name == "out" else ["--out", str(tmp_path / "run")]
-    code = lab5.main(variant, [*TINY, *optimizer, *out, flag, *values])
+    code = main(variant, [*TINY, *optimizer, *out, flag, *values])
     err = capsys.readouterr().err
     assert code in (0, 2, 3), err
     if code == 2:
@@ -94,7 +94,7 @@ def test_every_flag_at_its_edges_ends_with_a_status(tmp_path, capsys, variant, n
 def test_the_two_documented_zero_cadences_still_measure_the_last_epoch(tmp_path):
     """--frame-every 0 --eval-every 0: no frames, W1 at the last epoch only, nothing to fit."""
     out = tmp_path / "run"
-    assert lab5.main("wgan", [*TINY, "--epochs", "2", "--out", str(out)]) == 0
+    assert main("wgan", [*TINY, "--epochs", "2", "--out", str(out)]) == 0
     summary = (out / "summary.json").read_text()
     assert '"epochs_to_fit": null' in summary or '"epochs_to_fit": 2' in summary
     assert not list((out / "frames").iterdir())

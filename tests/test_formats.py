@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import scipy.io
 
-import lab5
 from data.points import load_points
 from errors import UserError
+from harness.main import main
 
 POINTS = np.array([[0.5, -1.25], [2.0, 3.0], [-4.5, 0.125], [1e-3, 7.0]])
 
@@ -148,7 +148,7 @@ def test_a_small_csv_trains_with_the_default_sizes_and_its_format_is_recorded(tm
         "--out",
         str(out),
     ]
-    assert lab5.main("gan", argv) == 0
+    assert main("gan", argv) == 0
     assert "data: 2563 train / 437 test points" in capsys.readouterr().out  # round(3000·0.854)
     config = json.loads((out / "config.json").read_text())
     assert config["data_format"] == "csv" and len(config["data_sha256"]) == 64
@@ -173,7 +173,7 @@ def test_sizes_are_counts_or_fractions(tmp_path, capsys, train, test, expected):
         *train,
         *(["--test-size", *test] if test else []),
     ]
-    assert lab5.main("gan", argv) == 0
+    assert main("gan", argv) == 0
     assert expected in capsys.readouterr().out
 
 
@@ -188,6 +188,6 @@ def test_sizes_are_counts_or_fractions(tmp_path, capsys, train, test, expected):
     ],
 )
 def test_a_size_that_is_neither_is_a_one_line_error(capsys, flag, value):
-    assert lab5.main("gan", [flag, value]) == 2
+    assert main("gan", [flag, value]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and flag in err

@@ -4,7 +4,7 @@ table-driven, with the arch lists PyTorch's own CUDA wheels report."""
 import pytest
 
 from errors import UserError
-from hardware import Gpu, arch_number, compiler_fix, fallback_line, place, runs_kernels
+from harness.hardware import Gpu, arch_number, compiler_fix, fallback_line, place, runs_kernels
 
 # torch.cuda.get_arch_list() of PyTorch's CUDA 12.6 and 12.8 wheels (2.7-2.9)
 CU126 = ("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90")

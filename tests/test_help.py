@@ -6,15 +6,15 @@ import re
 
 import pytest
 
-import config
-import lab5
+from harness import flags
+from harness.main import main
 from plots import make_gifs
 
 
 def help_entries(variant: str, capsys) -> dict[str, str]:
     """Each flag's help in `python variants/<variant>.py --help`, its lines joined."""
     with pytest.raises(SystemExit):
-        config.parse_config(variant, ["--help"])
+        flags.parse_config(variant, ["--help"])
     text = capsys.readouterr().out.split("\npresets (")[0]
     entries = {}
     for block in re.split(r"\n(?=  --)", text):
@@ -24,28 +24,28 @@ def help_entries(variant: str, capsys) -> dict[str, str]:
     return entries
 
 
-@pytest.mark.parametrize("variant", config.VARIANTS)
+@pytest.mark.parametrize("variant", flags.VARIANTS)
 def test_every_default_is_said_once_as_it_is_typed_and_reads_back(variant, capsys):
     entries = help_entries(variant, capsys)
-    flags = {config.dashed(n): f for n, f in config.FLAGS.items() if variant in f.variants}
-    assert set(entries) == set(flags)
+    known = {flags.dashed(n): f for n, f in flags.FLAGS.items() if variant in f.variants}
+    assert set(entries) == set(known)
     for dashed, text in entries.items():
         assert text.count("(default:") <= 1, text
         assert not re.search(r"None|True|False|\(\d+, \d+\)|\[[\d.]+, [\d.]+\]", text), text
-        flag = flags[dashed]
+        flag = known[dashed]
         shown = re.search(r"\(default: ([^()]*)\)$", text)
         if flag.shown or not shown:  # said in words, or no default to say
             continue
         name = dashed[2:].replace("-", "_")
-        typed = config.parse_config(variant, [dashed, *shown.group(1).split()])[name]
-        assert config.as_json(typed) == config.as_json(config.default(name, variant)), dashed
+        typed = flags.parse_config(variant, [dashed, *shown.group(1).split()])[name]
+        assert flags.as_json(typed) == flags.as_json(flags.default(name, variant)), dashed
 
 
 def test_flags_said_in_words_or_with_no_default(capsys):
     entries = help_entries("wgan_gp", capsys)
     assert entries["--train-size"].endswith("(default: 7000/8192, the report's share of the file)")
-    default = config.parse_config("wgan_gp", ["--train-size", "7000/8192"])["train_size"]
-    assert default == config.default("train_size", "wgan_gp")  # as --help says it, it reads
+    default = flags.parse_config("wgan_gp", ["--train-size", "7000/8192"])["train_size"]
+    assert default == flags.default("train_size", "wgan_gp")  # as --help says it, it reads
     assert entries["--hidden"].endswith("(default: 256,64)")
     assert entries["--betas"].endswith("(default: 0.9 0.999)")
     assert "(default" not in entries["--resume"] + entries["--vary"] + entries["--nesterov"]
@@ -61,7 +61,7 @@ def test_flags_said_in_words_or_with_no_default(capsys):
     ],
 )
 def test_a_near_miss_is_an_error_that_names_the_flag_meant(argv, meant, capsys):
-    assert lab5.main("wgan_gp", argv) == 2
+    assert main("wgan_gp", argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unrecognized arguments: ") and err.count("\n") == 1
     assert err.endswith(f"(did you mean {meant}?)\n")
@@ -69,9 +69,9 @@ def test_a_near_miss_is_an_error_that_names_the_flag_meant(argv, meant, capsys):
 
 def test_a_prefix_is_not_taken_for_the_flag(capsys):
     """argparse would read --ep 40 as --epochs 40; lab5 refuses it."""
-    assert lab5.main("wgan_gp", ["--ep", "40"]) == 2
+    assert main("wgan_gp", ["--ep", "40"]) == 2
     assert "unrecognized arguments: --ep 40" in capsys.readouterr().err
-    assert lab5.main("wgan_gp", ["--qwerty"]) == 2
+    assert main("wgan_gp", ["--qwerty"]) == 2
     assert capsys.readouterr().err == "error: unrecognized arguments: --qwerty\n"  # no guess
 
 

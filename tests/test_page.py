@@ -9,7 +9,7 @@ from urllib.parse import unquote
 import pytest
 from PIL import Image
 
-import lab5
+from harness.main import main
 from plots import make_gifs
 from plots.compare import TITLE_HEIGHT, compare_frames, latest_runs, title_line, w1_ratios
 from plots.page import NUMBERS, write_index
@@ -167,7 +167,7 @@ def test_a_run_s_config_lists_the_flags_it_changed(tmp_path):
         "--order": "d-first",
     }
     argv = [x for pair in given.items() for x in pair]
-    assert lab5.main("wgan_gp", [*argv, "--no-compile", "--out", str(tmp_path / "r")]) == 0
+    assert main("wgan_gp", [*argv, "--no-compile", "--out", str(tmp_path / "r")]) == 0
     changed = json.loads((tmp_path / "r" / "config.json").read_text())["changed"]
     assert set(changed) == {k[2:].replace("-", "_") for k in given} | {"no_compile"}
     assert changed["lr"] == 0.0005 and changed["order"] == "d-first"

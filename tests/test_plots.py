@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import lab5
+from harness.main import main
 from plots import make_gifs
 from plots.frames import (
     colour_range,
@@ -23,7 +23,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     for variant in ("gan", "wgan_gp"):
         assert (
-            lab5.main(
+            main(
                 variant,
                 [
                     *(
@@ -130,7 +130,7 @@ def test_a_run_with_one_frame_gets_a_one_frame_gif_and_the_others_are_still_made
 def test_an_ensemble_folder_is_looked_into(tmp_path, capsys):
     out = tmp_path / "ens"
     assert (
-        lab5.main(
+        main(
             "wgan",
             [
                 *(
@@ -167,7 +167,7 @@ def test_the_same_command_twice_keeps_both_runs_and_gifs(tmp_path, monkeypatch, 
         "--train-size 512 --test-size 128 --batch-size 64 --epochs 2 --frame-every 1 --no-compile"
     ).split()
     for _ in range(2):
-        assert lab5.main("gan", argv) == 0 and make_gifs.main([]) == 0
+        assert main("gan", argv) == 0 and make_gifs.main([]) == 0
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
         "gan",
         "gan.gif",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hardware import compiler_fix
+from harness.hardware import compiler_fix
 from tests import ROOT
 
 AS_ON_WINDOWS = """

@@ -18,10 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-import config
-import lab5
-from recording import recorder, worker
+import harness.main
+from harness import recorder, worker
+from harness.flags import parse_config
+from harness.main import main
 from tests import ROOT
+from tests.conftest import posix_only
 
 SMALL = (
     "--train-size 640 --test-size 200 --batch-size 32 --epochs 3 --frame-every 1 --no-compile"
@@ -55,10 +57,10 @@ def in_process(run):
 # A run whose recorder starts by the start method given first (set as a program would set it)
 RUN_STARTED_BY = """
 import multiprocessing, sys
-import lab5
+from harness.main import main
 if __name__ == "__main__":
     multiprocessing.set_start_method(sys.argv[1])
-    sys.exit(lab5.main("wgan_gp", sys.argv[2:]))
+    sys.exit(main("wgan_gp", sys.argv[2:]))
 """
 
 
@@ -68,8 +70,8 @@ def test_the_worker_writes_what_an_in_process_recorder_writes(tmp_path, method):
     process writes what the recorder writes in the training process, frame for frame."""
     runs = {name: tmp_path / name for name in (method, "inline")}
     argv = [*SMALL, "--seeds", "2"]
-    cfg = config.parse_config("wgan_gp", [*argv, "--out", str(runs["inline"])])
-    assert lab5.train(cfg, in_process)["status"] == "completed"
+    cfg = parse_config("wgan_gp", [*argv, "--out", str(runs["inline"])])
+    assert harness.main.train(cfg, in_process)["status"] == "completed"
     done = subprocess.run(
         [sys.executable, "-c", RUN_STARTED_BY, method, *argv, "--out", str(runs[method])],
         cwd=ROOT,
@@ -136,7 +138,7 @@ import multiprocessing, sys, time
 from functools import partial
 import numpy as np
 import psutil
-from recording import worker
+from harness import worker
 from tests.test_recorder import busy_start, nothing_to_do
 if __name__ == "__main__":
     multiprocessing.set_start_method(sys.argv[1])
@@ -202,6 +204,7 @@ CTRL_C_AS_IN_A_TERMINAL = (
 )
 
 
+@posix_only
 @pytest.mark.parametrize(
     "how",
     [
@@ -254,19 +257,19 @@ def test_a_stop_signal_leaves_a_folder_whose_files_agree_on_the_last_epoch(tmp_p
     assert summary["status"] == "interrupted" and epoch >= 3
     assert summary["stopped_by"] == {"ctrl-c": "SIGINT", "sigterm": "SIGTERM"}[how]
     assert_files_agree(out, epoch)
-    assert lab5.main("wgan", [*SMALL, "--epochs", str(epoch), "--out", str(tmp_path / "to")]) == 0
+    assert main("wgan", [*SMALL, "--epochs", str(epoch), "--out", str(tmp_path / "to")]) == 0
     assert same_params(params(out), params(tmp_path / "to"))
     unbroken = tmp_path / "unbroken"
     more = ["--epochs", str(epoch + 2)]
-    assert lab5.main("wgan", [*SMALL, *more, "--out", str(unbroken)]) == 0
-    assert lab5.main("wgan", ["--resume", str(out), *more]) == 0
+    assert main("wgan", [*SMALL, *more, "--out", str(unbroken)]) == 0
+    assert main("wgan", ["--resume", str(out), *more]) == 0
     assert untimed(rows(out)) == untimed(rows(unbroken))
     assert same_params(params(out), params(unbroken))
 
 
 def test_a_diverged_ensemble_leaves_files_that_agree_on_the_last_good_epoch(tmp_path):
     out = tmp_path / "ens"
-    code = lab5.main(
+    code = main(
         "wgan",
         [
             *SMALL,

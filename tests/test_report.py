@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import config
 import lab5
 from errors import UserError
 from experiments import processes
@@ -30,6 +29,7 @@ from experiments.report import (
     toy_table,
     train_rows,
 )
+from harness.flags import FLAGS, parse_config
 
 
 def fake_member(folder, w1_by_epoch, floor=0.02, fit=None, precision=0.9, recall=0.8, energy=None):
@@ -126,13 +126,13 @@ def test_a_finished_run_is_reused_only_while_it_trains_the_same_thing(tmp_path, 
     finished(row["out"])
     record_run(row)
     assert finished_record(row)["config"]["seed"] == 100
-    first = config.FLAGS["batch_size"].default["gan"]
+    first = FLAGS["batch_size"].default["gan"]
     monkeypatch.setitem(
-        config.FLAGS,
+        FLAGS,
         "batch_size",
         dataclasses.replace(
-            config.FLAGS["batch_size"],
-            default={**config.FLAGS["batch_size"].default, "gan": first * 2},
+            FLAGS["batch_size"],
+            default={**FLAGS["batch_size"].default, "gan": first * 2},
         ),
     )
     assert finished_record(plan_row("gan", [], spec, 200, [100, 101], None, row["out"])) is None
@@ -191,11 +191,11 @@ def test_a_row_with_bad_flags_stops_the_experiment_before_any_row_trains(tmp_pat
 
 
 def test_the_first_defaults_and_every_experiment_s_rows_are_valid_flags():
-    for variant, flags in FIRST_DEFAULTS.items():
-        config.parse_config(variant, flags)
+    for variant, argv in FIRST_DEFAULTS.items():
+        parse_config(variant, argv)
     for spec in EXPERIMENTS.values():  # with the epochs and seeds the report gives them
-        for label, variant, flags in spec["configs"]:
-            plan_row(variant, flags, spec, spec["epochs"], [0, 1, 2], None, Path(slug(label)))
+        for label, variant, argv in spec["configs"]:
+            plan_row(variant, argv, spec, spec["epochs"], [0, 1, 2], None, Path(slug(label)))
 
 
 def test_target_table_reads_each_target_off_the_members(tmp_path):
@@ -283,8 +283,8 @@ def test_the_toy_benchmarks_follow_the_protocol():
             "wgan",
             "wgan_gp",
         }
-        for _, variant, flags in spec["configs"]:
-            cfg = config.parse_config(variant, flags)
+        for _, variant, argv in spec["configs"]:
+            cfg = parse_config(variant, argv)
             assert (cfg["data"], cfg["toy_size"], cfg["eval_size"]) == (spec["toy"], 100000, 2500)
 
 

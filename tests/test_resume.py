@@ -19,8 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
-import lab5
+from harness.main import main
 from tests import ROOT
+from tests.conftest import posix_only
 
 SMALL = (
     "--data ring8 --train-size 640 --test-size 200 --batch-size 32 --frame-every 4 "
@@ -69,14 +70,19 @@ def uninterrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("uninterrupted")
     for name, extra in (("single", []), ("ensemble", ["--seeds", "3"])):
         argv = [*SMALL, *extra, "--epochs", str(EPOCHS), "--out", str(root / name)]
-        assert lab5.main("wgan_gp", argv) == 0
+        assert main("wgan_gp", argv) == 0
     return root
+
+
+RUN = "import sys; from harness.main import main; sys.exit(main('wgan_gp', sys.argv[1:]))"
 
 
 def start(out, extra=(), code=None) -> subprocess.Popen:
     """A real run in a process group of its own, so that a kill takes its recorder too."""
     argv = [*SMALL, *extra, "--epochs", str(EPOCHS), "--out", str(out)]
-    code = code or "import sys, lab5; sys.exit(lab5.main('wgan_gp', sys.argv[1:]))"
+    code = (
+        code or "import sys; from harness.main import main; sys.exit(main('wgan_gp', sys.argv[1:]))"
+    )
     return subprocess.Popen(
         [sys.executable, "-c", code, *argv],
         cwd=ROOT,
@@ -109,12 +115,13 @@ def kill_after(run: subprocess.Popen, out, epoch: int, seconds: float) -> None:
 
 def test_extending_a_completed_run_equals_a_longer_run(tmp_path, uninterrupted):
     out = tmp_path / "short"
-    assert lab5.main("wgan_gp", [*SMALL, "--epochs", "6", "--out", str(out)]) == 0
+    assert main("wgan_gp", [*SMALL, "--epochs", "6", "--out", str(out)]) == 0
     assert (out / "frames" / "epoch_0006.png").exists()  # its last epoch, not one of the 12's
-    assert lab5.main("wgan_gp", ["--resume", str(out), "--epochs", str(EPOCHS)]) == 0
+    assert main("wgan_gp", ["--resume", str(out), "--epochs", str(EPOCHS)]) == 0
     assert_same_files(uninterrupted / "single", out)
 
 
+@posix_only
 @pytest.mark.parametrize("epoch", [-1, 0, 3, 8, 11])
 def test_a_run_killed_at_any_moment_resumes_to_the_same_files(tmp_path, uninterrupted, epoch):
     """SIGKILL at a random moment after the folder appears, or after epoch 0 (training not yet
@@ -125,19 +132,21 @@ def test_a_run_killed_at_any_moment_resumes_to_the_same_files(tmp_path, uninterr
     completed = (out / "summary.json").exists() and json.loads((out / "summary.json").read_text())[
         "status"
     ] == "completed"
-    assert lab5.main("wgan_gp", ["--resume", str(out)]) == (2 if completed else 0)
+    assert main("wgan_gp", ["--resume", str(out)]) == (2 if completed else 0)
     assert_same_files(uninterrupted / "single", out)
 
 
+@posix_only
 def test_an_ensemble_killed_mid_run_resumes_every_member(tmp_path, uninterrupted):
     out = tmp_path / "killed"
     kill_after(start(out, ["--seeds", "3"]), out, 5, random.Random(5).uniform(0, 0.25))
-    assert lab5.main("wgan_gp", ["--resume", str(out)]) == 0
+    assert main("wgan_gp", ["--resume", str(out)]) == 0
     assert_same_files(uninterrupted / "ensemble", out)
 
 
 KILL_IN_CHECKPOINT = """
-import os, signal, sys, torch, lab5
+import os, signal, sys, torch
+from harness.main import main
 save = torch.save
 def torn_save(obj, file, *args, **kwargs):
     if "checkpoint" in file.name and obj["epoch"] == 5:  # half a file, then SIGKILL to all
@@ -148,16 +157,17 @@ def torn_save(obj, file, *args, **kwargs):
         os.killpg(0, signal.SIGKILL)
     return save(obj, file, *args, **kwargs)
 torch.save = torn_save
-sys.exit(lab5.main("wgan_gp", sys.argv[1:]))
+sys.exit(main("wgan_gp", sys.argv[1:]))
 """
 
 
+@posix_only
 def test_a_run_killed_while_writing_its_checkpoint_resumes(tmp_path, uninterrupted):
     out = tmp_path / "torn"
     run = start(out, code=KILL_IN_CHECKPOINT)
     run.wait(timeout=120)
     assert run.returncode == -signal.SIGKILL
-    assert lab5.main("wgan_gp", ["--resume", str(out)]) == 0
+    assert main("wgan_gp", ["--resume", str(out)]) == 0
     assert_same_files(uninterrupted / "single", out)
 
 
@@ -165,7 +175,7 @@ def test_a_run_killed_while_writing_its_checkpoint_resumes(tmp_path, uninterrupt
 def stopped(tmp_path):
     """A run stopped after 4 of its 12 epochs, and a snapshot of its files' bytes."""
     out = tmp_path / "stopped"
-    assert lab5.main("wgan_gp", [*SMALL, "--epochs", "4", "--out", str(out)]) == 0
+    assert main("wgan_gp", [*SMALL, "--epochs", "4", "--out", str(out)]) == 0
     (out / "config.json").write_text(
         (out / "config.json").read_text().replace('"epochs": 4', f'"epochs": {EPOCHS}')
     )
@@ -187,7 +197,7 @@ def folder_bytes(out) -> dict:
 )
 def test_a_resume_that_would_change_the_training_is_refused(stopped, capsys, argv, message):
     before = folder_bytes(stopped)
-    assert lab5.main("wgan_gp", ["--resume", str(stopped), *argv]) == 2
+    assert main("wgan_gp", ["--resume", str(stopped), *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message.format(out=stopped) in err
     assert folder_bytes(stopped) == before
@@ -211,14 +221,14 @@ def test_a_resume_that_would_change_the_training_is_refused(stopped, capsys, arg
 def test_a_missing_or_torn_checkpoint_is_a_one_line_error(stopped, capsys, damage, message):
     damage(stopped)
     before = folder_bytes(stopped)
-    assert lab5.main("wgan_gp", ["--resume", str(stopped)]) == 2
+    assert main("wgan_gp", ["--resume", str(stopped)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
     assert "Traceback" not in err and folder_bytes(stopped) == before
 
 
 def test_another_variant_s_run_is_refused(stopped, capsys):
-    assert lab5.main("wgan", ["--resume", str(stopped)]) == 2
+    assert main("wgan", ["--resume", str(stopped)]) == 2
     assert "python variants/wgan_gp.py" in capsys.readouterr().err
 
 
@@ -240,9 +250,9 @@ def test_a_diverged_run_resumes_from_its_last_good_epoch(tmp_path):
     again, and the folder ends as it was, but for timings."""
     out = tmp_path / "diverged"
     argv = [*SMALL, "--epochs", "6", "--optimizer", "sgd", "--vary", "lr=1e-4,1e30"]
-    assert lab5.main("wgan", [*argv, "--out", str(out)]) == 3
+    assert main("wgan", [*argv, "--out", str(out)]) == 3
     before = folder_bytes(out)
-    assert lab5.main("wgan", ["--resume", str(out)]) == 3
+    assert main("wgan", ["--resume", str(out)]) == 3
     after = folder_bytes(out)
     assert after.keys() == before.keys()
     assert json.loads(before[Path("summary.json")])["epochs_done"] < 6
@@ -266,9 +276,9 @@ def same_but_timing(path: Path, a: bytes, b: bytes) -> bool:
 def test_a_run_with_a_moving_average_extends_to_the_same_files(tmp_path):
     """The generator's average and its step count are part of the checkpoint."""
     argv = [*SMALL, "--ema", "0.9", "--ema-start", "2"]
-    assert lab5.main("wgan_gp", [*argv, "--epochs", "5", "--out", str(tmp_path / "long")]) == 0
-    assert lab5.main("wgan_gp", [*argv, "--epochs", "3", "--out", str(tmp_path / "short")]) == 0
-    assert lab5.main("wgan_gp", ["--resume", str(tmp_path / "short"), "--epochs", "5"]) == 0
+    assert main("wgan_gp", [*argv, "--epochs", "5", "--out", str(tmp_path / "long")]) == 0
+    assert main("wgan_gp", [*argv, "--epochs", "3", "--out", str(tmp_path / "short")]) == 0
+    assert main("wgan_gp", ["--resume", str(tmp_path / "short"), "--epochs", "5"]) == 0
     assert_same_files(tmp_path / "long", tmp_path / "short")
     raw, average = (
         torch.load(tmp_path / "short" / name) for name in ("generator_raw.pt", "generator.pt")
@@ -279,24 +289,23 @@ def test_a_run_with_a_moving_average_extends_to_the_same_files(tmp_path):
 COOLDOWN = ["--cooldown", "lr=0,gp_weight=0.1", "--cooldown-epochs", "6"]
 
 
+@posix_only
 def test_a_run_killed_in_its_cooldown_resumes_to_the_same_files(tmp_path):
     """The cooldown's values come from the config and the epoch, the same after a resume."""
     whole = tmp_path / "whole"
     out = tmp_path / "killed"
-    assert (
-        lab5.main("wgan_gp", [*SMALL, *COOLDOWN, "--epochs", str(EPOCHS), "--out", str(whole)]) == 0
-    )
+    assert main("wgan_gp", [*SMALL, *COOLDOWN, "--epochs", str(EPOCHS), "--out", str(whole)]) == 0
     kill_after(start(out, COOLDOWN), out, 8, random.Random(8).uniform(0, 0.25))
-    assert lab5.main("wgan_gp", ["--resume", str(out)]) == 0
+    assert main("wgan_gp", ["--resume", str(out)]) == 0
     assert_same_files(whole, out)
 
 
 def test_a_cooled_down_run_is_not_extended(tmp_path, capsys):
     """Its last epochs were the cooldown's: more epochs would make it a different schedule."""
     out = tmp_path / "cooled"
-    assert lab5.main("wgan_gp", [*SMALL, *COOLDOWN, "--epochs", "6", "--out", str(out)]) == 0
+    assert main("wgan_gp", [*SMALL, *COOLDOWN, "--epochs", "6", "--out", str(out)]) == 0
     before = folder_bytes(out)
-    assert lab5.main("wgan_gp", ["--resume", str(out), "--epochs", "8"]) == 2
+    assert main("wgan_gp", ["--resume", str(out), "--epochs", "8"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "cools down over the last 6 of its 6 epochs" in err and folder_bytes(out) == before

@@ -17,12 +17,15 @@ import pytest
 import torch
 from torch import nn
 
-import config
+import harness.main
 import lab5
+from harness import endings, evaluation
+from harness.flags import VARIANTS, parse_config
+from harness.main import main
+from harness.run_folder import lock_folder, unlocked_after
 from plots.page import write_index
-from recording import endings, metrics
-from recording.folder import lock_folder, unlocked_after
 from tests import ROOT
+from tests.conftest import posix_only
 from tests.test_metrics import two_noisy_circles
 
 SMALL = (
@@ -32,7 +35,7 @@ SMALL = (
 
 def train(tmp_path, variant="wgan_gp", *flags, name="run"):
     out = tmp_path / name
-    return lab5.main(variant, [*SMALL, "--out", str(out), *flags]), out
+    return main(variant, [*SMALL, "--out", str(out), *flags]), out
 
 
 def rows(out):
@@ -57,16 +60,16 @@ def report_sequential(sizes, sigmoid=False):
     return nn.Sequential(*layers, *([nn.Sigmoid()] if sigmoid else []))
 
 
-@pytest.mark.parametrize("variant", config.VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_run_folder_holds_everything(tmp_path, variant):
     code, out = train(tmp_path, variant, "--noise-dim", "5")
     assert code == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["variant"] == variant and saved["noise_dim"] == 5 and saved["lr"] == 1e-4
-    assert set(config.parse_config(variant, [])) <= set(saved)  # every flag is recorded
+    assert set(parse_config(variant, [])) <= set(saved)  # every flag is recorded
     table = rows(out)
     assert [r["epoch"] for r in table] == ["0", "1", "2", "3"]
-    assert list(table[0]) == metrics.metric_columns(variant)
+    assert list(table[0]) == evaluation.metric_columns(variant)
     assert all(math.isfinite(float(r["g_loss"])) and float(r["energy"]) > 0 for r in table[1:])
     assert table[2]["w1"] and table[3]["w1"] and not table[1]["w1"]  # at frames and the last epoch
     assert sorted(p.name for p in (out / "frames").iterdir()) == [
@@ -143,26 +146,24 @@ def test_the_toy_size_and_the_mode_metrics_sample(tmp_path):
     z = torch.randn(2500, 8, generator=lab5.make_rng(0, "eval"))
     with torch.no_grad():
         fake = lab5.generator(torch.load(out / "generator.pt"), z).double().numpy()
-    modes = lab5.load_data(config.parse_config("gan", ["--data", "ring8"]))[1]
-    expected = metrics.mode_metrics(fake, **modes)
+    modes = harness.main.load_data(parse_config("gan", ["--data", "ring8"]))[1]
+    expected = evaluation.mode_metrics(fake, **modes)
     last = rows(out)[-1]
     assert int(last["modes"]) == expected["modes"] and float(last["hq"]) == expected["hq"]
     assert float(last["reverse_kl"]) == pytest.approx(expected["reverse_kl"], rel=1e-12)
-    test = lab5.split_data(
-        config.parse_config(
-            "gan", ["--data", "ring8", "--toy-size", "3000", "--train-size", "0.8"]
-        ),
-        lab5.load_data(config.parse_config("gan", ["--data", "ring8", "--toy-size", "3000"]))[0],
+    test = harness.main.split_data(
+        parse_config("gan", ["--data", "ring8", "--toy-size", "3000", "--train-size", "0.8"]),
+        harness.main.load_data(parse_config("gan", ["--data", "ring8", "--toy-size", "3000"]))[0],
         "ring8",
     )[1]
-    assert float(last["w1"]) == pytest.approx(metrics.wasserstein1(fake[: len(test)], test))
+    assert float(last["w1"]) == pytest.approx(evaluation.wasserstein1(fake[: len(test)], test))
 
 
 def test_a_toy_mixture_run_scores_the_modes(tmp_path):
     code, out = train(tmp_path, "gan", "--data", "grid25", "--epochs", "2")
     assert code == 0
     table = rows(out)
-    assert list(table[0]) == metrics.metric_columns("gan", modes=True)
+    assert list(table[0]) == evaluation.metric_columns("gan", modes=True)
     assert all(0 <= int(r["modes"]) <= 25 and 0 <= float(r["hq"]) <= 1 for r in table)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["noise_floor"]["modes"] == 25 and summary["noise_floor"]["hq"] > 0.95
@@ -272,9 +273,9 @@ def test_a_folder_that_is_not_a_run_is_never_written_into(tmp_path, capsys, setu
     folder.mkdir()
     setup(folder)
     before = {p.name: p.read_text() for p in folder.iterdir()}
-    assert lab5.main("gan", [*SMALL, "--out", str(folder), "--overwrite"]) == 2
+    assert main("gan", [*SMALL, "--out", str(folder), "--overwrite"]) == 2
     assert "holds files that are not a lab5 run" in capsys.readouterr().err
-    assert lab5.main("gan", [*SMALL, "--out", str(folder)]) == 0
+    assert main("gan", [*SMALL, "--out", str(folder)]) == 0
     assert f"run folder: {tmp_path / 'precious2'}/" in capsys.readouterr().out
     assert {p.name: p.read_text() for p in folder.iterdir()} == before
 
@@ -319,11 +320,11 @@ def test_a_folder_being_written_is_refused_to_a_second_process_with_one_line(tmp
                 "elsewhere\n"
             )
         assert {p: p.read_bytes() for p in files} == files
-    assert lab5.main("gan", ["--resume", str(folder), "--epochs", "3"]) == 0
+    assert main("gan", ["--resume", str(folder), "--epochs", "3"]) == 0
 
 
 def test_empty_out_is_an_error(capsys):
-    assert lab5.main("gan", ["--out", ""]) == 2
+    assert main("gan", ["--out", ""]) == 2
     assert "--out is empty" in capsys.readouterr().err
 
 
@@ -378,7 +379,7 @@ def test_empty_out_is_an_error(capsys):
     ],
 )
 def test_bad_flags_exit_2_with_one_line(flags, message, capsys, tmp_path):
-    assert lab5.main("wgan_gp", [*flags, "--out", str(tmp_path / "x")]) == 2
+    assert main("wgan_gp", [*flags, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err
     assert not (tmp_path / "x").exists()  # nothing was started
@@ -414,7 +415,7 @@ def test_scripts_run_from_anywhere(tmp_path):
 )
 def test_help_documents_every_common_flag(variant, specific, capsys):
     with pytest.raises(SystemExit) as done:
-        lab5.main(variant, ["--help"])
+        main(variant, ["--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
     for flag in [
@@ -452,6 +453,7 @@ def run_on_a_terminal(argv: list[str], folder) -> str:
     return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", b"".join(chunks).decode())
 
 
+@posix_only
 def test_a_terminal_gets_a_progress_bar_and_a_pipe_only_the_lines(tmp_path):
     """Every line fits 100 columns but the run folder's full path, printed on its own."""
     shutil.copy(ROOT / "data" / "points.mat", tmp_path / "points.mat")
@@ -492,7 +494,7 @@ def test_a_small_test_set_is_warned_of_in_the_console_the_summary_and_the_page(t
         *"--epochs 1 --frame-every 0 --no-compile --out".split(),
         str(out),
     ]
-    assert lab5.main("wgan_gp", flags) == 0
+    assert main("wgan_gp", flags) == 0
     summary = json.loads((out / "summary.json").read_text())
     ratio = summary["gaussian_w1"] / summary["noise_floor"]["w1"]
     warning = f"a Gaussian blob scores {ratio:.1f}× the floor (73 test points): within 2×"
@@ -506,7 +508,7 @@ def test_a_small_test_set_is_warned_of_in_the_console_the_summary_and_the_page(t
 def test_a_resumed_run_says_so_and_does_not_repeat_its_last_epoch(tmp_path, capsys):
     code, out = train(tmp_path, "gan", "--epochs", "2")
     assert code == 0 and "epoch    2/2" in capsys.readouterr().out
-    assert lab5.main("gan", ["--resume", str(out), "--epochs", "3"]) == 0
+    assert main("gan", ["--resume", str(out), "--epochs", "3"]) == 0
     said = capsys.readouterr().out
     assert f"resuming {out} from epoch 2 of 3" in said
     assert "epoch    2/" not in said and "epoch    3/3" in said

@@ -15,8 +15,8 @@ import torch
 from scipy import stats
 from scipy.special import logsumexp
 
-import lab5
 from experiments import sample
+from harness.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 SPREAD = 2.0  # the proposal: N(0, SPREAD² I)
@@ -126,7 +126,7 @@ TINY_SAMPLE = (
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sample") / "ring"
-    assert lab5.main("wgan_gp", [*TINY_TOY, "--seeds", "2", "--out", str(out)]) == 0
+    assert main("wgan_gp", [*TINY_TOY, "--seeds", "2", "--out", str(out)]) == 0
     return out
 
 

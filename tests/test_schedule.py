@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import LinearLR
 
-import config
+import harness.main
 import lab5
+from harness import ensemble
+from harness.flags import parse_config
 from tests.eager_reference import make_reference, reference_step
 
 LR = 0.001
@@ -38,18 +40,18 @@ def reference(cfg: dict, starts: dict, ends: dict) -> dict:
     from `starts` to cfg's values over the first --anneal-epochs and from them towards `ends`
     over the last --cooldown-epochs (where the two overlap, from the annealed value), on the
     batches the run drew."""
-    points, _, source = lab5.load_data(cfg)
-    train = torch.as_tensor(lab5.split_data(cfg, points, source)[0], dtype=torch.float32)
+    points, _, source = harness.main.load_data(cfg)
+    train = torch.as_tensor(harness.main.split_data(cfg, points, source)[0], dtype=torch.float32)
     steps = len(train) // (cfg["batch_size"] * cfg["n_critic"])
     init = lab5.init_state(cfg, lab5.make_rng(cfg["seed"], "init"), "cpu")
     lr = starts.get("lr", cfg["lr"])
     ref = make_reference({**cfg, "lr": lr}, init["g"], init["d"])
-    warming = config.window(cfg, "anneal_epochs")
+    warming = ensemble.span(cfg, "anneal_epochs")
     schedules = [
         LinearLR(ref[o], start_factor=1.0, end_factor=cfg["lr"] / lr, total_iters=warming)
         for o in ("opt_g", "opt_d")
     ]
-    cooling = config.window(cfg, "cooldown_epochs")
+    cooling = ensemble.span(cfg, "cooldown_epochs")
     rng = lab5.make_rng(cfg["seed"], "train")
     for epoch in range(cfg["epochs"]):
         if epoch == cfg["epochs"] - cooling and "lr" in ends:  # LinearLRs chain: they multiply
@@ -105,8 +107,8 @@ def test_scheduled_values_move_per_epoch_as_the_reference_s(
     argv = [*ARGV, *flag("anneal", starts, windows[0]), *flag("cooldown", ends, windows[1])]
     if variant == "wgan_gp":
         argv += ["--gp-weight", str(GP)]
-    cfg = config.parse_config(variant, [*argv, "--out", str(tmp_path / "run")])
-    lab5.train(cfg)
+    cfg = parse_config(variant, [*argv, "--out", str(tmp_path / "run")])
+    harness.main.train(cfg)
     run = {
         "g": torch.load(tmp_path / "run" / "generator_raw.pt"),
         "d": torch.load(tmp_path / "run" / "critic.pt"),
@@ -126,12 +128,12 @@ def test_scheduled_values_move_per_epoch_as_the_reference_s(
 def test_each_member_anneals_to_its_own_value_in_tensors_of_its_own():
     """Each member's own end (here the --vary'd --lr), in a tensor per optimiser: one shared by
     both would be an aliased input, which the compiled step would recompile for."""
-    cfg = config.parse_config(
+    cfg = parse_config(
         "wgan_gp", ["--vary", "lr=0.001,0.002", "--anneal", "lr=0.004,gp_weight=0.1"]
     )
-    members = config.member_configs(cfg)
+    members = ensemble.member_configs(cfg)
     state = lab5.with_hyper(
-        lab5.init_members(members, "cpu"), [config.scheduled(m, 21) for m in members]
+        lab5.init_members(members, "cpu"), [ensemble.scheduled(m, 21) for m in members]
     )
     for opt in ("g_opt", "d_opt"):
         assert state[opt]["lr"].tolist() == pytest.approx([0.0025, 0.003])
@@ -140,18 +142,16 @@ def test_each_member_anneals_to_its_own_value_in_tensors_of_its_own():
 
 
 def test_without_annealing_the_state_is_left_as_it_is():
-    cfg = config.parse_config("wgan_gp", [])
-    state = lab5.init_members(config.member_configs(cfg), "cpu")
-    after = lab5.with_hyper(state, [config.scheduled(cfg, 1)])
+    cfg = parse_config("wgan_gp", [])
+    state = lab5.init_members(ensemble.member_configs(cfg), "cpu")
+    after = lab5.with_hyper(state, [ensemble.scheduled(cfg, 1)])
     assert all(after[k][n] is state[k][n] for k in ("g_opt", "d_opt", "hyper") for n in state[k])
 
 
 def test_the_anneal_may_end_where_the_cooldown_starts():
     """40 + 100 epochs in 140: the flag's lr in epoch 41 only, as each schedule has it alone."""
-    cfg = config.parse_config(
-        "wgan_gp", ["--epochs", "140", "--anneal", "lr=1e-3", "--cooldown", "lr=0"]
-    )
-    assert [config.scheduled(cfg, e)["lr"] for e in (1, 40, 41, 42, 140)] == pytest.approx(
+    cfg = parse_config("wgan_gp", ["--epochs", "140", "--anneal", "lr=1e-3", "--cooldown", "lr=0"])
+    assert [ensemble.scheduled(cfg, e)["lr"] for e in (1, 40, 41, 42, 140)] == pytest.approx(
         [1e-3, 1.225e-4, 1e-4, 0.99e-4, 0.01e-4]
     )
 
@@ -160,10 +160,10 @@ def test_the_penalty_s_part_of_the_loss_is_recorded_at_each_epoch_s_weight(tmp_p
     """metrics.csv's weighted_penalty is the penalty times the weight the epoch trained with
     (here annealed from 1 to 0.001 over 2 epochs of 3)."""
     argv = [*ARGV, *"--epochs 3 --anneal gp_weight=1 --anneal-epochs 2".split()]
-    cfg = config.parse_config("wgan_gp", [*argv, "--out", str(tmp_path / "run")])
-    assert lab5.train(cfg)["status"] == "completed"
+    cfg = parse_config("wgan_gp", [*argv, "--out", str(tmp_path / "run")])
+    assert harness.main.train(cfg)["status"] == "completed"
     with open(tmp_path / "run" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))[1:]
     weights = [float(r["weighted_penalty"]) / float(r["penalty"]) for r in rows]
-    assert weights == pytest.approx([config.scheduled(cfg, e)["gp_weight"] for e in (1, 2, 3)])
+    assert weights == pytest.approx([ensemble.scheduled(cfg, e)["gp_weight"] for e in (1, 2, 3)])
     assert weights == pytest.approx([1.0, 0.5005, 0.001])

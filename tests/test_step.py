@@ -4,8 +4,8 @@ step against the uncompiled one."""
 import pytest
 import torch
 
-import config
 import lab5
+from harness.flags import VARIANTS, parse_config
 from tests.eager_reference import make_reference, reference_step
 
 VARIANT_FLAGS = {"gan": [], "wgan": ["--clip", "0.05"], "wgan_gp": ["--gp-weight", "0.5"]}
@@ -19,7 +19,7 @@ def random_batch(cfg, steps, seed, dtype, device):
 
 
 def run_both(variant, flags, device, steps=3, dtype=torch.float64):
-    cfg = config.parse_config(
+    cfg = parse_config(
         variant, ["--n-critic", "1", "--init", "torch", *VARIANT_FLAGS[variant], *flags]
     )
     state = lab5.init_state(cfg, lab5.make_rng(1, "init"), device, dtype)
@@ -33,7 +33,7 @@ def run_both(variant, flags, device, steps=3, dtype=torch.float64):
     return state, ref
 
 
-@pytest.mark.parametrize("variant", config.VARIANTS)
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize(
     "flags",
     [
@@ -90,7 +90,7 @@ def test_the_orders_differ(device):
 
 def test_the_critic_can_start_from_another_initialisation():
     """--critic-init changes the critic's starting point and nothing else."""
-    cfg = config.parse_config("wgan_gp", ["--init", "kaiming"])
+    cfg = parse_config("wgan_gp", ["--init", "kaiming"])
     same = lab5.init_state(cfg, lab5.make_rng(1, "init"), "cpu")
     mixed = lab5.init_state({**cfg, "critic_init": "torch"}, lab5.make_rng(1, "init"), "cpu")
     assert all(torch.equal(same["g"][k], mixed["g"][k]) for k in same["g"])

@@ -2,10 +2,8 @@
 [-c, c] after every update, RMSprop at lr 1e-4 for 200 epochs. `--help` lists every flag."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import lab5  # noqa: E402
+from harness.main import main
 
 if __name__ == "__main__":
-    sys.exit(lab5.main("wgan"))
+    sys.exit(main("wgan"))

@@ -46,12 +46,6 @@ def energy_from(d_xy: np.ndarray, d_xx: np.ndarray, y_spread: float) -> float:
     return float(2 * d_xy.mean() - d_xx.mean() - y_spread)
 
 
-def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """2 E‖X − Y‖ − E‖X − X'‖ − E‖Y − Y'‖ over all pairs of the two empirical distributions:
-    zero exactly when the sets are equal as distributions; O(n²), cheap enough for every epoch."""
-    return energy_from(cdist(x, y), cdist(x, x), cdist(y, y).mean())
-
-
 def knn_radii(d_self: np.ndarray, k: int) -> np.ndarray:
     """Each point's distance to its k-th nearest other point, from the set's distance matrix
     (whose zero diagonal is every point's nearest)."""
@@ -62,14 +56,6 @@ def precision_recall_from(d_xy: np.ndarray, x_radii, y_radii) -> tuple[float, fl
     precision = (d_xy <= y_radii[None, :]).any(axis=1).mean()
     recall = (d_xy <= x_radii[:, None]).any(axis=0).mean()
     return float(precision), float(recall)
-
-
-def precision_recall(x: np.ndarray, y: np.ndarray, k: int = NEIGHBOURS) -> tuple[float, float]:
-    """Precision and recall of samples x against data y (Kynkäänniemi et al., 2019): a set's
-    manifold is the union of balls around its points reaching to their k-th nearest neighbour;
-    precision is the fraction of x inside y's manifold, recall the fraction of y inside x's."""
-    radii = (knn_radii(cdist(x, x), k), knn_radii(cdist(y, y), k))
-    return precision_recall_from(cdist(x, y), *radii)
 
 
 def describe_test_set(test: np.ndarray, k: int = NEIGHBOURS) -> dict:

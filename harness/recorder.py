@@ -1,8 +1,8 @@
 """The recorder: what becomes of each epoch's snapshot that training sends — every member's
 distances, frame, parameters and metrics row, the ensemble's means, the summaries and the
-checkpoint. It runs in a process of its own beside training (recording.worker) and needs
-nothing of the training code but what the Run hands it: the networks as functions of their
-parameter dicts, the noise each member is scored on, the frame writer.
+checkpoint, through harness.run_folder. It runs in a process of its own beside training
+(harness.worker): started by spawn, it imports what it needs to record (lab5's networks as
+functions of their parameter dicts, the evaluation, the frames), and nothing of the training.
 """
 
 from __future__ import annotations
@@ -16,18 +16,12 @@ from typing import Callable
 
 import torch
 
-from recording import console, metrics, worker
-from recording.checkpoint import save_checkpoint, save_params
-from recording.files import (
-    FolderUnwritable,
-    Table,
-    atomic_write,
-    open_table,
-    read_table,
-    write_json,
-    write_row,
-)
-from recording.run import Run
+import lab5
+from harness import console, evaluation, run_folder, worker
+from harness.flags import TITLES
+from harness.run import Run
+from harness.run_folder import FolderUnwritable, Table, atomic_write, write_row
+from plots.frames import landscape_grid, make_frame_writer
 
 
 @dataclass
@@ -43,11 +37,12 @@ class MemberRecord:
 class Recorder:
     run: Run  # what the run is
     floor: dict  # the noise floor: every metric of training samples against the test set
-    test: dict  # the test set as the distances need it (metrics.describe_test_set)
+    test: dict  # the test set as the distances need it (evaluation.describe_test_set)
     members: list[MemberRecord]  # one per model
     columns: list[str]  # metrics.csv's columns
     ensemble: Table | None  # an ensemble's ensemble.csv; None for one model
     draw: Callable  # writes a frame (plots.frames.make_frame_writer)
+    landscape: torch.Tensor  # the points at which a frame shows the critic
     gaussian_w1: float  # W1 of a Gaussian fitted to the training points: a generator of no shape
     warnings: list[str]  # what the summary, the console and the page say of this run's numbers
     final: dict | None = None  # the last epoch's means over the members
@@ -61,9 +56,9 @@ class Recorder:
 
 def open_member(folder: Path, z: torch.Tensor, columns: list[str], resumed: bool):
     """A member's record: its metrics table (appended to, when resumed) and W1 history."""
-    rows = read_table(folder / "metrics.csv") if resumed else []
+    rows = run_folder.read_metrics(folder) if resumed else []
     history = [(int(r["epoch"]), r["w1"]) for r in rows if r["w1"] is not None]
-    return MemberRecord(folder, z, open_table(folder / "metrics.csv", columns, resumed), history)
+    return MemberRecord(folder, z, run_folder.metrics_table(folder, columns, resumed), history)
 
 
 def open_recorder(run: Run) -> Recorder:
@@ -71,22 +66,25 @@ def open_recorder(run: Run) -> Recorder:
     # One thread: the other core trains. And a forked child must not wait on the thread pool its
     # parent's torch had started, whose threads a fork does not copy: it would hang.
     torch.set_num_threads(1)
-    columns = metrics.metric_columns(run.cfg["variant"], run.modes is not None)
+    columns = evaluation.metric_columns(run.cfg["variant"], run.modes is not None)
     resumed = run.checkpoint is not None  # then the tables go on from their kept rows
     members = [open_member(f, z, columns, resumed) for f, z in zip(run.member_dirs, run.eval_z)]
     ensemble = None
     if run.folder not in run.member_dirs:  # an ensemble's own folder: means over members
         stats = [f"{c}_{s}" for c in columns[1:-1] for s in ("mean", "se")]
-        path = run.folder / "ensemble.csv"
-        ensemble = open_table(path, ["epoch", "members", *stats], resumed)
+        ensemble = run_folder.ensemble_table(run.folder, ["epoch", "members", *stats], resumed)
     rng = torch.Generator().manual_seed(run.floor_seed)
     counted = run.cfg["eval_size"]
-    floor = metrics.noise_floor(run.train, run.test, rng, modes=run.modes, counted=counted)
-    blob = metrics.gaussian_w1(run.train, run.test, rng)
+    floor = evaluation.noise_floor(run.train, run.test, rng, modes=run.modes, counted=counted)
+    blob = evaluation.gaussian_w1(run.train, run.test, rng)
     warnings = small_test_warnings(len(run.test), floor["w1"], blob, run.cfg["fit_factor"])
-    test = metrics.describe_test_set(run.test)
-    draw = run.draw_frames()
-    recorder = Recorder(run, floor, test, members, columns, ensemble, draw, blob, warnings)
+    test = evaluation.describe_test_set(run.test)
+    variant = run.cfg["variant"]
+    draw = make_frame_writer(run.window, run.test, TITLES[variant], variant == "gan")
+    landscape = torch.as_tensor(landscape_grid(run.window), dtype=torch.float32)
+    recorder = Recorder(
+        run, floor, test, members, columns, ensemble, draw, landscape, blob, warnings
+    )
     recorder.checkpointed = run.checkpoint["epoch"] if resumed else None
     recorder.uncompiled_because = run.uncompiled_because
     return recorder
@@ -123,7 +121,7 @@ def metrics_row(recorder: Recorder, message: dict, i: int, generated, exact: boo
     run = recorder.run
     fake = generated[: len(run.test)]  # the test set's size for the distances
     counted = generated[: run.cfg["eval_size"] or len(run.test)]  # the mode counts'
-    modes = metrics.mode_metrics(counted, **run.modes) if run.modes else {}
+    modes = evaluation.mode_metrics(counted, **run.modes) if run.modes else {}
     losses = {k: float(v[i]) for k, v in message["losses"].items()}
     if "penalty" in losses:  # its part of the critic's loss, at the weight this epoch had
         losses["weighted_penalty"] = losses["penalty"] * float(
@@ -132,9 +130,9 @@ def metrics_row(recorder: Recorder, message: dict, i: int, generated, exact: boo
     return {
         "epoch": message["epoch"],
         **losses,
-        **metrics.sample_metrics(fake, recorder.test),
+        **evaluation.sample_metrics(fake, recorder.test),
         **modes,
-        "w1": metrics.wasserstein1(fake, run.test) if exact else None,
+        "w1": evaluation.wasserstein1(fake, run.test) if exact else None,
         "seconds": round(message["seconds"], 4),
     }
 
@@ -148,17 +146,15 @@ def record_member(recorder: Recorder, member: MemberRecord, message: dict, i: in
     frame_due = cfg["frame_every"] > 0 and is_due(cfg["frame_every"], epoch, cfg["epochs"])
     exact = frame_due or is_due(cfg["eval_every"], epoch, cfg["epochs"])
     with torch.no_grad():
-        generated = recorder.run.generator(params["g"], member.z).double().numpy()
-        score = recorder.run.critic(params["d"], recorder.run.landscape) if frame_due else None
+        generated = lab5.generator(params["g"], member.z).double().numpy()
+        score = lab5.critic(params["d"], recorder.landscape) if frame_due else None
     row = metrics_row(recorder, message, i, generated, exact)
     if frame_due:
         values = (torch.sigmoid(score) if cfg["variant"] == "gan" else score).numpy()
         fake = generated[: len(recorder.run.test)]
-        path = member.folder / "frames" / f"epoch_{epoch:04d}.png"
+        path = run_folder.frame_path(member.folder, epoch)
         atomic_write(path, lambda tmp: recorder.draw(tmp, epoch, fake, values, row, recorder.floor))
-    save_params(member.folder / "generator.pt", params["g"])
-    save_params(member.folder / "generator_raw.pt", params["raw"])  # the one trained
-    save_params(member.folder / "critic.pt", params["d"])
+    run_folder.save_params(member.folder, params)
     write_row(member.table, row)
     member.final = row
     if exact:
@@ -172,7 +168,7 @@ def record_epoch(recorder: Recorder, message: dict) -> list[str]:
     rows = [
         record_member(recorder, member, message, i) for i, member in enumerate(recorder.members)
     ]
-    recorder.final = metrics.ensemble_row(epoch, rows, recorder.columns[1:-1])
+    recorder.final = evaluation.ensemble_row(epoch, rows, recorder.columns[1:-1])
     if recorder.ensemble:
         write_row(recorder.ensemble, recorder.final)
     recorder.epochs_done = epoch
@@ -213,13 +209,13 @@ def write_summaries(recorder: Recorder, end: dict) -> None:
         "uncompiled_because": recorder.uncompiled_because,
     }
     threshold = recorder.run.cfg["fit_factor"] * recorder.floor["w1"]
-    fits = [metrics.epochs_to_fit(member.history, threshold) for member in recorder.members]
+    fits = [evaluation.epochs_to_fit(member.history, threshold) for member in recorder.members]
     for member, fit in zip(recorder.members, fits):
         summary = {**shared, "final": member.final, "epochs_to_fit": fit}
-        write_json(member.folder / "summary.json", summary)
+        run_folder.write_summary(member.folder, summary)
     if recorder.ensemble:
         summary = {**shared, "final": recorder.final, "epochs_to_fit": fits}
-        write_json(recorder.run.folder / "summary.json", summary)
+        run_folder.write_summary(recorder.run.folder, summary)
 
 
 def start_in_worker(run: Run) -> worker.Worker:
@@ -254,7 +250,7 @@ def record(recorder: Recorder, message: dict) -> list[str]:
     recorder.record_s += time.perf_counter() - started
     write_summaries(recorder, message if "status" in message else {})
     if "epoch" in message:  # last: a checkpoint's epoch is fully recorded
-        save_checkpoint(recorder.run.folder, message)
+        run_folder.save_checkpoint(recorder.run.folder, message)
         recorder.checkpointed = message["epoch"]
     if "status" in message:
         for member in recorder.members:

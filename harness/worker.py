@@ -18,7 +18,7 @@ from functools import partial
 from multiprocessing.connection import Connection
 from typing import Callable, NamedTuple
 
-from recording.endings import ignore_stop_signals, interrupts_ignored
+from harness.endings import ignore_stop_signals, interrupts_ignored
 
 QUEUE_SIZE = 8  # messages waiting for the worker before the sender waits for it
 WAIT_S = 1.0  # the longest either process waits before it looks whether the other is alive

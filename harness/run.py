@@ -1,11 +1,10 @@
-"""What both processes of a run know of it: worked out once by lab5.prepare_run, read by the
-training loop, the recorder, the run folder and the console."""
+"""What both processes of a run know of it: worked out once by harness.main.prepare_run, read
+by the training loop, the recorder and the console."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -13,8 +12,8 @@ import torch
 
 @dataclass
 class Run:
-    cfg: dict  # every flag's value (config.FLAGS) and the variant
-    members: list[dict]  # one config per model of the ensemble (config.member_configs)
+    cfg: dict  # every flag's value (harness.flags) and the variant
+    members: list[dict]  # one config per model of the ensemble (harness.ensemble)
     names: list[str]  # each member's name, and the name of its folder in an ensemble's
     device: torch.device  # where training runs
     compiles: bool  # whether the step is to be compiled (it may still fail, and run uncompiled)
@@ -30,7 +29,4 @@ class Run:
     started: float  # time.time() when the run was set up: summary.json's wall_s counts from it
     eval_z: list[torch.Tensor]  # per member, the fixed noise it is scored and drawn on
     floor_seed: int  # seed of the noise floor's samples of the training points
-    landscape: torch.Tensor  # the points at which a frame shows the critic
-    generator: Callable  # (params, z) -> points: the recorder samples through it
-    critic: Callable  # (params, x) -> scores: the recorder draws its landscape through it
-    draw_frames: Callable[[], Callable]  # makes the function that writes a frame (plots.frames)
+    window: tuple[float, float, float, float]  # the frames' axes: the points with a margin

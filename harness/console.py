@@ -14,8 +14,8 @@ from typing import Callable, NamedTuple
 
 from tqdm import tqdm
 
-import hardware
-from recording.run import Run
+from harness import hardware
+from harness.run import Run
 
 COLUMNS = 100
 
