@@ -15,6 +15,8 @@ set -u
 mkdir -p "${1:-$(dirname "$0")}"
 folder=$(realpath "${1:-$(dirname "$0")}")
 cd "$(dirname "$0")/.."
+# a GPU machine's own PyTorch, where nothing is installed: lab5 and the harness from this folder
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 python=${PYTHON:-python3}
 report=$folder/cuda_check.md
 log=$folder/cuda_tests.log
