@@ -121,6 +121,6 @@ def fallback_line(reason: str, device: str, platform: str = sys.platform) -> str
     if len(reason) > 70:
         reason = reason[:67] + "..."
     return (
-        f"compiling the step failed ({reason}); training uncompiled, about 5-10x slower; to "
+        f"compiling the step failed ({reason}); training uncompiled, about 10x slower; to "
         f"compile: {compiler_fix(device, platform)}"
     )
