@@ -76,14 +76,22 @@ def start(argv: list[str], folder: Path, log: Path, env: dict | None = None) -> 
     return Process(popen, folder, log, time.monotonic(), time.time())
 
 
+def tree(pid: int) -> list[psutil.Process]:
+    """A process and every process under it, as far as they are still there."""
+    try:
+        parent = psutil.Process(pid)
+        return [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def tree_cpu_s(pid: int) -> float | None:
     """CPU seconds so far of a process and its children, or None once it is gone."""
     try:
-        parent = psutil.Process(pid)
-        times = [p.cpu_times() for p in [parent, *parent.children(recursive=True)]]
+        times = [p.cpu_times() for p in tree(pid)]
     except psutil.Error:
         return None
-    return sum(t.user + t.system for t in times)
+    return sum(t.user + t.system for t in times) if times else None
 
 
 def ended(process: Process) -> bool:
@@ -115,12 +123,7 @@ def interrupt(process: Process) -> None:
 
 def kill_tree(pid: int) -> None:
     """Kill a process and every process under it."""
-    try:
-        parent = psutil.Process(pid)
-        tree = [parent, *parent.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    for each in tree:
+    for each in tree(pid):
         try:
             each.kill()
         except psutil.NoSuchProcess:

@@ -123,7 +123,7 @@ def plural(n: int, what: str) -> str:
 def start_message(run: Run) -> str:
     """What a run is about to do, from the facts lab5 worked out for it."""
     cfg = run.cfg
-    how = "compiled" if run.compiles else "uncompiled"
+    how = "uncompiled" if run.uncompiled_because else "compiled"
     threads = plural(cfg["threads"], "thread") if cfg["threads"] else "torch's threads"
     models = plural(len(run.members), "model")
     resuming = ""
@@ -141,7 +141,7 @@ def start_message(run: Run) -> str:
 def compile_message(run: Run) -> str:
     if run.cfg["no_compile"]:
         return "running the step eagerly (--no-compile): slower, and no compile to wait for"
-    if not run.compiles:
+    if run.uncompiled_because:
         return f"running the step uncompiled ({run.uncompiled_because})"
     return (
         "compiling the training step: about 20 s the first time, a few seconds once torch's "

@@ -122,7 +122,6 @@ def prepare_run(cfg: dict) -> Run:
         members=members,
         names=names,
         device=torch.device(placement.device),
-        compiles=placement.compiles and not cfg["no_compile"],
         uncompiled_because=uncompiled_because(cfg, placement),
         source=source,
         train=train_points,
@@ -179,7 +178,7 @@ def train_epochs(run: Run, send: Callable) -> None:
             as_message({"epoch": 0, "seconds": 0.0, "losses": {}, "state": state, "rngs": streams})
         )
     step = vmap(lab5.make_train_step(run.cfg))
-    if run.compiles:
+    if run.uncompiled_because is None:
         step, compiled = compiled_or_eager(run, step, state)
         send(compiled)
     start = {"epoch": done, "state": state, "rngs": streams}

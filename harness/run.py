@@ -16,8 +16,8 @@ class Run:
     members: list[dict]  # one config per model of the ensemble (harness.ensemble)
     names: list[str]  # each member's name, and the name of its folder in an ensemble's
     device: torch.device  # where training runs
-    compiles: bool  # whether the step is to be compiled (it may still fail, and run uncompiled)
-    uncompiled_because: str | None  # why not, where it is not: --no-compile, or no Triton
+    uncompiled_because: str | None  # None: the step is to be compiled (it may still fail);
+    # else why not: --no-compile, or what the GPU lacks (no Triton, too old for it)
     source: str  # where the points came from: a file (and its array), or a toy's name
     train: np.ndarray  # the training points
     test: np.ndarray  # the held-out points every distance compares with
