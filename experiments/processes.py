@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import psutil
 
+from experiments.extras import psutil
 from harness import run_folder
 from harness.endings import DRIVEN
 

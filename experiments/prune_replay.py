@@ -16,11 +16,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import optuna
-from optuna.trial import TrialState
 
 from errors import UserError
 from experiments import runner
+from experiments.extras import TrialState, optuna
 from experiments.processes import last_scores
 from harness.cli import strict_parser
 

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-import optuna
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
@@ -40,6 +39,7 @@ from PIL import Image
 from data.points import TOY_DATA
 from errors import UserError
 from experiments import processes, runner, sample
+from experiments.extras import optuna
 from experiments.results import mean_se, member_results
 from harness import run_folder
 from harness.cli import strict_parser

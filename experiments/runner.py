@@ -26,14 +26,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import optuna
-import sqlalchemy
-from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
-from optuna.trial import TrialState
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
-
 from errors import UserError
 from experiments import processes
+from experiments.extras import (
+    DuplicatedStudyError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+    TrialState,
+    UpdateFinishedTrialError,
+    optuna,
+    sqlalchemy,
+)
 from harness import run_folder
 from harness.run_folder import is_locked
 
@@ -43,7 +48,7 @@ STORAGE_ATTEMPTS = 5
 # driver may spend stopping a run (processes.STOP_GRACE_S), during which it does not beat
 SILENT_BEATS = 15
 # Optuna calls its heartbeat experimental and says so at every use; lab5 pins the version it
-# was tested with (requirements.txt)
+# was tested with (requirements-sweeps.txt)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback()  # the same point, in a new trial
 TICK_S = 1.0  # how often a driver looks at its runs and the study

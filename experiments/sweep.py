@@ -29,10 +29,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import optuna
 
 from errors import UserError
 from experiments import processes, runner
+from experiments.extras import optuna
 from experiments.results import mean_se, member_result
 from harness import run_folder
 from harness.cli import strict_parser

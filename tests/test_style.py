@@ -192,7 +192,7 @@ def test_the_packing_check_finds_packing():
 def ruff(*args: str) -> subprocess.CompletedProcess:
     found = shutil.which("ruff") or shutil.which("ruff", path=str(ROOT / ".venv" / "bin"))
     if found is None:
-        pytest.skip("ruff is not installed (pip install -r requirements.txt)")
+        pytest.skip("ruff is not installed (pip install -r requirements-dev.txt)")
     return subprocess.run([found, *args], capture_output=True, text=True, cwd=ROOT)
 
 
