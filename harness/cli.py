@@ -5,34 +5,42 @@ NAME=VALUE lists, widths), and a command line laid out in lines. Every command o
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
+import inspect
 
 from errors import UserError
 
 
+def unknown_flags(message: str) -> list[str]:
+    """The flags of argparse's "unrecognized arguments: ..." (none for another error)."""
+    if not message.startswith("unrecognized arguments:"):
+        return []
+    return [word.split("=")[0] for word in message.split()[2:] if word.startswith("-")]
+
+
 def near_miss(parser: argparse.ArgumentParser, message: str) -> str:
     """ "(did you mean --epochs?)" for an unrecognised flag that is close to one the parser has."""
-    if not message.startswith("unrecognized arguments:"):
-        return ""
-    unknown = [word for word in message.split()[2:] if word.startswith("-")]
     # argparse keeps its actions in a private list, stable since Python 3.2 and the only record
     flags = [flag for action in parser._actions for flag in action.option_strings]
     names = {flag.lstrip("-"): flag for flag in flags}  # the dashes would make any two alike
-    for word in unknown:
-        close = difflib.get_close_matches(word.split("=")[0].lstrip("-"), names, n=1, cutoff=0.6)
+    for word in unknown_flags(message):
+        close = difflib.get_close_matches(word.lstrip("-"), names, n=1, cutoff=0.6)
         if close:
             return f" (did you mean {names[close[0]]}?)"
     return ""
 
 
-def strict_parser(**options) -> argparse.ArgumentParser:
+def strict_parser(elsewhere: dict[str, str] | None = None, **options) -> argparse.ArgumentParser:
     """An ArgumentParser that takes no abbreviation of a flag (a typo that happens to be a
     prefix would change its meaning silently) and whose errors are one-line UserErrors, with the
-    nearest flag it knows for one it does not."""
+    nearest flag it knows for one it does not; `elsewhere`: for a flag that another command has,
+    the error that says so (--gp-weight to the GAN script: it is WGAN-GP's)."""
     parser = argparse.ArgumentParser(allow_abbrev=False, **options)
 
     def fail(message: str):
-        raise UserError(message + near_miss(parser, message))
+        other = [flag for flag in unknown_flags(message) if flag in (elsewhere or {})]
+        raise UserError(elsewhere[other[0]] if other else message + near_miss(parser, message))
 
     parser.error = fail
     return parser
@@ -96,3 +104,17 @@ def flag_lines(flags: list[str], width: int) -> list[str]:
         else:
             lines.append(group)
     return lines
+
+
+def dashed(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def field_docs(cls) -> dict[str, str]:
+    """Each field's docstring, the string under it (as in CleanRL's Args), on one line."""
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    return {
+        node.target.id: " ".join(after.value.value.split())
+        for node, after in zip(body, body[1:])
+        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr)
+    }

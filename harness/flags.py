@@ -5,8 +5,6 @@ config.json holds), a preset and a resumed run's config.json merged into it as d
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import json
 import math
 import sys
@@ -17,7 +15,8 @@ from typing import Callable, NamedTuple
 
 from data.points import TOY_DATA, file_sha256, find_data
 from errors import UserError
-from harness.cli import parse_size, parse_values, parse_vary, parse_widths, strict_parser
+from harness import cli
+from harness.cli import dashed, field_docs, parse_size, parse_values, parse_vary, parse_widths
 from harness.ensemble import check_extension, check_schedules, member_configs, span
 from harness.presets import PRESETS, presets_help
 from harness.run_folder import read_config
@@ -210,16 +209,6 @@ class Flags:
     """continue the run in DIR from its checkpoint (--epochs extends it)"""
 
 
-def field_docs(cls) -> dict[str, str]:
-    """Each field's docstring, the string under it (as in CleanRL's Args), on one line."""
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    return {
-        node.target.id: " ".join(after.value.value.split())
-        for node, after in zip(body, body[1:])
-        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr)
-    }
-
-
 DOCS = field_docs(Flags)
 FLAGS = {f.name: replace(f.metadata["flag"], help=DOCS[f.name]) for f in fields(Flags)}
 PER_MEMBER = tuple(name for name in FLAGS if name in HYPER)  # lab5 holds them as tensors
@@ -240,10 +229,6 @@ def default(name: str, variant: str):
 def defaults(variant: str) -> dict:
     """The config of a variant's script run with no flags (less "variant")."""
     return {name: default(name, variant) for name, f in FLAGS.items() if variant in f.variants}
-
-
-def dashed(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def argument_options(flag: Flag, variant: str) -> dict:
@@ -273,10 +258,22 @@ def help_text(flag: Flag, variant: str) -> str:
     return text.replace("%", "%%")  # argparse formats help with %
 
 
+def other_variants_flags(variant: str) -> dict[str, str]:
+    """The error for each flag that only other variants have: whose it is, and their script."""
+    return {
+        dashed(name): f"{dashed(name)} is {' and '.join(TITLES[v] for v in flag.variants)}'s "
+        f"flag ({' or '.join(f'python variants/{v}.py' for v in flag.variants)}), not "
+        f"{TITLES[variant]}'s"
+        for name, flag in FLAGS.items()
+        if variant not in flag.variants
+    }
+
+
 @cache
 def build_parser(variant: str) -> argparse.ArgumentParser:
     """The variant's parser; what it parses holds only the flags given (no defaults)."""
-    parser = strict_parser(
+    parser = cli.strict_parser(
+        elsewhere=other_variants_flags(variant),
         prog=f"python variants/{variant}.py",
         formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog as laid out
         epilog=presets_help(variant),

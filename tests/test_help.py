@@ -82,3 +82,25 @@ def test_make_gifs_help_says_its_defaults_and_takes_no_prefix(capsys):
     assert "(default: runs)" in text and "(default: 1.0)" in text
     assert make_gifs.main(["--forc"]) == 2
     assert capsys.readouterr().err.endswith("(did you mean --force?)\n")
+
+
+@pytest.mark.parametrize(
+    "variant,argv,owner",
+    [
+        ("gan", ["--gp-weight", "10"], "WGAN-GP's flag (python variants/wgan_gp.py), not GAN's"),
+        (
+            "wgan_gp",
+            ["--epochs", "3", "--clip=0.1"],
+            "WGAN's flag (python variants/wgan.py), not WGAN-GP's",
+        ),
+        (
+            "wgan",
+            ["--gan-loss", "nonsaturating"],
+            "GAN's flag (python variants/gan.py), not WGAN's",
+        ),
+    ],
+)
+def test_another_variant_s_flag_is_named_as_such(variant, argv, owner, capsys):
+    assert main(variant, argv) == 2
+    flag = next(word.split("=")[0] for word in argv if word.startswith("--") and word != "--epochs")
+    assert capsys.readouterr().err == f"error: {flag} is {owner}\n"
