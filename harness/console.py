@@ -40,7 +40,9 @@ def progress_bar(epochs: int, title: str, done: int = 0) -> tqdm:
 
 def say(bar: tqdm | None, line: str, whole: bool = False) -> None:
     """A line above the bar, or on its own where there is none (yet); cut to the terminal's
-    columns but where the whole of it matters (a warning that says how to fix what it warns of)."""
+    columns but where the whole of it matters (a warning, which says how to fix what it warns
+    of)."""
+    whole = whole or line.startswith("warning:")
     (bar or tqdm).write(line if whole else line[:COLUMNS], file=sys.stdout)
 
 
@@ -87,15 +89,35 @@ def progress(run: Run) -> Progress:
     return Progress(show_message, close)
 
 
-def floor_line(floor: dict) -> str:
-    return (
-        f"noise floor (test set vs training samples of its size): W1 {floor['w1']:.4f} ± "
-        f"{floor['w1_sd']:.4f}, energy {floor['energy']:.5f}"
-    )
-
-
 def times_floor(value: float, floor: float) -> str:
     return f" ({value / floor:.1f}× floor)" if floor > 0 else ""
+
+
+def legend(floor: dict, blob: float, test_points: int, factor: float) -> list[str]:
+    """What the epoch lines' numbers mean, said once as a run starts: W1 beside what a perfect
+    generator and a generator of no shape score, and the cheaper numbers beside it."""
+    return [
+        f"W1: how far {test_points} generated points are from the {test_points} test points "
+        "(mean distance, best matching)",
+        f"  noise floor {floor['w1']:.4f} ± {floor['w1_sd']:.4f}: a perfect generator's W1 "
+        f"(training points); fitted: within {factor:g}× it",
+        f"  a Gaussian of the data's mean and covariance (no shape) scores {blob:.4f}"
+        f"{times_floor(blob, floor['w1'])}: beat it",
+        f"energy: a cheaper distance, every epoch (floor {floor['energy']:.5f})",
+        "precision: share of generated points near test points; recall: share of test points near "
+        "generated",
+    ]
+
+
+def unfitted_line(failed: dict[str, float], models: int, blob: float, run: Run) -> str:
+    """A run whose models ended no better than a Gaussian blob: which, and what to try."""
+    w1 = ", ".join(f"{w:.4f}" for w in failed.values())
+    who = f"{len(failed)} of {models} models ({', '.join(failed)}) end" if models > 1 else "ends"
+    return (
+        f"the fit failed: the run {who} with W1 {w1}, no better than a Gaussian blob's "
+        f"{blob:.4f}; try more epochs (an epoch is one pass over the {len(run.train):,} training "
+        f"points: {run.steps} steps here)"
+    )
 
 
 def epoch_line(epoch: int, epochs: int, row: dict, floor_w1: float) -> str:

@@ -113,7 +113,8 @@ class Flags:
     eval_size: int = flag(0, NON_NEGATIVE_INT, DATA, toy_only=True)
     """generated points the mode metrics count on a toy mixture (0: as many as test points)"""
     epochs: int = flag(200, POSITIVE_INT, LOOP, resumable=True)
-    """passes of the critic over the training points"""
+    """passes of the critic over the training points: an epoch is training points / (batch size
+    × n_critic) steps, so a smaller file trains fewer steps an epoch"""
     batch_size: int = flag({"gan": 32, "wgan": 64, "wgan_gp": 16}, POSITIVE_INT, LOOP)
     """points per critic update"""
     n_critic: int = flag(1, POSITIVE_INT, LOOP)

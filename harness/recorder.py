@@ -173,18 +173,32 @@ def record_epoch(recorder: Recorder, message: dict) -> list[str]:
         write_row(recorder.ensemble, recorder.final)
     recorder.epochs_done = epoch
     recorder.train_s += message["seconds"]
-    lines = [console.floor_line(recorder.floor)] if epoch == 0 else []
+    run = recorder.run
+    blob = recorder.gaussian_w1
+    legend = console.legend(recorder.floor, blob, len(run.test), run.cfg["fit_factor"])
+    lines = legend if epoch == 0 else []
     if epoch == 0 or message.get("resumed"):
         lines += [f"warning: {warning}" for warning in recorder.warnings]
     if message.get("resumed"):  # the checkpoint's epoch, recorded again: said already
         return lines
     if recorder.final["w1_mean"] is not None or epoch == 1:
         lines.append(
-            console.epoch_line(
-                epoch, recorder.run.cfg["epochs"], recorder.final, recorder.floor["w1"]
-            )
+            console.epoch_line(epoch, run.cfg["epochs"], recorder.final, recorder.floor["w1"])
         )
     return lines
+
+
+def fit_warnings(recorder: Recorder) -> list[str]:
+    """Where a model's final W1 is no better than the Gaussian blob's, it learnt no shape: one
+    warning for the run, kept in its summary and said on the console."""
+    names = recorder.run.names
+    finals = {name: m.final["w1"] for name, m in zip(names, recorder.members) if m.final}
+    failed = {n: w1 for n, w1 in finals.items() if w1 is not None and w1 >= recorder.gaussian_w1}
+    if not failed:
+        return []
+    warning = console.unfitted_line(failed, len(names), recorder.gaussian_w1, recorder.run)
+    recorder.warnings.append(warning)
+    return [f"warning: {warning}"]
 
 
 def write_summaries(recorder: Recorder, end: dict) -> None:
@@ -247,6 +261,8 @@ def record(recorder: Recorder, message: dict) -> list[str]:
     if "compile_failed" in message:
         recorder.uncompiled_because = f"compiling failed: {message['compile_failed']}"
     lines = record_epoch(recorder, message) if "epoch" in message else []
+    if message.get("status") == "completed":
+        lines += fit_warnings(recorder)
     recorder.record_s += time.perf_counter() - started
     write_summaries(recorder, message if "status" in message else {})
     if "epoch" in message:  # last: a checkpoint's epoch is fully recorded

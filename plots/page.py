@@ -69,9 +69,9 @@ def number(key: str, value, text: str) -> str:
 
 
 def final_numbers(summary: dict) -> list[str]:
-    """The final row's numbers, each a table row: a run's value, or an ensemble's mean ± s.e."""
+    """The final row's numbers, each a table row: a run's value, or an ensemble's mean ± s.e.;
+    beside W1, what a perfect generator and a generator of no shape score."""
     final = summary.get("final") or {}
-    floor = summary.get("noise_floor") or {}
     rows = []
     for key, label, fmt in NUMBERS:
         value = final.get(key, final.get(f"{key}_mean"))
@@ -79,11 +79,38 @@ def final_numbers(summary: dict) -> list[str]:
         if value is None:
             continue
         text = format(value, fmt) + (f" ± {se:{fmt}}" if se is not None else "")
-        cells = number(key, value, text)
-        if key == "w1" and floor.get("w1"):
-            ratio = value / floor["w1"]
-            cells += number("w1_over_floor", ratio, f"{ratio:.2f}× the noise floor")
+        cells = number(key, value, text) + ratio(summary, key, value)
         rows.append(f"<tr><th>{escape(label)}</th>{cells}</tr>")
+        if key == "w1":
+            rows += yardsticks(summary)
+    return rows
+
+
+def ratio(summary: dict, key: str, value: float) -> str:
+    """A W1's cell beside it: its multiple of the noise floor."""
+    floor = (summary.get("noise_floor") or {}).get("w1")
+    if not key.endswith("w1") or not floor:
+        return ""
+    return number(f"{key}_over_floor", value / floor, f"{value / floor:.2f}× the noise floor")
+
+
+def yardsticks(summary: dict) -> list[str]:
+    """The noise floor (a perfect generator's W1) and a Gaussian blob's W1 (no shape at all)."""
+    floor = summary.get("noise_floor") or {}
+    blob = summary.get("gaussian_w1")
+    rows = []
+    if floor.get("w1"):
+        text = f"{floor['w1']:.4f} ± {floor.get('w1_sd', 0):.4f}"
+        rows.append(
+            f"<tr><th>noise floor</th>{number('floor_w1', floor['w1'], text)}"
+            "<td>W1 of training points: a perfect generator's</td></tr>"
+        )
+    if blob:
+        rows.append(
+            f"<tr><th>a Gaussian blob</th>{number('gaussian_w1', blob, f'{blob:.4f}')}"
+            f"{ratio(summary, 'gaussian_w1', blob)}<td>the data's mean and covariance, no shape: "
+            "a fit must beat it</td></tr>"
+        )
     return rows
 
 
