@@ -147,12 +147,14 @@ def stop(process: Process) -> None:
 
 
 def last_scores(by_epoch: dict[int, float]) -> list[float]:
-    return [by_epoch[e] for e in sorted(by_epoch)[-LAST:]]
+    """The scores of a run's last LAST scored epochs, trained ones only: epoch 0's, before any
+    training, would weigh the start of a short run into its result."""
+    return [by_epoch[e] for e in sorted(e for e in by_epoch if e > 0)[-LAST:]]
 
 
 def objective(folder: Path) -> float:
-    """What a sweep minimises: the mean over the run's members and its last LAST scored
-    epochs of W1 / noise floor."""
+    """What a sweep minimises, and its table ranks by: the mean over the run's members and its
+    last LAST scored epochs (trained ones) of W1 / noise floor."""
     return float(np.mean(last_scores(run_folder.ensemble_ratios(folder))))
 
 

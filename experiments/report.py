@@ -804,6 +804,8 @@ def slugs(text: str) -> list[str]:
 def main() -> int:
     try:
         args = parse_args()
+        if runner.crowded_warning(args):
+            print(runner.crowded_warning(args), file=sys.stderr)
         for name in EXPERIMENTS if "all" in args.experiments else args.experiments:
             run_experiment(name, args)
     except UserError as e:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import time
 import warnings
@@ -101,11 +102,29 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
+def cores() -> int:
+    return os.cpu_count() or 1
+
+
+def fitting_workers() -> int:
+    """The runs at once this machine's CPU cores take: each trains on one and is recorded by a
+    process of its own beside it, which takes part of another."""
+    return max(1, cores() // 2)
+
+
 def add_flags(parser, workers: int) -> None:
     """The flags of every command that drives a study."""
-    parser.add_argument("--workers", type=positive, default=workers, help="runs at once here")
+    parser.add_argument(
+        "--workers",
+        type=positive,
+        default=workers,
+        help=f"runs at once on this machine's CPU (default: {workers}; this one has {cores()} "
+        "cores, and each run trains on one and records beside it on another)",
+    )
     parser.add_argument("--gpus", default="", metavar="0,1", help="train on these GPUs instead")
-    parser.add_argument("--per-gpu", type=positive, default=1, metavar="K", help="runs per GPU")
+    parser.add_argument(
+        "--per-gpu", type=positive, default=1, metavar="K", help="runs per GPU (default: 1)"
+    )
     parser.add_argument(
         "--storage",
         default=STORAGE,
@@ -119,7 +138,18 @@ def add_flags(parser, workers: int) -> None:
         default=10.0,
         metavar="SECONDS",
         help=f"how often a driver says its runs are alive (one silent for {SILENT_BEATS} beats "
-        "is retried by another driver)",
+        "is retried by another driver; default: 10)",
+    )
+
+
+def crowded_warning(args) -> str | None:
+    """A warning where --workers runs at once on the CPU need more cores than it has."""
+    if args.gpus or args.workers <= fitting_workers():
+        return None
+    return (
+        f"warning: --workers {args.workers} on {cores()} CPU cores: each run trains on one core "
+        f"and records beside it on another, so they will slow each other down (--workers "
+        f"{fitting_workers()} fits this machine)"
     )
 
 

@@ -10,7 +10,8 @@ Optuna's TPE sampler choose the values, grid flags among them. A trial runs
 process of its own, into runs/sweeps/<study>/<point>/ (its console in <point>.log), and
 reports W1 / floor at every scored epoch to its trial; the pruner stops a trial that will not
 be among the best (its folder kept, and marked pruned on the page). The objective, which the
-table is ordered by: the mean over the seeds and the last five scored epochs of W1 / floor.
+table is ordered by: the mean over the seeds and the last five scored epochs (trained ones, not
+epoch 0) of W1 / floor.
 
 The study lives in --storage (by default an SQLite file, runs/sweeps/optuna.db): the same
 command run again goes on with it (a finished sweep only prints its table), and the same
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
+import re
 import sys
 from pathlib import Path
 
@@ -168,13 +170,20 @@ def rows(records: list[dict]) -> dict[str, list[dict]]:
         if "--vary" in flags:
             del flags[flags.index("--vary") : flags.index("--vary") + 2]
         for m in r["members"]:
-            label = " ".join([*flags, m["name"].partition("_")[2]]).strip()
+            varied = re.fullmatch(r"seed\d+_?(.*)", m["name"])  # a single model: its run's name
+            label = " ".join([*flags, varied[1] if varied else ""]).strip()
             out.setdefault(label or "(defaults)", []).append(m)
     return out
 
 
-def row_cells(label: str, ms: list[dict]) -> list[str]:
-    at = [[m["w1_by_epoch"].get(e) for m in ms] for e in AT_EPOCHS]
+def objective(ms: list[dict]) -> float:
+    """A row's objective, as processes.objective scores a run (and the table's column shows it):
+    its members' mean of W1 / floor over their last scored epochs."""
+    return float(np.mean([np.mean(processes.last_scores(m["w1_by_epoch"])) for m in ms]))
+
+
+def row_cells(label: str, ms: list[dict], at_epochs: list[int]) -> list[str]:
+    at = [[m["w1_by_epoch"].get(e) for m in ms] for e in at_epochs]
     firsts = [m["first"] for m in ms]
     latest = f"never ({firsts.count(None)})" if None in firsts else str(max(firsts))
     return [
@@ -189,24 +198,22 @@ def row_cells(label: str, ms: list[dict]) -> list[str]:
 
 def table(records: list[dict], factor: float = 2.0) -> str:
     """A markdown row per configuration, best objective first: mean (worst seed) of W1 / floor
-    at the AT_EPOCHS and at the end, the objective, the last seed's first epoch within the
-    factor; then the pruned and failed trials, and the CPU time of all."""
+    at those of AT_EPOCHS that some run reached and at the end, the objective, the last seed's
+    first epoch within the factor; then the pruned and failed trials, and the CPU time of all."""
+    by_row = rows(records)
+    reached = {e for ms in by_row.values() for m in ms for e in m["w1_by_epoch"]}
+    at_epochs = [e for e in AT_EPOCHS if e in reached]
     head = [
         "configuration",
         "seeds",
-        *(f"at epoch {e}: mean (worst)" for e in AT_EPOCHS),
+        *(f"at epoch {e}: mean (worst)" for e in at_epochs),
         "final: mean ± s.e. (worst)",
-        f"last {processes.LAST} scores: mean ± s.e.",
+        f"objective: last {processes.LAST} scores, mean ± s.e.",
         f"first within {factor:g}×: latest seed",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    by_objective = sorted(
-        rows(records).items(),
-        key=lambda item: np.mean(
-            [np.mean(processes.last_scores(m["w1_by_epoch"])) for m in item[1]]
-        ),
-    )
-    lines += ["| " + " | ".join(row_cells(label, ms)) + " |" for label, ms in by_objective]
+    ranked = sorted(by_row.items(), key=lambda item: objective(item[1]))
+    lines += ["| " + " | ".join(row_cells(label, ms, at_epochs)) + " |" for label, ms in ranked]
     return "\n".join([*lines, "", *ends(records)])
 
 
@@ -232,7 +239,7 @@ def ends(records: list[dict]) -> list[str]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The sweep's flags, and in args.fixed those after --, for every trial."""
     p = strict_parser(
-        description=__doc__.splitlines()[0],
+        description=" ".join(__doc__.split("\n\n")[0].split()),
         usage="%(prog)s VARIANT [options] [-- FLAGS for every trial]",
         epilog="Flags after -- go to every trial unchanged, e.g. -- --epochs 40 --data ring8.",
     )
@@ -253,8 +260,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="a flag whose value the sampler chooses in [LOW, HIGH] (on a log scale with :log)",
     )
     p.add_argument("--trials", type=int, default=None, help="how many trials a --range search runs")
-    p.add_argument("--seeds", type=int, default=8, help="models per trial, in one ensemble")
-    runner.add_flags(p, workers=2)
+    p.add_argument(
+        "--seeds", type=int, default=8, help="models per trial, in one ensemble (default: 8)"
+    )
+    runner.add_flags(p, workers=runner.fitting_workers())
     p.add_argument("--study", default=None, help="the study's name (default: from the flags)")
     add_pruning_flags(p)
     p.add_argument("--table", action="store_true", help="only print the study's table")
@@ -269,14 +278,17 @@ def add_pruning_flags(p: argparse.ArgumentParser) -> None:
         "--pruner",
         choices=("median", "halving"),
         default="halving",
-        help="which trials stop early (make_pruner; RESULTS.md §8 measured both)",
+        help="which trials stop early: halving goes on past epochs A, 3A, 9A, ... (A: "
+        "--prune-after) with the best third of the trials there; median stops a trial worse than "
+        "the median of the completed ones at the same epoch (default: halving)",
     )
     p.add_argument(
         "--prune-after",
         type=int,
         default=40,
         metavar="EPOCHS",
-        help="the first epoch a trial may be stopped at (halving's first rung)",
+        help="the first epoch a trial may be stopped at (default: 40; a sweep whose trials "
+        "train no more epochs runs unpruned)",
     )
     p.add_argument("--no-prune", action="store_true", help="train every trial to its end")
 
@@ -344,8 +356,32 @@ def make_plan(args, axes: dict, ranges: list[tuple], points: list[dict], name: s
     )
 
 
+def longest_trial(args, axes: dict, ranges: list[tuple]) -> int:
+    """The most epochs a trial of the sweep trains (at either end of its ranges)."""
+    base = grid_points(axes)
+    ends = [{**base[0], flag: value} for flag, low, high, _ in ranges for value in (low, high)]
+    return max(parse_config(args.variant, run_flags(p, args))["epochs"] for p in base + ends)
+
+
+def without_pruning(args, axes: dict, ranges: list[tuple]):
+    """The sweep's args with --no-prune where --prune-after is not before the trials' last
+    epoch: no trial could be stopped early, and the study's name should not say it may be."""
+    epochs = longest_trial(args, axes, ranges)
+    if args.no_prune or args.prune_after < epochs:
+        return args
+    print(
+        f"note: --prune-after {args.prune_after} is not before the trials' last epoch "
+        f"({epochs}): none can be stopped early, so the sweep runs as --no-prune"
+    )
+    return argparse.Namespace(**{**vars(args), "no_prune": True})
+
+
 def sweep(args) -> int:
     axes, ranges, points = checked_sweep(args)
+    args = without_pruning(args, axes, ranges)
+    crowded = runner.crowded_warning(args)
+    if crowded:
+        print(crowded, file=sys.stderr)
     command = sweep_command(args)
     name = args.study or point_name(args.variant, command.split()[1:])
     spec = {"command": f"python experiments/sweep.py {command}", "seeds": args.seeds}

@@ -27,7 +27,18 @@ from optuna.trial import TrialState
 from errors import UserError
 from experiments import processes, runner
 from experiments.prune_replay import kept_best, replay, share
-from experiments.sweep import grid_axes, grid_points, parse_range, point_flags, rows, table
+from experiments.sweep import (
+    checked_sweep,
+    grid_axes,
+    grid_points,
+    parse_args,
+    parse_range,
+    point_flags,
+    rows,
+    sweep_command,
+    table,
+    without_pruning,
+)
 from harness.run_folder import is_locked
 from tests import ROOT
 
@@ -107,6 +118,50 @@ def test_the_table_orders_by_the_objective_and_counts_what_did_not_complete():
     assert lines[7] == "- pruned at epoch 45: --batch-size 64"
 
 
+def test_a_short_sweep_s_table_shows_the_epochs_it_reached_and_ranks_by_trained_epochs():
+    """A 10-epoch sweep scored every 5 epochs: no column for epochs 30 and 70, and the
+    objective (the number the table ranks by) leaves out the untrained epoch 0."""
+    short = [
+        {
+            "flags": f"--batch-size {batch}",
+            "state": "complete",
+            "members": [
+                member(f"wgan_gp_batch-size_{batch}", final, 5, {0: 54.0, 5: at5, 10: final})
+            ],
+        }
+        for batch, at5, final in ((16, 8.0, 5.74), (32, 3.0, 7.0))
+    ]
+    lines = table(short).splitlines()
+    assert "at epoch" not in lines[0] and "objective: last 5 scores" in lines[0]
+    assert lines[2] == "| --batch-size 32 | 1 | 7.00 ± 0.00 (7.00) | 5.00 ± 0.00 | 5 |"
+    assert lines[3] == "| --batch-size 16 | 1 | 5.74 ± 0.00 (5.74) | 6.87 ± 0.00 | 5 |"
+
+
+@pytest.mark.parametrize("epochs,pruned", [("10", False), ("40", False), ("41", True)])
+def test_a_sweep_too_short_to_prune_is_named_and_run_as_unpruned(epochs, pruned, capsys):
+    argv = ["wgan_gp", "--seeds", "1", "--grid", "batch-size=16,32", "--", "--epochs", epochs]
+    args = parse_args(argv)
+    axes, ranges, _ = checked_sweep(args)
+    command = sweep_command(without_pruning(args, axes, ranges))
+    assert ("--prune-after 40" in command) == pruned and ("--no-prune" in command) != pruned
+    note = f"note: --prune-after 40 is not before the trials' last epoch ({epochs}):"
+    assert (note in capsys.readouterr().out) != pruned
+
+
+def test_workers_default_to_what_the_cores_take_and_more_is_warned_of(monkeypatch, capsys):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert parse_args(["wgan_gp"]).workers == 1
+    assert runner.crowded_warning(parse_args(["wgan_gp", "--workers", "1"])) is None
+    warning = runner.crowded_warning(parse_args(["wgan_gp", "--workers", "2"]))
+    assert warning.startswith("warning: --workers 2 on 2 CPU cores: each run trains on one core")
+    assert runner.crowded_warning(parse_args(["wgan_gp", "--workers", "4", "--gpus", "0"])) is None
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert parse_args(["wgan_gp"]).workers == 8
+    with pytest.raises(SystemExit):
+        parse_args(["wgan_gp", "--help"])
+    assert "(default: 8; this one has 16 cores" in " ".join(capsys.readouterr().out.split())
+
+
 def finished_trial(number: int, scores: dict[int, float]) -> optuna.trial.FrozenTrial:
     trial = optuna.trial.create_trial(
         value=scores[max(scores)], intermediate_values=scores, user_attrs={"cpu_s": 60.0}
@@ -178,14 +233,14 @@ def summary(folder: Path) -> dict:
 
 
 def objective_from_files(folder: Path) -> float:
-    """The mean over the last five scored epochs of the members' mean W1 / floor, read from
-    the run's files here, apart from the code under test."""
+    """The mean over the last five scored epochs (trained ones: not epoch 0) of the members'
+    mean W1 / floor, read from the run's files here, apart from the code under test."""
     floor = summary(folder)["noise_floor"]["w1"]
     curves = []
     for seed in sorted(folder.glob("seed*")):
         with open(seed / "metrics.csv", newline="") as f:
             curves.append({int(r["epoch"]): float(r["w1"]) for r in csv.DictReader(f) if r["w1"]})
-    epochs = sorted(set.intersection(*(set(c) for c in curves)))[-5:]
+    epochs = sorted(set.intersection(*(set(c) for c in curves)) - {0})[-5:]
     return float(np.mean([np.mean([c[e] for c in curves]) / floor for e in epochs]))
 
 
