@@ -107,13 +107,14 @@ def init_mlp(sizes: tuple[int, ...], rng, scheme: str = "torch", dtype=torch.flo
 # ---- Objectives: the three variants differ here and in update_critic's clipping ------------
 
 
-def gradient_penalty(d_params: dict, real, fake, eps) -> torch.Tensor:
-    """E[(‖∇ₓ D(x̂)‖₂ − 1)²] on x̂ = εx + (1 − ε)G(z). Rows do not interact, so the gradient of
-    the summed scores is every row's ∇ₓ D. torch.func.grad inside the parameter gradient
-    differentiates twice and compiles (autograd.grad(create_graph=True) + .backward() does not)."""
+def gradient_penalty(d_params: dict, real, fake, eps) -> dict:
+    """E[(‖∇ₓ D(x̂)‖₂ − 1)²] on x̂ = εx + (1 − ε)G(z), and the mean slope ‖∇ₓ D(x̂)‖₂ it pulls to 1.
+    Rows do not interact: the summed scores' gradient is every row's ∇ₓ D. A torch.func.grad in
+    the parameter gradient compiles (autograd.grad(create_graph=True) + .backward() does not)."""
     x_hat = eps * real + (1 - eps) * fake
     grad_x = grad(lambda x: critic(d_params, x).sum())(x_hat)
-    return ((torch.linalg.vector_norm(grad_x, dim=-1) - 1) ** 2).mean()
+    slopes = torch.linalg.vector_norm(grad_x, dim=-1)
+    return {"penalty": ((slopes - 1) ** 2).mean(), "slope": slopes.mean()}
 
 
 def critic_loss(d_params: dict, real, fake, eps, hyper: dict, variant: str):
@@ -125,7 +126,7 @@ def critic_loss(d_params: dict, real, fake, eps, hyper: dict, variant: str):
         loss = fake_score.mean() - real_score.mean()
     aux = {}
     if variant == "wgan_gp":
-        aux["penalty"] = gradient_penalty(d_params, real, fake, eps)
+        aux = gradient_penalty(d_params, real, fake, eps)
         loss = loss + hyper["gp_weight"] * aux["penalty"]
     return loss, {"d_loss": loss, **aux}
 

@@ -46,7 +46,14 @@ from harness import evaluation, run_folder
 from harness.cli import strict_parser
 from harness.flags import with_added_flags
 from harness.main import load_data, split_data
-from plots.frames import landscape_grid, make_frame_writer, plot_window
+from plots.frames import (
+    colour_range,
+    data_region,
+    frame_title,
+    landscape_grid,
+    make_frame_writer,
+    plot_window,
+)
 
 METHODS = ("rejection", "mala", "none")
 CLASSIFIER_HIDDEN = (64, 64, 64)  # enough to draw a ring of modes 0.01 wide; 3 s on a laptop
@@ -276,14 +283,16 @@ def frame_drawer(run: dict, found: dict, method: str) -> Callable:
             values = found["log_ratio"](grid.expand(members, -1, -1))
     label = "log r(x) = log p_data / p_model" if found["log_ratio"] else "none"
     title = f"{run['cfgs'][0]['variant']} · {method}"
-    write = make_frame_writer(window, run["test"], title, False, label)
+    note = "(colours: its 2nd to 98th percentile where the data is)"
+    write = make_frame_writer(window, run["test"], f"{label}\n{note}")
+    region = data_region(window, run["test"])
 
     def draw(path: Path, i: int, row: dict) -> None:
         points = found["points"][i].double().numpy()
-        floor = run["floors"][i]
-        epoch = row["epochs_trained"]
+        heading = frame_title(title, row["epochs_trained"], row, run["floors"][i])
+        scale = colour_range(values[i].numpy(), region)
         run_folder.atomic_write(
-            path, lambda tmp: write(tmp, epoch, points, values[i].numpy(), row, floor)
+            path, lambda tmp: write(tmp, heading, points, values[i].numpy(), scale)
         )
 
     return draw

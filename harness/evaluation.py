@@ -24,7 +24,7 @@ def metric_columns(variant: str, modes: bool = False) -> list[str]:
         "epoch",
         "g_loss",
         "d_loss",
-        *(["penalty", "weighted_penalty"] if variant == "wgan_gp" else []),
+        *(["penalty", "weighted_penalty", "slope"] if variant == "wgan_gp" else []),
         "energy",
         "precision",
         "recall",

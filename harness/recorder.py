@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 import lab5
@@ -21,7 +22,16 @@ from harness import console, evaluation, run_folder, worker
 from harness.flags import TITLES
 from harness.run import Run
 from harness.run_folder import FolderUnwritable, Table, atomic_write, write_row
-from plots.frames import landscape_grid, make_frame_writer
+from plots.frames import (
+    PROBABILITY_SCALE,
+    colour_range,
+    critic_label,
+    data_region,
+    frame_title,
+    landscape_grid,
+    make_frame_writer,
+    run_scale,
+)
 
 
 @dataclass
@@ -31,6 +41,7 @@ class MemberRecord:
     table: Table  # its metrics.csv
     history: list[tuple[int, float]]  # (epoch, W1) of every epoch with an exact W1
     final: dict | None = None  # its last metrics row
+    scale: tuple[float, float] | None = None  # its frames' colour scale so far
 
 
 @dataclass
@@ -43,6 +54,7 @@ class Recorder:
     ensemble: Table | None  # an ensemble's ensemble.csv; None for one model
     draw: Callable  # writes a frame (plots.frames.make_frame_writer)
     landscape: torch.Tensor  # the points at which a frame shows the critic
+    region: np.ndarray  # which of them lie where the data is, whose values set a frame's range
     gaussian_w1: float  # W1 of a Gaussian fitted to the training points: a generator of no shape
     warnings: list[str]  # what the summary, the console and the page say of this run's numbers
     final: dict | None = None  # the last epoch's means over the members
@@ -80,10 +92,11 @@ def open_recorder(run: Run) -> Recorder:
     warnings = small_test_warnings(len(run.test), floor["w1"], blob, run.cfg["fit_factor"])
     test = evaluation.describe_test_set(run.test)
     variant = run.cfg["variant"]
-    draw = make_frame_writer(run.window, run.test, TITLES[variant], variant == "gan")
+    draw = make_frame_writer(run.window, run.test, critic_label(variant == "gan"))
     landscape = torch.as_tensor(landscape_grid(run.window), dtype=torch.float32)
+    region = data_region(run.window, run.test)
     recorder = Recorder(
-        run, floor, test, members, columns, ensemble, draw, landscape, blob, warnings
+        run, floor, test, members, columns, ensemble, draw, landscape, region, blob, warnings
     )
     recorder.checkpointed = run.checkpoint["epoch"] if resumed else None
     recorder.uncompiled_because = run.uncompiled_because
@@ -138,8 +151,7 @@ def metrics_row(recorder: Recorder, message: dict, i: int, generated, exact: boo
 
 
 def record_member(recorder: Recorder, member: MemberRecord, message: dict, i: int) -> dict:
-    """One member's epoch: its distances, its frame (the critic's landscape, D(x) for GAN, under
-    the points), its parameters and its metrics row."""
+    """One member's epoch: its distances, its frame, its parameters and its metrics row."""
     cfg = recorder.run.cfg
     epoch = message["epoch"]
     params = member_params(message["state"], i)
@@ -147,19 +159,60 @@ def record_member(recorder: Recorder, member: MemberRecord, message: dict, i: in
     exact = frame_due or is_due(cfg["eval_every"], epoch, cfg["epochs"])
     with torch.no_grad():
         generated = lab5.generator(params["g"], member.z).double().numpy()
-        score = lab5.critic(params["d"], recorder.landscape) if frame_due else None
     row = metrics_row(recorder, message, i, generated, exact)
     if frame_due:
-        values = (torch.sigmoid(score) if cfg["variant"] == "gan" else score).numpy()
         fake = generated[: len(recorder.run.test)]
-        path = run_folder.frame_path(member.folder, epoch)
-        atomic_write(path, lambda tmp: recorder.draw(tmp, epoch, fake, values, row, recorder.floor))
+        draw_frame(recorder, member, epoch, fake, critic_view(recorder, params["d"]), row)
     run_folder.save_params(member.folder, params)
     write_row(member.table, row)
     member.final = row
     if exact:
         member.history.append((epoch, row["w1"]))
     return row
+
+
+def critic_view(recorder: Recorder, d_params: dict) -> np.ndarray:
+    """What a frame shows of the critic over the window: GAN's D(x), or a WGAN critic's score
+    less its mean on the test points (its losses use only differences: its level means
+    nothing, and drifts)."""
+    with torch.no_grad():
+        score = lab5.critic(d_params, recorder.landscape)
+        if recorder.run.cfg["variant"] == "gan":
+            return torch.sigmoid(score).numpy()
+        test = torch.as_tensor(recorder.run.test, dtype=torch.float32)
+        return (score - lab5.critic(d_params, test).mean()).numpy()
+
+
+def draw_frame(recorder, member: MemberRecord, epoch: int, fake, values, row: dict) -> None:
+    """A frame, on one colour scale for the run: GAN's D(x) on [0, 1]; a critic's from the
+    lowest to the highest of its frames' ranges so far (settle_frames draws the earlier ones
+    again at the run's end, on the whole run's)."""
+    gan = recorder.run.cfg["variant"] == "gan"
+    span = PROBABILITY_SCALE if gan else colour_range(values, recorder.region)
+    member.scale = run_scale([span, member.scale or span])
+    heading = frame_title(TITLES[recorder.run.cfg["variant"]], epoch, row, recorder.floor)
+    frame = {"values": values, "fake": fake, "heading": heading, "span": span}
+    write_frame(recorder, member.folder, epoch, {**frame, "scale": member.scale})
+
+
+def write_frame(recorder: Recorder, folder: Path, epoch: int, frame: dict) -> None:
+    """A frame's picture, on frame["scale"], and its arrays, kept to draw it again."""
+    path = run_folder.frame_path(folder, epoch)
+    picture = (frame["heading"], frame["fake"], frame["values"], frame["scale"])
+    atomic_write(path, lambda tmp: recorder.draw(tmp, *picture))
+    run_folder.save_frame_arrays(folder, epoch, frame)
+
+
+def settle_frames(recorder: Recorder, member: MemberRecord) -> None:
+    """Draw again, on the run's one colour scale, the member's frames drawn on a narrower one
+    (its earlier frames, and a resumed run's)."""
+    frames = run_folder.frame_arrays(member.folder)
+    if not frames:
+        return
+    scale = run_scale([tuple(f["span"]) for f in frames.values()])
+    for epoch, frame in frames.items():
+        if tuple(frame["scale"]) != scale:
+            write_frame(recorder, member.folder, epoch, {**frame, "scale": scale})
 
 
 def record_epoch(recorder: Recorder, message: dict) -> list[str]:
@@ -270,6 +323,7 @@ def record(recorder: Recorder, message: dict) -> list[str]:
         recorder.checkpointed = message["epoch"]
     if "status" in message:
         for member in recorder.members:
+            settle_frames(recorder, member)
             member.table.file.close()
         if recorder.ensemble:
             recorder.ensemble.file.close()

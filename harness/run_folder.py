@@ -6,7 +6,8 @@
     ensemble.csv     an ensemble's means and standard errors over its members, per epoch
     checkpoint.pt    all that training needs to go on (save_checkpoint / load_checkpoint)
     generator.pt, generator_raw.pt, critic.pt   the networks' parameters (save_params)
-    frames/epoch_NNNN.png, curves.png, sweep.json (a sweep pruned the run), .lock, .writer
+    frames/epoch_NNNN.png, and .npz: what the frame shows, as arrays, to draw it again
+    curves.png, sweep.json (a sweep pruned the run), .lock, .writer
 
 An ensemble's folder holds a folder of the same shape per member. Every file is written through
 a temporary file renamed over it (a crash never leaves half of one), a table a row at a time.
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import IO, Callable, NamedTuple
 
 import filelock
+import numpy as np
 
 from errors import UserError
 
@@ -229,6 +231,31 @@ def frames(folder: Path) -> dict[int, Path]:
     return {int(p.stem.split("_")[1]): p for p in (folder / "frames").glob("epoch_*.png")}
 
 
+def save_frame_arrays(folder: Path, epoch: int, arrays: dict) -> None:
+    """What a frame shows, as arrays (a string is an array too), beside its picture."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as file:
+            np.savez(file, **arrays)
+
+    atomic_write(frame_path(folder, epoch).with_suffix(".npz"), write)
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """A run's frames' pictures and arrays."""
+    return [*folder.glob("frames/epoch_*.png"), *folder.glob("frames/epoch_*.npz")]
+
+
+def frame_arrays(folder: Path) -> dict[int, dict]:
+    """Every frame's arrays (save_frame_arrays) by epoch; a string comes back as a str."""
+    found = {}
+    for path in sorted((folder / "frames").glob("epoch_*.npz")):
+        with np.load(path) as saved:
+            arrays = {k: saved[k].item() if saved[k].dtype.kind == "U" else saved[k] for k in saved}
+        found[int(path.stem.split("_")[1])] = arrays
+    return found
+
+
 def gif_path(folder: Path) -> Path:
     """Where plots/make_gifs.py puts a run's GIF: beside its folder, which --overwrite empties."""
     return folder.with_name(folder.name + ".gif")
@@ -426,7 +453,7 @@ def clear_run_dir(run: Path) -> None:
     nothing else)."""
     try:
         (run / "frames").mkdir(parents=True, exist_ok=True)
-        for old in [*run.glob("frames/epoch_*.png"), *(run / name for name in RUN_FILES)]:
+        for old in [*frame_files(run), *(run / name for name in RUN_FILES)]:
             old.unlink(missing_ok=True)
         for member in [d for d in run.iterdir() if d.is_dir() and is_run_dir(d)]:
             shutil.rmtree(member)
@@ -453,7 +480,7 @@ def rewind(folders: list[Path], epoch: int) -> None:
         for table in [folder / METRICS, folder / ENSEMBLE]:
             if table.exists():
                 rewind_table(table, epoch)
-        later = [f for f in folder.glob("frames/epoch_*.png") if int(f.stem[6:]) >= epoch]
+        later = [f for f in frame_files(folder) if int(f.stem[6:]) >= epoch]
         for old in [*folder.glob("*.tmp"), *folder.glob("frames/*.tmp"), *later]:
             old.unlink()
 

@@ -6,6 +6,7 @@ matplotlib's object API on the Agg canvas (no pyplot, no display, no global figu
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -49,36 +50,78 @@ def draw_series(
     return line.get_color()
 
 
-def legend_below(ax) -> None:
+def legend_below(ax, ncols: int = 2) -> None:
     """The panel's legend under its axes, where it covers no curve."""
     ax.legend(
-        loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2, fontsize="small", frameon=False
+        loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=ncols, fontsize="small", frameon=False
     )
 
 
-def draw_losses(ax, rows: list[dict], members: list[list[dict]]) -> None:
-    """The two losses, and for WGAN-GP the penalty's part of the critic's loss (its weight
-    times the penalty, as training had it in each epoch)."""
-    draw_series(ax, rows, members, "g_loss", "generator's loss", color="tab:blue")
-    draw_series(ax, rows, members, "d_loss", "critic's loss", color="tab:orange")
+def equilibrium(config: dict) -> dict[str, float]:
+    """GAN's losses where the discriminator cannot tell (D = ½ everywhere): the critic's
+    −[log ½ + log ½] = 2 log 2, the generator's log ½ (minimax) or −log ½ (nonsaturating)."""
+    if config.get("variant") != "gan":
+        return {}
+    g_loss = math.log(0.5) if config.get("gan_loss", "minimax") == "minimax" else -math.log(0.5)
+    return {"d_loss": 2 * math.log(2), "g_loss": g_loss}
+
+
+def draw_losses(ax, rows: list[dict], members: list[list[dict]], config: dict) -> None:
+    """The two losses, for GAN with where they sit at equilibrium (losses that stay there: a
+    discriminator that cannot tell, not one that learnt nothing), and for WGAN-GP the
+    penalty's part of the critic's loss (its weight times the penalty, as each epoch had it)."""
+    colours = {"g_loss": "tab:blue", "d_loss": "tab:orange"}
+    draw_series(ax, rows, members, "g_loss", "generator's loss", color=colours["g_loss"])
+    draw_series(ax, rows, members, "d_loss", "critic's loss", color=colours["d_loss"])
     label = "gp_weight × penalty: its part of the critic's loss"
     draw_series(ax, rows, members, "weighted_penalty", label, style="--", color="tab:green")
+    for i, (key, value) in enumerate(equilibrium(config).items()):
+        label = "at equilibrium: D(x) = ½ everywhere" if i == 0 else None
+        ax.axhline(value, color=colours[key], ls=":", lw=1.2, label=label)
+        ax.annotate(
+            f"{value:.3f}",
+            (1, value),
+            xycoords=("axes fraction", "data"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize="small",
+            color=colours[key],
+        )
     ax.set(title="losses", xlabel="epoch", ylabel="loss (mean over the epoch's steps)")
-    legend_below(ax)
+    legend_below(ax, ncols=1)
+
+
+def penalty_weights(config: dict) -> str:
+    """The penalty's weight as the run had it: one, each member's, or scheduled."""
+    weight = f"gp_weight {config['gp_weight']:g}" if "gp_weight" in config else ""
+    if (config.get("vary") or [None])[0] == "gp_weight":
+        weight = f"gp_weight {', '.join(f'{v:g}' for v in config['vary'][1])}"
+    if config.get("anneal") or config.get("cooldown"):
+        weight += " (scheduled)"
+    return weight
+
+
+def draw_slope(ax, rows: list[dict], members: list[list[dict]], config: dict) -> None:
+    """WGAN-GP's critic's mean slope ‖∇ₓD(x̂)‖ on the interpolates, which its penalty
+    E[(‖∇ₓD(x̂)‖ − 1)²] pulls towards 1 with the weight gp_weight: a lecture's unit slope, or
+    how far from it a weak penalty lets it go."""
+    draw_series(ax, rows, members, "slope", "mean ‖∇ₓD(x̂)‖ on the interpolates", color="tab:green")
+    target = f"the target of the penalty E[(‖∇D‖ − 1)²], weighted by {penalty_weights(config)}"
+    ax.axhline(1, color="0.3", ls="--", lw=1, label=target)
+    ax.set(title="the critic's slope, which the penalty pulls to 1", xlabel="epoch")
+    ax.set(ylabel="‖∇ₓD(x̂)‖ (log scale)", yscale="log")
+    legend_below(ax, ncols=1)
 
 
 def draw_penalty(ax, rows: list[dict], members: list[list[dict]], config: dict) -> None:
-    """The gradient penalty itself, unweighted, on a log scale: how far the critic's slope is
-    from 1 (it starts near 100 while the losses move within a few units)."""
+    """The gradient penalty itself, unweighted, on a log scale, for a run recorded before the
+    slope was: how far the critic's slope is from 1."""
     draw_series(ax, rows, members, "penalty", "E[(‖∇D(x̂)‖ − 1)²]", color="tab:green")
-    weight = f"weighted by gp_weight {config['gp_weight']:g}" if "gp_weight" in config else ""
-    if (config.get("vary") or [None])[0] == "gp_weight":
-        weight = f"weighted by gp_weight {', '.join(f'{v:g}' for v in config['vary'][1])}"
-    if config.get("anneal") or config.get("cooldown"):
-        weight += " (scheduled)"
+    note = f"weighted by {penalty_weights(config)}"
+    ax.text(0.98, 0.96, note, transform=ax.transAxes, ha="right", va="top", fontsize="small")
     ax.set(title="gradient penalty, unweighted", xlabel="epoch", yscale="log")
     ax.set(ylabel="penalty (log scale)")
-    ax.text(0.98, 0.96, weight, transform=ax.transAxes, ha="right", va="top", fontsize="small")
     legend_below(ax)
 
 
@@ -103,16 +146,18 @@ def draw_distances(ax, rows: list[dict], members: list[list[dict]], config, summ
 def plot_curves(
     rows: list[dict], members: list[list[dict]], config: dict, summary: dict, title: str, path: Path
 ) -> None:
-    """Losses, the gradient penalty (WGAN-GP) and distances per epoch, a panel each with its own
-    axes and its legend beneath (an ensemble's mean ± s.e., its members faint beneath)."""
-    penalty = len(series(rows, "penalty")[0]) > 0
+    """Losses, WGAN-GP's slope (or, recorded before it, its penalty) and distances per epoch, a
+    panel each with its own axes and its legend beneath (an ensemble's mean ± s.e., its members
+    faint beneath)."""
+    slope = len(series(rows, "slope")[0]) > 0
+    penalty = slope or len(series(rows, "penalty")[0]) > 0
     panels = 3 if penalty else 2
     fig = Figure(figsize=(4.4 * panels, 4.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     axes = list(fig.subplots(1, panels))
-    draw_losses(axes[0], rows, members)
+    draw_losses(axes[0], rows, members, config)
     if penalty:
-        draw_penalty(axes[1], rows, members, config)
+        (draw_slope if slope else draw_penalty)(axes[1], rows, members, config)
     draw_distances(axes[-1], rows, members, config, summary)
     fig.suptitle(title)
     fig.savefig(path)

@@ -17,6 +17,7 @@ from PIL import Image
 TEST_COLOUR = "#1b1b1b"
 FAKE_COLOUR = "#e8590c"
 LANDSCAPE_SIZE = 120  # the critic is evaluated on this many points along each side of the window
+PROBABILITY_SCALE = (0.0, 1.0)  # GAN's D(x): every frame on the whole range
 
 
 def plot_window(points: np.ndarray, margin: float = 0.2) -> tuple[float, float, float, float]:
@@ -52,15 +53,28 @@ def data_region(window, test_points: np.ndarray, size: int = LANDSCAPE_SIZE) -> 
 
 
 def colour_range(values: np.ndarray, region: np.ndarray) -> tuple[float, float]:
-    """A frame's colour scale: the 2nd to the 98th percentile of the values over the data
+    """A frame's range of the critic's values: their 2nd to the 98th percentile over the data
     region (over the window where the region is thinner than the grid's step and holds none of
-    its points). The critic's level drifts freely over training and its extremes sit in the
-    corners; its shape around the data is what a frame shows. A flat critic gets a scale
-    around it."""
+    its points). Its extremes sit in the corners; its shape around the data is what a frame
+    shows. A flat critic gets a range around it."""
     inside = values.ravel()[region] if region.any() else values.ravel()
     low, high = np.percentile(inside, [2, 98])
     pad = 0.0 if high > low else max(abs(low) * 1e-3, 1e-6)
     return float(low - pad), float(high + pad)
+
+
+def run_scale(ranges: list[tuple[float, float]]) -> tuple[float, float]:
+    """One colour scale for all of a run's frames, from the lowest of their ranges to the
+    highest: a critic that has not learnt yet looks as flat as it is."""
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
+def critic_label(probability: bool) -> str:
+    """The colour bar's label: GAN's D(x) on its whole range, or a WGAN critic's score, whose
+    level means nothing (its losses use only differences), against its mean on the data."""
+    if probability:
+        return "D(x), the probability that x is real\n(0: fake, 1: real, ½: cannot tell)"
+    return "the critic's score less its mean on the test\npoints (one colour scale for the run)"
 
 
 def frame_artists(ax, window, test_points: np.ndarray) -> dict:
@@ -94,14 +108,11 @@ def frame_artists(ax, window, test_points: np.ndarray) -> dict:
     return {"image": image, "test": test, "fake": fake, "heading": heading}
 
 
-def laid_out_colorbar(fig, ax, image, probability: bool, label: str | None = None):
-    """The colour bar (named by `label`, by default the critic's), with the figure's layout
-    worked out once around it and the legend; its axes, marked animated (its scale changes every
-    frame)."""
-    label = label or ("D(x), the probability of real" if probability else "the critic's score")
-    label += "\n(colours: its 2nd to 98th percentile where the data is)"
+def laid_out_colorbar(fig, ax, image, label: str):
+    """The colour bar (named by `label`), with the figure's layout worked out once around it and
+    the legend; its axes, marked animated (a frame may change its scale)."""
     colorbar = fig.colorbar(image, ax=ax, shrink=0.9, label=label)
-    # The scale, and so its tick labels, change every frame: the layout is worked out once
+    # The scale, and so its tick labels, may change every frame: the layout is worked out once
     # with room for the widest, which keeps the label where it is.
     colorbar.ax.yaxis.set_major_formatter("{x:.3g}")
     widest = colorbar.ax.yaxis.get_major_formatter()
@@ -114,7 +125,7 @@ def laid_out_colorbar(fig, ax, image, probability: bool, label: str | None = Non
     return colorbar.ax
 
 
-def frame_figure(window, test_points: np.ndarray, probability: bool, label=None) -> dict:
+def frame_figure(window, test_points: np.ndarray, label: str) -> dict:
     """The frame's figure, laid out and drawn once without the parts that change, and the
     drawing saved to be restored under each frame (blitting)."""
     fig = Figure(figsize=(7.2, 4.4), dpi=90, layout="constrained")
@@ -122,33 +133,28 @@ def frame_figure(window, test_points: np.ndarray, probability: bool, label=None)
     ax = fig.add_subplot()
     parts = frame_artists(ax, window, test_points)
     ax.set(xlim=window[:2], ylim=window[2:], aspect="equal", xlabel="x", ylabel="y")
-    colorbar = laid_out_colorbar(fig, ax, parts["image"], probability, label)
+    colorbar = laid_out_colorbar(fig, ax, parts["image"], label)
     fig.canvas.draw()
     background = fig.canvas.copy_from_bbox(fig.bbox)
     return {"fig": fig, "ax": ax, **parts, "colorbar": colorbar, "background": background}
 
 
-def make_frame_writer(
-    window, test_points: np.ndarray, title: str, probability: bool, label: str | None = None
-):
+def make_frame_writer(window, test_points: np.ndarray, label: str):
     """A function that writes one frame: the critic's landscape as a heat-map over `window`
-    (values from `landscape_grid`), the test points and the generated points, with the epoch
-    and the distance in the title. Only what changes is drawn for each frame, which is what
-    keeps frames cheap enough to hide behind training."""
-    parts = frame_figure(window, test_points, probability, label)
+    (values from `landscape_grid`) on a colour scale (low, high), the test points and the
+    generated points, under a heading (frame_title). Only what changes is drawn for each
+    frame, which is what keeps frames cheap enough to hide behind training."""
+    parts = frame_figure(window, test_points, label)
     fig = parts["fig"]
     ax = parts["ax"]
     image = parts["image"]
-    region = data_region(window, test_points)
 
-    def write(
-        path: Path, epoch: int, fake_points: np.ndarray, values: np.ndarray, row: dict, floor: dict
-    ) -> None:
+    def write(path: Path, heading: str, fake_points: np.ndarray, values: np.ndarray, scale) -> None:
         side = int(round(np.sqrt(values.size)))
         image.set_data(values.reshape(side, side))
-        image.set_clim(*colour_range(values, region))
+        image.set_clim(*scale)
         parts["fake"].set_offsets(fake_points)
-        parts["heading"].set_text(frame_title(title, epoch, row, floor))
+        parts["heading"].set_text(heading)
         fig.canvas.restore_region(parts["background"])
         for artist in (image, parts["test"], parts["fake"], parts["heading"]):
             ax.draw_artist(artist)

@@ -20,7 +20,9 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
+from scipy.spatial import cKDTree
 
 from errors import UserError
 from harness import run_folder
@@ -32,6 +34,8 @@ from plots.page import write_index
 
 FRAME_MS = 150
 LAST_FRAME_MS = 2000
+DITHER_LEVELS = 12  # the dither's amplitude, of 255: about the step between the palette's colours
+EXACT_COLOURS = 32  # a GIF's most frequent colours, kept exactly
 
 
 def read_frames(run: Path) -> list[Image.Image]:
@@ -46,22 +50,72 @@ def read_frames(run: Path) -> list[Image.Image]:
     return images
 
 
+def bayer_matrix(size: int) -> np.ndarray:
+    """The ordered-dithering threshold map of side `size` (a power of 2), centred in (-½, ½)."""
+    m = np.zeros((1, 1))
+    while m.shape[0] < size:
+        m = np.block([[4 * m, 4 * m + 2], [4 * m + 3, 4 * m + 1]])
+    return (m + 0.5) / m.size - 0.5
+
+
+def one_palette(images: list[Image.Image]) -> Image.Image:
+    """256 colours for a whole GIF, from (up to 8 of) its frames: their most frequent colours
+    exactly (the white around the axes, the text, the points' colours), then the rest by maximum
+    coverage. The still parts keep their colours, and the GIF holds one colour table."""
+    sample = images[:: max(1, len(images) // 8)][:8]
+    montage = Image.new("RGB", (sample[0].width, sample[0].height * len(sample)))
+    for i, im in enumerate(sample):
+        montage.paste(im, (0, i * im.height))
+    counted = sorted(montage.getcolors(montage.width * montage.height), reverse=True)
+    frequent = [colour for _, colour in counted[:EXACT_COLOURS]]
+    covering = montage.quantize(256 - len(frequent), method=Image.Quantize.MAXCOVERAGE)
+    spread = np.array(covering.getpalette()[: 3 * (256 - len(frequent))]).reshape(-1, 3)
+    palette = Image.new("P", (1, 1))
+    palette.putpalette([int(c) for colour in [*frequent, *spread] for c in colour])
+    return palette
+
+
+def colour_codes(pixels: np.ndarray) -> np.ndarray:
+    """Each RGB pixel as one integer."""
+    rgb = pixels.astype(np.int32)
+    return rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
+
+
+def quantized(images: list[Image.Image]) -> list[Image.Image]:
+    """The frames in one palette, dithered by a fixed pattern: a smooth landscape is not cut
+    into bands, and a pixel that does not change between two frames does not change in the GIF
+    (error diffusion would carry a change above or left of it into it: shimmer). A pixel of a
+    palette colour (the white around the axes, black text) is taken as it is; every other one
+    goes to its nearest colour (Pillow's own mapping rounds the colours first: bands again)."""
+    palette = one_palette(images)
+    colours = np.array(palette.getpalette()[: 3 * 256]).reshape(-1, 3)
+    nearest = cKDTree(colours)
+    width, height = images[0].size
+    pattern = np.tile(bayer_matrix(8), (height // 8 + 1, width // 8 + 1))[:height, :width]
+    out = []
+    for im in images:
+        pixels = np.asarray(im).astype(float)
+        exact = np.isin(colour_codes(pixels), colour_codes(colours))
+        dithered = pixels + np.where(exact, 0.0, DITHER_LEVELS * pattern)[..., None]
+        indices = nearest.query(np.clip(dithered, 0, 255).reshape(-1, 3))[1]
+        frame = Image.fromarray(indices.reshape(height, width).astype(np.uint8), mode="P")
+        frame.putpalette(palette.getpalette())
+        out.append(frame)
+    return out
+
+
 def write_gif(
     gif: Path, images: list[Image.Image], scale: float = 1.0, made_from: str = ""
 ) -> Path:
-    """Frames in order, resized by `scale`, the last held longer, written beside and then
-    renamed, so that a failure never leaves a broken GIF; `made_from` is kept in its comment.
-    Each frame gets its own 256 colours by the fast octree (a frame holds a colour map's shades
-    and a few point colours; no dithering, which would make the still parts shimmer)."""
+    """Frames in order, resized by `scale`, the last held longer, in one palette (quantized),
+    written beside and then renamed, so that a failure never leaves a broken GIF; `made_from` is
+    kept in its comment."""
     sizes = sorted({im.size for im in images})
     if len(sizes) > 1:  # a frame from another layout: the GIF would crop or pad it silently
         raise ValueError(f"frames of {len(sizes)} sizes: {', '.join(map(str, sizes))}")
     if scale != 1.0:
         images = [im.resize(scaled(images[0].size, scale), Image.LANCZOS) for im in images]
-    images = [
-        im.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
-        for im in images
-    ]
+    images = quantized([im.convert("RGB") for im in images])
     durations = [FRAME_MS] * (len(images) - 1) + [LAST_FRAME_MS]
     atomic_write(
         gif,

@@ -64,10 +64,10 @@ def make_reference(cfg: dict, g_params: dict, d_params: dict) -> dict:
     }
 
 
-def gradient_penalty(D: nn.Module, real, fake, eps):
+def input_slopes(D: nn.Module, real, fake, eps):
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad_x,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
-    return ((grad_x.norm(2, dim=1) - 1) ** 2).mean()
+    return grad_x.norm(2, dim=1)
 
 
 def critic_step(ref: dict, real, fake, eps) -> dict:
@@ -79,7 +79,8 @@ def critic_step(ref: dict, real, fake, eps) -> dict:
         loss = -(D(real).mean() - D(fake).mean())
     metrics = {}
     if cfg["variant"] == "wgan_gp":
-        metrics["penalty"] = gradient_penalty(D, real, fake, eps)
+        slopes = input_slopes(D, real, fake, eps)
+        metrics = {"penalty": ((slopes - 1) ** 2).mean(), "slope": slopes.mean()}
         loss = loss + cfg["gp_weight"] * metrics["penalty"]
     ref["opt_d"].zero_grad()
     loss.backward()

@@ -38,6 +38,10 @@ def assert_matches_fd(analytic: dict, f, params: dict):
         )
 
 
+def penalty_only(d_params, real, fake, eps):
+    return lab5.gradient_penalty(d_params, real, fake, eps)["penalty"]
+
+
 @pytest.fixture
 def setup():
     rng = torch.Generator().manual_seed(0)
@@ -73,7 +77,7 @@ def test_penalty_gradient_is_second_order(setup):
     """The penalty's parameter gradient runs through ∇ₓ D: check it alone, with its own FD."""
     _, d, real, z, eps = setup
     fake = torch.rand(16, 2, **F64) * 1.4 - 0.1
-    penalty = partial(lab5.gradient_penalty, real=real, fake=fake, eps=eps)
+    penalty = partial(penalty_only, real=real, fake=fake, eps=eps)
     assert penalty(d) > 0
     assert_matches_fd(grad(penalty)(d), penalty, d)
 
@@ -92,7 +96,7 @@ def test_input_gradient_used_by_the_penalty(setup):
 
 def test_penalty_is_zero_for_a_unit_slope_critic():
     """A linear critic with ‖w‖ = 1 has ‖∇ₓ D‖ = 1 everywhere: the penalty must vanish; with
-    ‖w‖ = 3 it must be (3 − 1)² = 4."""
+    ‖w‖ = 3 it must be (3 − 1)² = 4; the mean slope is 1 and 3."""
     w = torch.tensor([[0.6, 0.8]], **F64)
     eye = {
         "0.weight": torch.eye(2, **F64),
@@ -104,7 +108,10 @@ def test_penalty_is_zero_for_a_unit_slope_critic():
     x = torch.rand(32, 2, **F64)
     y = torch.rand(32, 2, **F64)
     eps = torch.rand(32, 1, **F64)
-    assert lab5.gradient_penalty({**eye, "4.weight": w}, x, y, eps).abs() < 1e-12
+    assert penalty_only({**eye, "4.weight": w}, x, y, eps).abs() < 1e-12
     torch.testing.assert_close(
-        lab5.gradient_penalty({**eye, "4.weight": 3 * w}, x, y, eps), torch.tensor(4.0, **F64)
+        penalty_only({**eye, "4.weight": 3 * w}, x, y, eps), torch.tensor(4.0, **F64)
     )
+    for scale in (1, 3):  # the slope the penalty pulls to 1, as the recorder logs it
+        slope = lab5.gradient_penalty({**eye, "4.weight": scale * w}, x, y, eps)["slope"]
+        torch.testing.assert_close(slope, torch.tensor(float(scale), **F64))

@@ -1,20 +1,28 @@
 """Frames, GIFs and curves from a real (short) run folder."""
 
+import json
 import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
+import torch
+from PIL import Image, ImageSequence
 
-from harness.main import main
+import lab5
+from harness.main import load_data, main, split_data
+from harness.run_folder import frame_arrays
 from plots import make_gifs
 from plots.frames import (
+    PROBABILITY_SCALE,
     colour_range,
+    critic_label,
     data_region,
     frame_figure,
+    frame_title,
     landscape_grid,
     make_frame_writer,
     plot_window,
+    run_scale,
 )
 
 
@@ -57,8 +65,9 @@ def test_frames_are_one_size_so_the_gif_does_not_jump(runs):
 def draw(tmp_path, name, fake, values, w1=0.1):
     window = (0.0, 1.0, 0.0, 1.0)
     test = np.random.default_rng(0).random((50, 2))
-    write = make_frame_writer(window, test, "GAN", probability=True)
-    write(tmp_path / name, 7, fake, values, {"w1": w1, "energy": 0.01}, {"w1": 0.05})
+    write = make_frame_writer(window, test, critic_label(probability=True))
+    heading = frame_title("GAN", 7, {"w1": w1, "energy": 0.01}, {"w1": 0.05})
+    write(tmp_path / name, heading, fake, values, (0.0, 1.0))
     return np.asarray(Image.open(tmp_path / name))
 
 
@@ -150,7 +159,8 @@ def test_an_ensemble_folder_is_looked_into(tmp_path, capsys):
 def test_the_colour_bar_label_stays_on_the_figure_at_any_scale(low, high):
     """A critic's colour bar is redrawn every frame with tick labels as wide as its scale needs;
     the layout keeps room for them, so its label is never pushed off the figure."""
-    parts = frame_figure((0.0, 1.0, 0.0, 1.0), np.random.default_rng(0).random((50, 2)), False)
+    test = np.random.default_rng(0).random((50, 2))
+    parts = frame_figure((0.0, 1.0, 0.0, 1.0), test, critic_label(probability=False))
     parts["image"].set_clim(low, high)
     parts["fig"].draw_artist(parts["colorbar"])  # as every frame does
     renderer = parts["fig"].canvas.get_renderer()
@@ -202,14 +212,14 @@ def test_frames_have_equal_scales_and_visible_test_points(tmp_path):
     window = (0.0, 4.0, 0.0, 1.0)
     rng = np.random.default_rng(0)
     test = rng.random((200, 2)) * [4, 1]
-    parts = frame_figure(window, test, probability=False)
+    parts = frame_figure(window, test, critic_label(probability=False))
     box = parts["ax"].get_window_extent()
     assert box.width / box.height == pytest.approx(4.0, rel=0.02)
     grid = landscape_grid(window)
     values = np.where(grid[:, 0] < 0.3, 0.0, 1.0)  # the darkest colour nearly everywhere
-    write = make_frame_writer(window, test, "WGAN", probability=False)
+    write = make_frame_writer(window, test, critic_label(probability=False))
     write(
-        tmp_path / "f.png", 1, np.zeros((0, 2)), values, {"w1": 0.1, "energy": 0.01}, {"w1": 0.05}
+        tmp_path / "f.png", "WGAN", np.zeros((0, 2)), values, colour_range(values, grid[:, 0] > -1)
     )
     pixels = np.asarray(Image.open(tmp_path / "f.png").convert("RGB")).astype(int)
     height = pixels.shape[0]
@@ -249,3 +259,88 @@ def test_make_gifs_keeps_what_is_newer_than_its_frames_and_remakes_the_rest(runs
     before = (root / "wgan_gp" / "curves.png").stat().st_mtime_ns
     assert make_gifs.main(["--root", str(root), "--scale", "0.5", "--force"]) == 0
     assert (root / "wgan_gp" / "curves.png").stat().st_mtime_ns > before
+
+
+def test_a_flat_discriminator_looks_flat_on_gan_s_whole_range(tmp_path):
+    """D(x) between 0.47 and 0.50 is a discriminator that cannot tell: on [0, 1] its frame is
+    one colour; on its own 2nd-98th percentile (the old per-frame scale) it spans the map."""
+    window = (0.0, 1.0, 0.0, 1.0)
+    test = np.random.default_rng(0).random((50, 2))
+    grid = landscape_grid(window)
+    values = 0.47 + 0.03 * grid[:, 0]
+    write = make_frame_writer(window, test, critic_label(probability=True))
+    spans = {}
+    for name, scale in (
+        ("whole", PROBABILITY_SCALE),
+        ("own", colour_range(values, grid[:, 0] > -1)),
+    ):
+        write(tmp_path / f"{name}.png", "GAN", np.zeros((0, 2)), values, scale)
+        box = frame_figure(window, test, critic_label(True))["ax"].get_window_extent()
+        pixels = np.asarray(Image.open(tmp_path / f"{name}.png").convert("RGB")).astype(int)
+        height = pixels.shape[0]
+        row = pixels[round(height - (box.y0 + box.y1) / 2), round(box.x0) + 3 : round(box.x1) - 3]
+        tenth = len(row) // 10  # the colour at either end, by the median (a dot may be there)
+        ends = np.median(row[:tenth], axis=0) - np.median(row[-tenth:], axis=0)
+        spans[name] = np.abs(ends).sum()
+    assert spans["whole"] < 40 and spans["own"] > 10 * spans["whole"], spans
+
+
+def test_a_run_s_frames_share_one_colour_scale_and_show_the_critic_against_its_mean(tmp_path):
+    """Every frame of a WGAN-GP run is on the same scale (the widest of its frames' ranges:
+    the earlier ones are drawn again at the end), its colour bar pixel for pixel the same;
+    each frame's landscape is the saved critic's score less its mean on the test points."""
+    out = tmp_path / "run"
+    flags = "--train-size 512 --test-size 128 --epochs 4 --frame-every 1 --no-compile --out"
+    assert main("wgan_gp", [*flags.split(), str(out)]) == 0
+    frames = frame_arrays(out)
+    scales = {tuple(f["scale"]) for f in frames.values()}
+    assert scales == {run_scale([tuple(f["span"]) for f in frames.values()])}
+    assert len({tuple(f["span"]) for f in frames.values()}) == 5  # the ranges differed
+    bars = [
+        np.asarray(Image.open(p))[40:-60, -150:] for p in sorted((out / "frames").glob("*.png"))
+    ]
+    assert all(np.array_equal(bars[0], bar) for bar in bars[1:])
+    cfg = json.loads((out / "config.json").read_text())
+    points, _, source = load_data(cfg)
+    train, test = split_data(cfg, points, source)
+    grid = torch.as_tensor(
+        landscape_grid(plot_window(np.vstack([train, test]))), dtype=torch.float32
+    )
+    critic = torch.load(out / "critic.pt")
+    with torch.no_grad():
+        expected = (
+            lab5.critic(critic, grid) - lab5.critic(critic, torch.as_tensor(test).float()).mean()
+        )
+    np.testing.assert_allclose(frames[4]["values"], expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def block_means(pixels: np.ndarray) -> np.ndarray:
+    """The mean colour of each 8 × 8 block: what the eye sees of a dithered area."""
+    h = pixels.shape[0] // 8 * 8
+    w = pixels.shape[1] // 8 * 8
+    return pixels[:h, :w].astype(float).reshape(h // 8, 8, w // 8, 8, 3).mean((1, 3))
+
+
+def test_a_gif_keeps_a_smooth_landscape_smooth_and_still_pixels_still(tmp_path):
+    """Two frames of a critic rising smoothly across the window, the second with a few points
+    moved. In the GIF every 8 × 8 block keeps its frame's colour within 2 of 255 (256 colours
+    of the frame's own, undithered, cut the slope into bands up to 12 off), and no pixel that
+    is the same in both frames differs between the GIF's two."""
+    window = (0.0, 1.0, 0.0, 1.0)
+    rng = np.random.default_rng(0)
+    grid = landscape_grid(window)
+    write = make_frame_writer(window, rng.random((50, 2)) * 0.3 + 0.35, critic_label(False))
+    fake = rng.random((100, 2))
+    moved = fake + np.where(np.arange(100)[:, None] < 5, 0.05, 0.0)
+    for name, points in (("a.png", fake), ("b.png", moved)):
+        write(tmp_path / name, "WGAN", points, grid[:, 0] + 0.3 * grid[:, 1], (0.0, 1.3))
+    frames = [np.asarray(Image.open(tmp_path / name).convert("RGB")) for name in ("a.png", "b.png")]
+    make_gifs.write_gif(tmp_path / "x.gif", [Image.fromarray(f) for f in frames])
+    gif = [
+        np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(Image.open(tmp_path / "x.gif"))
+    ]
+    assert np.abs(block_means(gif[0]) - block_means(frames[0])).max() <= 2
+    banded = Image.fromarray(frames[0]).quantize(256, method=Image.Quantize.FASTOCTREE)
+    assert np.abs(block_means(np.asarray(banded.convert("RGB"))) - block_means(frames[0])).max() > 8
+    still = (frames[0] == frames[1]).all(-1)
+    assert still.mean() > 0.9 and ((gif[0] != gif[1]).any(-1) & still).sum() == 0

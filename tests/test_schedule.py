@@ -113,14 +113,16 @@ def test_scheduled_values_move_per_epoch_as_the_reference_s(
         "g": torch.load(tmp_path / "run" / "generator_raw.pt"),
         "d": torch.load(tmp_path / "run" / "critic.pt"),
     }
-    torch.testing.assert_close(run, reference(cfg, starts, ends), rtol=2e-4, atol=2e-6)
+    # float32 over 5 epochs: the run and the reference part by rounding, by up to 3.5e-4 of a
+    # value on one machine's kernels; one scheduled value less moves them by 3e-2 or more
+    torch.testing.assert_close(run, reference(cfg, starts, ends), rtol=1e-3, atol=1e-5)
     schedules = {"starts": starts, "ends": ends}
     for part, values in schedules.items():  # without any one of the schedules' values
         for name in values:
             less = {**schedules, part: {k: v for k, v in values.items() if k != name}}
             expected = reference(cfg, less["starts"], less["ends"])
             assert any(
-                not torch.allclose(run["g"][k], expected["g"][k], rtol=2e-3, atol=2e-5)
+                not torch.allclose(run["g"][k], expected["g"][k], rtol=1e-2, atol=1e-4)
                 for k in run["g"]
             ), (part, name)
 
