@@ -22,6 +22,7 @@ import harness.main
 from harness import recorder, worker
 from harness.flags import parse_config
 from harness.main import main
+from harness.run_folder import frame_arrays
 from tests import ROOT
 from tests.conftest import posix_only
 
@@ -58,6 +59,7 @@ def in_process(run):
 RUN_STARTED_BY = """
 import multiprocessing, sys
 from harness.main import main
+from harness.run_folder import frame_arrays
 if __name__ == "__main__":
     multiprocessing.set_start_method(sys.argv[1])
     sys.exit(main("wgan_gp", sys.argv[2:]))
@@ -85,13 +87,18 @@ def test_the_worker_writes_what_an_in_process_recorder_writes(tmp_path, method):
         inline = runs["inline"] / member
         assert untimed(rows(worker)) == untimed(rows(inline)) and len(rows(worker)) == 4
         assert same_params(params(worker), params(inline))
-        frames = sorted(p.name for p in (worker / "frames").iterdir())
-        assert frames == sorted(p.name for p in (inline / "frames").iterdir()) and len(frames) == 4
+        frames = sorted(p.name for p in (worker / "frames").glob("*.png"))
+        assert frames == sorted(p.name for p in (inline / "frames").glob("*.png"))
+        assert len(frames) == 4
         for frame in frames:
             assert np.array_equal(
                 np.asarray(Image.open(worker / "frames" / frame)),
                 np.asarray(Image.open(inline / "frames" / frame)),
             )
+        arrays = [frame_arrays(folder) for folder in (worker, inline)]
+        assert arrays[0].keys() == arrays[1].keys() and len(arrays[0]) == 4
+        for epoch, saved in arrays[0].items():
+            assert all(np.array_equal(saved[k], arrays[1][epoch][k]) for k in saved)
     clock = ("warm_up_s", "train_s", "record_s", "wall_s")
     summaries = [json.loads((runs[n] / "summary.json").read_text()) for n in (method, "inline")]
     assert [{k: v for k, v in s.items() if k not in clock} for s in summaries][0] == [
