@@ -40,12 +40,11 @@ from data.points import TOY_DATA
 from errors import UserError
 from experiments import processes, runner, sample
 from experiments.extras import optuna
-from experiments.results import mean_se, member_results
+from experiments.results import mean_se, member_results, training_values
 from harness import run_folder
 from harness.cli import strict_parser
-from harness.ensemble import span
 from harness.evaluation import MODE_COLUMNS
-from harness.flags import FLAGS, as_json, parse_config, with_added_flags
+from harness.flags import as_json, parse_config, with_added_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -249,16 +248,6 @@ def plan_row(
         "out": out,
         "cfg": parse_config(variant, [*argv, "--out", str(out), "--overwrite"]),
     }
-
-
-def training_values(cfg: dict) -> dict:
-    """What decides a configuration's training: every value but those of the flags that say
-    where it runs or name a preset (whose values are there one by one), and the schedules'
-    windows in epochs (0.2 of 200 epochs anneals as 40 does)."""
-    values = {k: v for k, v in cfg.items() if k not in FLAGS or not FLAGS[k].place}
-    for name in (k for k in values if k in FLAGS and FLAGS[k].of_epochs and "epochs" in cfg):
-        values[name] = span(cfg, name)
-    return as_json(values)
 
 
 def finished_record(row: dict) -> dict | None:

@@ -1,6 +1,7 @@
 """What a finished run's folder says, as the report's and the sweeps' tables need it: per
 member its W1 / noise floor by epoch, final and at given epochs, when it fitted, its last
-precision, recall and mode metrics; and a mean ± standard error as a table writes it."""
+precision, recall and mode metrics; a mean ± standard error as a table writes it; and what
+decides a run's training, to tell a finished run of a configuration from another's."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import math
 from pathlib import Path
 
 from harness import run_folder
+from harness.ensemble import span
 from harness.evaluation import MODE_COLUMNS, mean_and_se
+from harness.flags import FLAGS, as_json
 
 
 def member_results(run: Path, at_epochs=(30, 70)) -> list[dict]:
@@ -50,3 +53,13 @@ def mean_se(values, digits: int = 2) -> str:
         return "—"
     mean, se = mean_and_se(values)
     return f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def training_values(cfg: dict) -> dict:
+    """What decides a configuration's training: every value but those of the flags that say
+    where it runs or name a preset (whose values are there one by one), and the schedules'
+    windows in epochs (0.2 of 200 epochs anneals as 40 does)."""
+    values = {k: v for k, v in cfg.items() if k not in FLAGS or not FLAGS[k].place}
+    for name in (k for k in values if k in FLAGS and FLAGS[k].of_epochs and "epochs" in cfg):
+        values[name] = span(cfg, name)
+    return as_json(values)

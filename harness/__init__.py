@@ -5,6 +5,7 @@ flags.py      every flag, a typed field of Flags; a command line parsed once int
 presets.py    the recipes --preset names
 cli.py        the strict parser every command uses, and the readers of flags' values
 ensemble.py   a config's members (--seeds, --vary), their names, their schedules
+settings.py   a run's settings in words and names: changed flags, own defaults, folder name
 hardware.py   where a run trains and whether its step compiles, from what PyTorch reports
 run.py        Run: what both processes know of a run
 run_folder.py the one module that reads and writes a run folder (plots/ reads through it)

@@ -14,7 +14,7 @@ from typing import Callable, NamedTuple
 
 from tqdm import tqdm
 
-from harness import hardware
+from harness import hardware, settings
 from harness.run import Run
 
 COLUMNS = 100
@@ -93,7 +93,7 @@ def times_floor(value: float, floor: float) -> str:
     return f" ({value / floor:.1f}× floor)" if floor > 0 else ""
 
 
-def legend(floor: dict, blob: float, test_points: int, factor: float) -> list[str]:
+def legend(floor: dict, blob: float, test_points: int, factor: float, models: int) -> list[str]:
     """What the epoch lines' numbers mean, said once as a run starts: W1 beside what a perfect
     generator and a generator of no shape score, and the cheaper numbers beside it."""
     return [
@@ -106,6 +106,11 @@ def legend(floor: dict, blob: float, test_points: int, factor: float) -> list[st
         f"energy: a cheaper distance, every epoch (floor {floor['energy']:.5f})",
         "precision: share of generated points near test points; recall: share of test points near "
         "generated",
+        *(
+            [f"the numbers: the mean of the {models} models (± its standard error)"]
+            if models > 1
+            else []
+        ),
     ]
 
 
@@ -121,15 +126,14 @@ def unfitted_line(failed: dict[str, float], models: int, blob: float, run: Run) 
 
 
 def epoch_line(epoch: int, epochs: int, row: dict, floor_w1: float) -> str:
-    """One epoch of a run or an ensemble, from the mean (and standard error over members) of
-    its metrics: `row` holds `<metric>_mean` and `<metric>_se`, and `members`."""
+    """One epoch of a run or an ensemble, from the mean (and standard error over members, after
+    ±) of its metrics: `row` holds `<metric>_mean` and `<metric>_se`, and `members`."""
     w1 = row.get("w1_mean")
     spread = f" ± {row['w1_se']:.4f}" if w1 is not None and row["members"] > 1 else ""
     distance = f"  W1 {w1:.4f}{spread}{times_floor(w1, floor_w1)}" if w1 is not None else ""
-    members = f"  ({row['members']} models)" if row["members"] > 1 else ""
     return (
         f"epoch {epoch:4d}/{epochs}{distance}  energy {row['energy_mean']:.5f}  "
-        f"precision {row['precision_mean']:.2f}  recall {row['recall_mean']:.2f}{members}"
+        f"precision {row['precision_mean']:.2f}  recall {row['recall_mean']:.2f}"
     )
 
 
@@ -152,9 +156,12 @@ def start_message(run: Run) -> str:
     if cfg["resume"] is not None:
         done = run.checkpoint["epoch"] if run.checkpoint else 0  # none recorded: from the start
         resuming = f"\nresuming {run.folder} from epoch {done} of {cfg['epochs']}"
+    elif Path(run.folder) != Path(cfg["out"]):
+        resuming = f"\n({cfg['out']} holds an earlier run, which is kept; --overwrite replaces it)"
     return (
         f"lab5 {cfg['variant']}: {models} in one vmapped step, {how}, {run.device} ({threads}), "
         f"{run.steps} steps per epoch\n"
+        f"{settings.own_defaults_line(cfg['variant'])}\n"
         f"data: {len(run.train)} train / {len(run.test)} test points from {short(run.source)}\n"
         f"run folder: {Path(run.folder).resolve()}/{resuming}"
     )

@@ -201,9 +201,9 @@ class Flags:
     """exact W1 every K epochs, at frames and at the last"""
     fit_factor: float = flag(2.0, AT_LEAST_ONE, RUN, resumable=True, metavar="F")
     """fitted: W1 stays within F × the noise floor from then on"""
-    out: str = flag({v: f"runs/{v}" for v in VARIANTS}, None, RUN, place=True, metavar="OUT")
-    """run folder; one that holds a run is kept and the run goes to the first free OUT2, OUT3,
-    ..."""
+    out: str = flag(None, None, RUN, place=True, metavar="OUT", shown="runs/VARIANT_FLAGS")
+    """run folder (by default runs/, the variant and the flags given: runs/wgan_gp_epochs40); one
+    that holds a run is kept and the run goes to the first free OUT_2, OUT_3, ..."""
     overwrite: bool = flag(False, None, RUN, place=True)
     """write into --out even if it holds a run, deleting that run"""
     resume: str = flag(None, None, RUN, parse=str, resumable=True, place=True, metavar="DIR")
@@ -381,20 +381,3 @@ def parse_config(variant: str, argv: list[str] | None = None) -> dict:
     variable = [name for name in PER_MEMBER if name in cfg]
     check_schedules(cfg, check_config, variable, TITLES[variant])
     return cfg
-
-
-def set_by_preset(cfg: dict) -> dict:
-    """The values in cfg that its --preset set (and no flag given after it changed)."""
-    values = preset_values(cfg["variant"], cfg.get("preset"))
-    return {k: v for k, v in values.items() if as_json(v) == as_json(cfg[k])}
-
-
-def changed_flags(cfg: dict) -> dict:
-    """The flags (but for where the run went) whose values are not the variant's defaults."""
-    return {
-        name: value
-        for name, value in cfg.items()
-        if name in FLAGS
-        and not FLAGS[name].place
-        and as_json(value) != as_json(default(name, cfg["variant"]))
-    }

@@ -24,10 +24,10 @@ from data.points import (
     toy_points,
 )
 from errors import UserError
-from harness import console, endings, hardware, recorder, run_folder
+from harness import console, endings, hardware, recorder, run_folder, settings
 from harness.ensemble import member_configs, member_name, scheduled
 from harness.evaluation import NEIGHBOURS
-from harness.flags import changed_flags, parse_config, set_by_preset
+from harness.flags import TITLES, parse_config
 from harness.run import Run
 from harness.run_folder import FolderUnwritable
 from plots.frames import plot_window
@@ -89,8 +89,10 @@ def write_configs(run: Run) -> None:
             **setting,
             "members": names,
             "out": str(folder),
-            "changed": changed_flags(cfg),
-            "set_by_preset": set_by_preset(cfg),
+            "changed": settings.changed_flags(cfg),
+            "set_by_preset": settings.set_by_preset(cfg),
+            "title": TITLES[cfg["variant"]],
+            "own_defaults": settings.own_defaults(cfg["variant"]),
         }
         for folder, cfg, names in configs
     }
@@ -106,6 +108,7 @@ def uncompiled_because(cfg: dict, placement: hardware.Placement) -> str | None:
 
 def prepare_run(cfg: dict) -> Run:
     """Everything both processes need to know of a run, worked out once."""
+    cfg = {**cfg, "out": cfg["out"] or settings.folder_name(cfg)}
     placement = hardware.place(cfg["device"], hardware.gpu_facts(), not cfg["no_compile"])
     if placement.note:  # a GPU not used, or not compiled for
         print(f"note: {placement.note}", flush=True)

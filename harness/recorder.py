@@ -228,7 +228,8 @@ def record_epoch(recorder: Recorder, message: dict) -> list[str]:
     recorder.train_s += message["seconds"]
     run = recorder.run
     blob = recorder.gaussian_w1
-    legend = console.legend(recorder.floor, blob, len(run.test), run.cfg["fit_factor"])
+    factor = run.cfg["fit_factor"]
+    legend = console.legend(recorder.floor, blob, len(run.test), factor, len(run.members))
     lines = legend if epoch == 0 else []
     if epoch == 0 or message.get("resumed"):
         lines += [f"warning: {warning}" for warning in recorder.warnings]

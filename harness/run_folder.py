@@ -405,11 +405,11 @@ def unlocked_after(folder: Path):
 
 
 def free_folder(out: str | Path) -> Path:
-    """OUT if nothing is there, else the first free one of OUT2, OUT3, ..."""
+    """OUT if nothing is there, else the first free one of OUT_2, OUT_3, ..."""
     run = Path(out)
     number = 2
     while is_taken(run):
-        run = Path(f"{out}{number}")
+        run = Path(f"{out}_{number}")
         number += 1
     return run
 
@@ -429,7 +429,7 @@ def is_locked(folder: Path) -> bool:
 
 def new_run_dir(out: str | Path, overwrite: bool = False) -> Path:
     """The folder for a new run: OUT if nothing is there, else (an earlier run is never lost)
-    the first free one of OUT2, OUT3, ...; with overwrite, OUT itself. Anything but a run is
+    the first free one of OUT_2, OUT_3, ...; with overwrite, OUT itself. Anything but a run is
     never chosen."""
     if not str(out).strip():
         raise UserError("--out is empty; give the folder for the run")

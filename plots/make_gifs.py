@@ -254,7 +254,12 @@ def show_together(runs: list[Path] | None, root: Path, scale: float, force: bool
         compared = None
         why = str(e)
     else:
-        why = "fewer than two runs, or no epoch at which all of them drew a frame"
+        why = (
+            "no epoch at which all of them drew a frame"
+            if len(runs) > 1
+            else "it shows completed runs of two variants or more side by side (python "
+            "experiments/compare_variants.py trains all three, at matched training)"
+        )
     print(
         compared or f"no {root / 'compare.gif'}: {why}", file=sys.stdout if compared else sys.stderr
     )

@@ -25,6 +25,7 @@ from harness.run_folder import (
     read_summary,
     read_sweep_mark,
 )
+from plots.compare import MATCHED
 
 # (summary key, label, format): a run's final row holds the key, an ensemble's key_mean/key_se
 NUMBERS = (
@@ -48,6 +49,9 @@ th { text-align: left; font-weight: 600; } .status-completed { color: #2b8a3e; }
 .status-interrupted, .status-running, .status-not-started, .status-pruned { color: #e67700; }
 .status-diverged, .status-unwritable { color: #c92a2a; }
 code { background: #f3f3f3; padding: 0 0.3em; border-radius: 3px; }
+h1 small { color: #666; font-weight: normal; font-size: 0.6em; }
+.comparison { border: 2px solid #2b8a3e; border-radius: 6px; padding: 0.8em 1em; margin: 1em 0; }
+.legend dt { font-weight: 600; } .legend dd { margin: 0 0 0.4em 1.5em; }
 """
 
 
@@ -170,6 +174,27 @@ def fit_rows(summary: dict) -> list[str]:
     return rows
 
 
+def training_rows(config: dict, summary: dict) -> list[str]:
+    """How much training the run had, in generator updates (equal epochs are not equal
+    training: the variants' batch sizes differ), and its variant's own defaults."""
+    rows = []
+    steps = config.get("steps_per_epoch")
+    if steps and summary:
+        done = summary["epochs_done"]
+        critic = f", {config['n_critic']} critic updates each" if config["n_critic"] > 1 else ""
+        text = (
+            f"{done} epochs × {steps} = {done * steps:,} generator updates of "
+            f"{config['batch_size']} points{critic}"
+        )
+        rows.append(f'<tr><th>trained</th><td class="trained">{escape(text)}</td></tr>')
+    own = config.get("own_defaults")
+    if own:
+        flags = " ".join(f"<code>{escape(flag_text(k, v))}</code>" for k, v in own.items())
+        title = escape(config.get("title", config["variant"]))
+        rows.append(f"<tr><th>{title}'s own defaults</th><td>{flags}</td></tr>")
+    return rows
+
+
 def card(run: Path, root: Path, members: list[Path]) -> str:
     """One run's card; an ensemble's holds its members' cards, folded."""
     config = config_of(run)
@@ -185,26 +210,92 @@ def card(run: Path, root: Path, members: list[Path]) -> str:
         f"{escape(status_text(summary, sweep))}</td></tr>",
         *final_numbers(summary),
         *fit_rows(summary),
+        *training_rows(config, summary),
         f'<tr><th>changed flags</th><td class="flags">{changed or "none"}</td></tr>',
     ]
     folded = ""
     if members:
         inner = "".join(card(m, root, []) for m in members)
         folded = f"<details><summary>{len(members)} members</summary>{inner}</details>"
+    title = config.get("title", config.get("variant", "?"))
     return (
         f'<section class="card" data-run="{link(run, root)}"><h2>{escape(relative(run, root))}'
-        f" <small>{escape(config.get('variant', '?'))} · {escape(str(config.get('data')))}"
+        f" <small>{escape(title)} · {escape(str(config.get('data')))}"
         f'</small></h2><div class="pictures">{pictures(run, root)}</div>'
         f"<table>{''.join(rows)}</table>{folded}</section>"
     )
 
 
+def verdict_html(text: str) -> str:
+    """A comparison's verdict.md as HTML: its heading, its paragraphs and its lists."""
+    parts = []
+    listing = False
+    for line in text.splitlines():
+        if line.startswith("- ") != listing:
+            listing = not listing
+            parts.append("<ul>" if listing else "</ul>")
+        if line.startswith("# "):
+            parts.append(f"<h3>{escape(line[2:])}</h3>")
+        elif listing:
+            parts.append(f"<li>{escape(line[2:])}</li>")
+        elif line.strip():
+            parts.append(f"<p>{escape(line)}</p>")
+    return "".join(parts) + ("</ul>" if listing else "")
+
+
+def comparisons(root: Path) -> str:
+    """Each matched comparison of the variants under root (experiments/compare_variants.py):
+    its GIF, its figure and its verdict; then runs/compare.gif, with what it is."""
+    sections = []
+    for folder in sorted(p.parent for p in root.glob(f"*/{MATCHED['verdict']}")):
+        images = [folder / MATCHED["gif"], folder / MATCHED["figure"]]
+        shown = "".join(
+            f'<a href="{link(i, root)}"><img src="{link(i, root)}" alt="{escape(i.name)}"></a>'
+            for i in images
+            if i.exists()
+        )
+        verdict = verdict_html((folder / MATCHED["verdict"]).read_text(encoding="utf-8"))
+        sections.append(
+            f'<section class="comparison" data-folder="{link(folder, root)}"><h2>Which variant '
+            f"fits best? <small>{escape(relative(folder, root))}</small></h2>"
+            f'<div class="pictures">{shown}</div>{verdict}</section>'
+        )
+    if (root / "compare.gif").exists():
+        sections.append(
+            '<section class="comparison"><h2>The latest run of each variant <small>compare.gif'
+            "</small></h2><p>At the same epochs, which are not the same training: the cards say "
+            "how many generator updates each had (python experiments/compare_variants.py "
+            f'matches them).</p><img src="{link(root / "compare.gif", root)}" '
+            'alt="the latest completed run of each variant, side by side"></section>'
+        )
+    return "".join(sections)
+
+
+LEGEND = (
+    "<details class=legend><summary>What the numbers mean</summary><dl>"
+    "<dt>W1</dt><dd>how far the generated points are from the held-out test points: the mean "
+    "distance of the best one-to-one matching between them (lower is better)</dd>"
+    "<dt>noise floor</dt><dd>the W1 of training points against the test points: what a "
+    "perfect generator scores, so 1× the floor is as good as it gets</dd>"
+    "<dt>a Gaussian blob</dt><dd>the W1 of a Gaussian with the data's mean and covariance: a "
+    "generator that learnt no shape; a fit must beat it</dd>"
+    "<dt>fitted</dt><dd>from the epoch on which W1 stays within the fit factor (2×) of the "
+    "floor</dd><dt>precision, recall</dt><dd>the share of generated points that lie near test "
+    "points, and of test points that lie near generated ones (near: within a point's distance "
+    "to its 3rd nearest neighbour)</dd><dt>energy</dt><dd>another distance between the two "
+    "sets, cheap enough to take every epoch</dd></dl></details>"
+)
+
+
 def write_index(root: Path) -> Path:
     """root/index.html, written whole (a reader never sees half a page)."""
-    cards = "".join(card(run, root, members) for run, members in find_runs(root))
+    runs = find_runs(root)
+    cards = "".join(card(run, root, members) for run, members in runs)
+    where = f"{len(runs)} {'run' if len(runs) == 1 else 'runs'} in {root.resolve().name}/"
     page = (
-        f"<!doctype html><html lang=en><meta charset=utf-8><title>lab5 runs</title>"
-        f"<style>{STYLE}</style><h1>lab5 runs in {escape(root.resolve().name)}</h1>"
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>lab5: your runs</title>"
+        f"<style>{STYLE}</style><h1>lab5: GAN, WGAN and WGAN-GP runs <small>{escape(where)}"
+        f"</small></h1>{LEGEND}{comparisons(root)}"
         f"{cards or '<p>No runs yet: python variants/wgan_gp.py</p>'}</html>\n"
     )
     atomic_write(root / "index.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))

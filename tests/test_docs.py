@@ -5,10 +5,14 @@ every verdict in RESULTS.md is one short cell."""
 import re
 
 import pytest
+import torch
 
+from harness.main import main
 from tests import ROOT
 
 DOCS = [ROOT / "README.md", ROOT / "RESULTS.md", ROOT / "BENCHMARKS.md"]
+TRAIN = "pip install -r requirements.txt && python variants/wgan_gp.py && python plots/make_gifs.py"
+TEST = "pip install -r requirements-dev.txt && pytest"
 DOCS += sorted((ROOT / "docs").glob("*.md"))
 LINK = re.compile(r"\]\(([^)\s]+)\)|<img src=\"([^\"]+)\"")
 
@@ -27,7 +31,33 @@ def test_the_readme_is_a_front_door():
     lines = (ROOT / "README.md").read_text().splitlines()
     assert len(lines) <= 200
     assert lines.index("## How the code reads") < 40  # the code map on the first screen
-    assert "```bash" in lines[:40] and "pytest" in lines[:40]  # the two commands, up front
+    first_screen = lines[: lines.index("## How the code reads")]
+    assert "```bash" in first_screen  # the two commands, up front, as .ci/run runs them
+    assert TRAIN in first_screen and TEST in first_screen
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert (
+        "-r requirements.txt\n" in ci and "-r requirements-dev.txt\n" in ci and "\npytest\n" in ci
+    )
+    assert any("python experiments/compare_variants.py" in line for line in first_screen)
+
+
+def test_the_readme_s_notebook_code_trains_the_lab_s_points_as_a_run_does(tmp_path, monkeypatch):
+    """The README's Python, two epochs long, gives the state a two-epoch command-line run ends
+    with (the same config, data, split and step; compiled here, eager there), and plots."""
+    text = (ROOT / "README.md").read_text()
+    code = text.split("```python\n")[1].split("```")[0].replace('"20"', '"2"')
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.chdir(ROOT)
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert main("wgan_gp", ["--epochs", "2", "--no-compile", "--out", str(tmp_path / "run")]) == 0
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt")["state"]
+    for network in ("g", "d"):
+        for name, value in saved[network].items():
+            torch.testing.assert_close(
+                scope["epoch"]["state"][network][name], value, rtol=1e-4, atol=1e-6
+            )
+    assert scope["fake"].shape == scope["test"].shape
 
 
 def test_every_file_the_code_map_names_exists():

@@ -171,20 +171,24 @@ def test_the_colour_bar_label_stays_on_the_figure_at_any_scale(low, high):
 
 def test_the_same_command_twice_keeps_both_runs_and_gifs(tmp_path, monkeypatch, capsys):
     """python variants/gan.py && python plots/make_gifs.py, twice, in a fresh folder: two run
-    folders, two GIFs, nothing overwritten."""
+    folders named by the variant and the flags given, the second numbered (and said so), two
+    GIFs, nothing overwritten."""
     monkeypatch.chdir(tmp_path)
     argv = (
         "--train-size 512 --test-size 128 --batch-size 64 --epochs 2 --frame-every 1 --no-compile"
     ).split()
     for _ in range(2):
         assert main("gan", argv) == 0 and make_gifs.main([]) == 0
+    name = "gan_train-size512_test-size128_epochs2_batch-size64_no-compile_frame-every1"
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
-        "gan",
-        "gan.gif",
-        "gan2",
-        "gan2.gif",
+        name,
+        f"{name}.gif",
+        f"{name}_2",
+        f"{name}_2.gif",
         "index.html",
     ]
+    said = capsys.readouterr().out
+    assert f"(runs/{name} holds an earlier run, which is kept; --overwrite replaces it)" in said
 
 
 def test_the_colour_scale_is_set_by_the_data_region_not_the_corners():

@@ -280,20 +280,20 @@ def test_a_folder_that_is_not_a_run_is_never_written_into(tmp_path, capsys, setu
 
 
 def test_a_new_run_never_deletes_an_earlier_one(tmp_path, capsys):
-    """The same --out twice: the second run goes to OUT2 and the first keeps every file;
+    """The same --out twice: the second run goes to OUT_2 and the first keeps every file;
     --overwrite replaces the run in OUT (old frames and all)."""
     train(tmp_path, "gan", "--frame-every", "1", name="r")
     first = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}
     train(tmp_path, "gan", "--epochs", "2", name="r")
     assert {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()} == first
-    assert (tmp_path / "r2" / "summary.json").exists()
+    assert (tmp_path / "r_2" / "summary.json").exists()
     train(tmp_path, "gan", "--epochs", "2", "--overwrite", name="r")
     assert sorted(p.name for p in (tmp_path / "r" / "frames").glob("*.png")) == [
         "epoch_0000.png",
         "epoch_0002.png",
     ]
     assert len(list((tmp_path / "r" / "frames").glob("*.npz"))) == 2
-    assert not (tmp_path / "r3").exists()
+    assert not (tmp_path / "r_3").exists()
 
 
 def test_a_folder_being_written_is_refused_to_a_second_process_with_one_line(tmp_path):
