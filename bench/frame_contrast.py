@@ -24,7 +24,7 @@ from harness import run_folder
 from harness.cli import strict_parser
 from harness.flags import with_added_flags
 from harness.main import load_data, split_data
-from plots.frames import frame_figure, plot_window
+from plots.frames import critic_label, frame_figure, plot_window
 
 CLOSE = 6.0  # RGB distance to the nearest colour of the map, beyond which a pixel is a point's
 
@@ -36,7 +36,8 @@ def data_box_pixels(run: Path) -> tuple[slice, slice]:
     cfg = with_added_flags(saved, saved["variant"])
     points, _, source = load_data(cfg)
     train, test = split_data(cfg, points, source)
-    parts = frame_figure(plot_window(np.vstack([train, test])), test, cfg["variant"] == "gan")
+    window = plot_window(np.vstack([train, test]))
+    parts = frame_figure(window, test, critic_label(cfg["variant"] == "gan"))
     height = parts["fig"].bbox.height
     (x0, y0), (x1, y1) = parts["ax"].transData.transform([test.min(0), test.max(0)])
     return slice(round(height - y1) + 1, round(height - y0) - 1), slice(

@@ -108,7 +108,8 @@ def uncompiled_because(cfg: dict, placement: hardware.Placement) -> str | None:
 
 def prepare_run(cfg: dict) -> Run:
     """Everything both processes need to know of a run, worked out once."""
-    cfg = {**cfg, "out": cfg["out"] or settings.folder_name(cfg)}
+    if cfg["out"] is None:  # no --out: a folder named by the variant and the flags given
+        cfg = {**cfg, "out": settings.folder_name(cfg)}
     placement = hardware.place(cfg["device"], hardware.gpu_facts(), not cfg["no_compile"])
     if placement.note:  # a GPU not used, or not compiled for
         print(f"note: {placement.note}", flush=True)

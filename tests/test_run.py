@@ -275,7 +275,7 @@ def test_a_folder_that_is_not_a_run_is_never_written_into(tmp_path, capsys, setu
     assert main("gan", [*SMALL, "--out", str(folder), "--overwrite"]) == 2
     assert "holds files that are not a lab5 run" in capsys.readouterr().err
     assert main("gan", [*SMALL, "--out", str(folder)]) == 0
-    assert f"run folder: {tmp_path / 'precious2'}/" in capsys.readouterr().out
+    assert f"run folder: {tmp_path / 'precious_2'}/" in capsys.readouterr().out
     assert {p.name: p.read_text() for p in folder.iterdir()} == before
 
 
