@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +34,10 @@ from data.points import TOY_DATA, file_sha256, find_data
 from errors import UserError
 from experiments.results import training_values
 from harness import run_folder
-from harness.cli import strict_parser
+from harness.cli import exit_status, strict_parser
 from harness.flags import FLAGS, TITLES, VARIANTS, parse_config, with_added_flags
 from harness.main import load_data, split_data
-from plots.compare import matched_frame, plot_matched
+from plots.compare import MATCHED, matched_frame, plot_matched
 from plots.make_gifs import write_gif
 from plots.page import write_index
 
@@ -67,11 +68,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="where the three runs, the figure, the GIF and the verdict go (default: %(default)s)",
     )
     p.add_argument("--force", action="store_true", help="train again runs that completed")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="resize compare.gif's frames by this factor (default: %(default)s)",
+    )
     cut = argv.index("--") if "--" in argv else len(argv)
     args = p.parse_args(argv[:cut])
     args.fixed = argv[cut + 1 :]
-    if args.seeds < 1 or args.updates < SCORES:
-        raise UserError(f"--seeds must be at least 1 and --updates at least {SCORES}")
+    if args.seeds < 1 or args.updates < SCORES or not 0 < args.scale <= 4:
+        raise UserError(
+            f"--seeds must be at least 1, --updates at least {SCORES} and --scale in (0, 4]"
+        )
     return args
 
 
@@ -138,9 +147,24 @@ def train(args, variant: str, every: int, scores: int) -> None:
     if argv is None:
         return
     print(f"\n{TITLES[variant]}: python variants/{variant}.py {' '.join(argv)}", flush=True)
-    code = subprocess.call([sys.executable, str(ROOT / "variants" / f"{variant}.py"), *argv])
+    code = ended(
+        subprocess.Popen([sys.executable, str(ROOT / "variants" / f"{variant}.py"), *argv])
+    )
+    if code == 128 + signal.SIGINT:
+        raise KeyboardInterrupt  # the run ended cleanly and said so; this command stops too
     if code != 0:
         raise SystemExit(code)  # the run said why; the same command goes on where it stopped
+
+
+def ended(run: subprocess.Popen) -> int:
+    """The run's exit status once it has ended. Ctrl-C reaches the run too, which ends itself
+    cleanly (its checkpoint and summary written): this process waits for that, and does not
+    kill it as subprocess.call would."""
+    while True:
+        try:
+            return run.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 def curve(folder: Path) -> dict:
@@ -254,7 +278,7 @@ def verdict(curves: list[dict]) -> list[str]:
     ]
 
 
-def matched_gif(curves: list[dict], out: Path) -> Path:
+def matched_gif(curves: list[dict], out: Path, scale: float) -> Path:
     """compare.gif: each variant's first seed side by side at every score, under the updates
     and every variant's mean W1 / floor there."""
     firsts = [run_folder.frames(run_folder.members(c["folder"])[0]) for c in curves]
@@ -265,7 +289,7 @@ def matched_gif(curves: list[dict], out: Path) -> Path:
         updates = [int(c["updates"][k]) for c in curves]
         means = [c["ratios"][:, k].mean() for c in curves]
         images.append(matched_frame(frames, titles, updates, means))
-    return write_gif(out / "compare.gif", images)
+    return write_gif(out / MATCHED["gif"], images, scale)
 
 
 def compare(args) -> None:
@@ -276,23 +300,17 @@ def compare(args) -> None:
         train(args, variant, every[variant], scores)
     curves = [curve(args.out / v) for v in VARIANTS]
     lines = verdict(curves)
-    (args.out / "verdict.md").write_text("\n".join(lines) + "\n")
-    plot_matched(curves, args.out / "fit.png")
-    matched_gif(curves, args.out)
+    (args.out / MATCHED["verdict"]).write_text("\n".join(lines) + "\n")
+    plot_matched(curves, args.out / MATCHED["figure"])
+    matched_gif(curves, args.out, args.scale)
     write_index(args.out.parent)
     print("\n" + "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        compare(parse_args(sys.argv[1:] if argv is None else argv))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: the same command goes on where it stopped", file=sys.stderr)
-        return 130
-    return 0
+    args = sys.argv[1:] if argv is None else argv
+    stopped = "interrupted: the same command goes on where it stopped"
+    return exit_status(lambda: compare(parse_args(args)), stopped)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from experiments import processes, runner
 from experiments.extras import optuna
 from experiments.results import mean_se, member_result
 from harness import run_folder
-from harness.cli import strict_parser
+from harness.cli import exit_status, strict_parser
 from harness.flags import FLAGS, VARIANTS, default, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -401,14 +401,9 @@ def sweep(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return sweep(parse_args(sys.argv[1:] if argv is None else argv))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: the same command goes on with the study", file=sys.stderr)
-        return 130
+    args = sys.argv[1:] if argv is None else argv
+    stopped = "interrupted: the same command goes on with the study"
+    return exit_status(lambda: sweep(parse_args(args)), stopped)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import argparse
 import ast
 import difflib
 import inspect
+import sys
+from typing import Callable
 
 from errors import UserError
 
@@ -118,3 +120,16 @@ def field_docs(cls) -> dict[str, str]:
         for node, after in zip(body, body[1:])
         if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr)
     }
+
+
+def exit_status(command: Callable[[], int | None], interrupted: str) -> int:
+    """Run a command and say how it ended: what it returns (None: 0); 2 and one line for a
+    user's mistake (UserError); 130 and `interrupted` for Ctrl-C."""
+    try:
+        return command() or 0
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130

@@ -116,5 +116,7 @@ def plot_matched(curves: list[dict], path: Path) -> None:
     ax.set(yscale="log", xlabel="generator updates", title="Which variant fits best?")
     ax.set(ylabel=f"W1 / noise floor (mean ± s.e. of {seeds} seeds; each seed faint)")
     ax.xaxis.set_major_formatter("{x:,.0f}")
+    ax.yaxis.set_major_formatter("{x:g}×")
+    ax.yaxis.set_minor_formatter("{x:g}×")
     ax.legend(fontsize="small", loc="upper right")
     fig.savefig(path)

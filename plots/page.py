@@ -51,6 +51,7 @@ th { text-align: left; font-weight: 600; } .status-completed { color: #2b8a3e; }
 code { background: #f3f3f3; padding: 0 0.3em; border-radius: 3px; }
 h1 small { color: #666; font-weight: normal; font-size: 0.6em; }
 .comparison { border: 2px solid #2b8a3e; border-radius: 6px; padding: 0.8em 1em; margin: 1em 0; }
+.comparison img { max-width: 100%; height: auto; }
 .legend dt { font-weight: 600; } .legend dd { margin: 0 0 0.4em 1.5em; }
 """
 
@@ -107,7 +108,7 @@ def yardsticks(summary: dict) -> list[str]:
         text = f"{floor['w1']:.4f} ± {floor.get('w1_sd', 0):.4f}"
         rows.append(
             f"<tr><th>noise floor</th>{number('floor_w1', floor['w1'], text)}"
-            "<td>W1 of training points: a perfect generator's</td></tr>"
+            "<td colspan=2>W1 of training points: a perfect generator's</td></tr>"
         )
     if blob:
         rows.append(
@@ -220,7 +221,8 @@ def card(run: Path, root: Path, members: list[Path]) -> str:
     title = config.get("title", config.get("variant", "?"))
     return (
         f'<section class="card" data-run="{link(run, root)}"><h2>{escape(relative(run, root))}'
-        f" <small>{escape(title)} · {escape(str(config.get('data')))}"
+        f' <small>{escape(title)} · <span title="{escape(str(config.get("data")))}">'
+        f"{escape(Path(str(config.get('data'))).name)}</span>"
         f'</small></h2><div class="pictures">{pictures(run, root)}</div>'
         f"<table>{''.join(rows)}</table>{folded}</section>"
     )

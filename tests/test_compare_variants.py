@@ -141,6 +141,7 @@ def test_ctrl_c_then_the_same_command_goes_on_where_it_stopped(tmp_path):
             break
     said = started.communicate(timeout=120)[0]
     assert started.returncode == 130, said
+    assert said.endswith("interrupted: the same command goes on where it stopped\n")
     summary = json.loads((tmp_path / "runs/compare_variants/gan/summary.json").read_text())
     assert (
         summary["status"] == "interrupted"

@@ -27,15 +27,19 @@ class Cards(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag == "section":
-            name = unquote(attrs["data-run"])
-            self.cards[name] = {
-                "parent": self.stack[-1] if self.stack else None,
-                "images": [],
-                "numbers": {},
-                "text": {},
-            }
+        if tag == "section":  # a run's card, or (None) a comparison's section
+            name = unquote(attrs["data-run"]) if "data-run" in attrs else None
+            parents = [card for card in self.stack if card]
+            if name:
+                self.cards[name] = {
+                    "parent": parents[-1] if parents else None,
+                    "images": [],
+                    "numbers": {},
+                    "text": {},
+                }
             self.stack.append(name)
+        elif not (self.stack and self.stack[-1]):
+            return
         elif tag == "img":
             self.cards[self.stack[-1]]["images"].append(attrs["src"])
         elif tag == "td":
@@ -49,7 +53,7 @@ class Cards(HTMLParser):
             self.cell = None
 
     def handle_data(self, data):
-        if self.cell:
+        if self.cell and self.stack and self.stack[-1]:
             text = self.cards[self.stack[-1]]["text"]
             text[self.cell] = text.get(self.cell, "") + data
 
@@ -230,3 +234,38 @@ def test_a_name_outside_ascii_links_and_shows(tmp_path):
     page, cards = read_page(tmp_path)
     assert list(cards) == ["été #1?"] and "été #1?" in page
     assert all((tmp_path / unquote(src)).exists() for src in cards["été #1?"]["images"])
+
+
+def test_a_card_says_its_training_in_generator_updates_and_its_variant_s_own_defaults(tmp_path):
+    """Equal epochs are not equal training: a card says how many generator updates its run had
+    and the defaults its variant does not share; the page says what its numbers mean."""
+    out = tmp_path / "runs" / "run"
+    flags = "--train-size 640 --test-size 200 --epochs 2 --frame-every 0 --no-compile --out"
+    assert main("wgan_gp", [*flags.split(), str(out)]) == 0
+    page, cards = read_page(write_index(tmp_path / "runs").parent)
+    assert cards["run"]["text"]["trained"] == "2 epochs × 40 = 80 generator updates of 16 points"
+    own = "<code>--batch-size 16</code> <code>--order g-first</code> <code>--init kaiming</code>"
+    assert f"<th>WGAN-GP's own defaults</th><td>{own}" in page
+    assert "<h1>lab5: GAN, WGAN and WGAN-GP runs <small>1 run in runs/</small></h1>" in page
+    assert "<summary>What the numbers mean</summary>" in page
+
+
+def test_the_page_shows_a_comparison_and_compare_gif_with_what_they_are(runs):
+    root, _ = runs
+    folder = root / "compare_variants"
+    folder.mkdir()
+    for name in ("compare.gif", "fit.png"):
+        Image.new("RGB", (8, 8)).save(folder / name)
+    (folder / "verdict.md").write_text("# Which? <b>\n\nintro\n\n- GAN first\n- WGAN <i>\n")
+    shutil.copy(folder / "compare.gif", root / "compare.gif")
+    page, cards = read_page(write_index(root).parent)
+    assert (
+        '<img src="compare_variants/compare.gif"' in page
+        and 'src="compare_variants/fit.png"' in page
+    )
+    assert (
+        "<h3>Which? &lt;b&gt;</h3><p>intro</p><ul><li>GAN first</li><li>WGAN &lt;i&gt;</li></ul>"
+        in page
+    )
+    assert '<img src="compare.gif"' in page and "which are not the same training" in page
+    assert all(card["parent"] is None or card["parent"] in cards for card in cards.values())
