@@ -251,6 +251,19 @@ def first_fit(c: dict) -> str:
     )
 
 
+def later(curves: list[dict]) -> str:
+    """How each variant moved from a quarter of the way to the end: still learning, or not."""
+    quarter = max(1, (len(curves[0]["updates"]) - 1) // 4)
+    moves = []
+    for c in curves:
+        start = mean_se(c["ratios"][:, quarter])
+        end = mean_se(c["ratios"][:, -1])
+        apart = abs(end[0] - start[0]) > start[1] + end[1]  # beyond both standard errors
+        word = ("better" if end[0] < start[0] else "worse") if apart else "level"
+        moves.append(f"{c['title']} {start[0]:.2f}× → {end[0]:.2f}× ({word})")
+    return ", ".join(moves)
+
+
 def verdict(curves: list[dict]) -> list[str]:
     """What wins at which length, and the numbers that say why, all from this run."""
     factor = curves[0]["factor"]
@@ -266,8 +279,11 @@ def verdict(curves: list[dict]) -> list[str]:
         f"the variants' updates at a score differ by {apart:.1%} at most:",
         "",
         *at_lengths(curves),
-        f"- first within {factor:g}× the noise floor, mean over the seeds that got there: "
-        + "; ".join(first_fit(c) for c in curves),
+        f"- why the length matters: first within {factor:g}× the noise floor (the mean over the "
+        "seeds that got there), "
+        + "; ".join(first_fit(c) for c in curves)
+        + "; from a quarter of the way to the end, "
+        + later(curves),
         "- points each update learnt from: "
         + ", ".join(f"{c['title']} {c['points']}" for c in curves)
         + " ("
