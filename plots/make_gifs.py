@@ -233,7 +233,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def make_compare(runs: list[Path], root: Path, scale: float = 1.0) -> Path | None:
     """root/compare.gif from two runs or more that share frame epochs."""
-    frames = compare_frames(runs) if len(runs) > 1 else []
+    frames = compare_frames(runs)
     if not frames:
         return None
     return write_gif(root / "compare.gif", frames, scale, made_from(runs, scale))
@@ -241,11 +241,18 @@ def make_compare(runs: list[Path], root: Path, scale: float = 1.0) -> Path | Non
 
 def show_together(runs: list[Path] | None, root: Path, scale: float, force: bool) -> None:
     """root/compare.gif of `runs` (default: each variant's latest completed run), kept where
-    it is newer than their frames, or a warning that says why there is none."""
+    it is newer than their frames; with fewer than two runs, a note of what makes one; where
+    it cannot be made, a warning that says why."""
     runs = runs or latest_runs(root)
+    if len(runs) < 2:
+        print(
+            f"note: {root / 'compare.gif'} shows runs of two variants or more side by side: "
+            "python experiments/compare_variants.py trains all three, at matched training"
+        )
+        return
     inputs = [path for run in runs for path in picture_inputs(run)]
     same = was_made_from(root / "compare.gif", made_from(runs, scale))
-    if len(runs) > 1 and not force and same and up_to_date([root / "compare.gif"], inputs):
+    if not force and same and up_to_date([root / "compare.gif"], inputs):
         print(f"{root / 'compare.gif'}: up to date")
         return
     try:
@@ -254,14 +261,10 @@ def show_together(runs: list[Path] | None, root: Path, scale: float, force: bool
         compared = None
         why = str(e)
     else:
-        why = (
-            "no epoch at which all of them drew a frame"
-            if len(runs) > 1
-            else "it shows completed runs of two variants or more side by side (python "
-            "experiments/compare_variants.py trains all three, at matched training)"
-        )
+        why = "no epoch at which all of them drew a frame"
     print(
-        compared or f"no {root / 'compare.gif'}: {why}", file=sys.stdout if compared else sys.stderr
+        compared or f"warning: no {root / 'compare.gif'}: {why}",
+        file=sys.stdout if compared else sys.stderr,
     )
 
 
