@@ -201,6 +201,9 @@ class Flags:
     """exact W1 every K epochs, at frames and at the last"""
     fit_factor: float = flag(2.0, AT_LEAST_ONE, RUN, resumable=True, metavar="F")
     """fitted: W1 stays within F × the noise floor from then on"""
+    tensorboard: bool = flag(False, None, RUN, resumable=True, place=True)
+    """also log each model's numbers, frames and flags to TensorBoard, in its run folder
+    (tensorboard --logdir runs)"""
     out: str = flag(None, None, RUN, place=True, metavar="OUT", shown="runs/VARIANT_FLAGS")
     """run folder (by default runs/, the variant and the flags given: runs/wgan_gp_epochs40); one
     that holds a run is kept and the run goes to the first free OUT_2, OUT_3, ..."""

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import lab5
-from harness import console, evaluation, run_folder, worker
+from harness import board, console, evaluation, run_folder, worker
 from harness.flags import TITLES
 from harness.run import Run
 from harness.run_folder import FolderUnwritable, Table, atomic_write, write_row
@@ -42,6 +42,7 @@ class MemberRecord:
     history: list[tuple[int, float]]  # (epoch, W1) of every epoch with an exact W1
     final: dict | None = None  # its last metrics row
     scale: tuple[float, float] | None = None  # its frames' colour scale so far
+    board: object | None = None  # its TensorBoard writer (--tensorboard), or None
 
 
 @dataclass
@@ -66,11 +67,16 @@ class Recorder:
     uncompiled_because: str | None = None  # why the step runs uncompiled, where it does
 
 
-def open_member(folder: Path, z: torch.Tensor, columns: list[str], resumed: bool):
-    """A member's record: its metrics table (appended to, when resumed) and W1 history."""
+def open_member(folder: Path, z: torch.Tensor, columns: list[str], run: Run):
+    """A member's record: its metrics table (appended to, when resumed), W1 history and, with
+    --tensorboard, its event writer."""
+    resumed = run.checkpoint is not None
     rows = run_folder.read_metrics(folder) if resumed else []
     history = [(int(r["epoch"]), r["w1"]) for r in rows if r["w1"] is not None]
-    return MemberRecord(folder, z, run_folder.metrics_table(folder, columns, resumed), history)
+    member = MemberRecord(folder, z, run_folder.metrics_table(folder, columns, resumed), history)
+    if run.cfg["tensorboard"]:
+        member.board = board.open_board(folder, run.checkpoint["epoch"] if resumed else None)
+    return member
 
 
 def open_recorder(run: Run) -> Recorder:
@@ -80,7 +86,7 @@ def open_recorder(run: Run) -> Recorder:
     torch.set_num_threads(1)
     columns = evaluation.metric_columns(run.cfg["variant"], run.modes is not None)
     resumed = run.checkpoint is not None  # then the tables go on from their kept rows
-    members = [open_member(f, z, columns, resumed) for f, z in zip(run.member_dirs, run.eval_z)]
+    members = [open_member(f, z, columns, run) for f, z in zip(run.member_dirs, run.eval_z)]
     ensemble = None
     if run.folder not in run.member_dirs:  # an ensemble's own folder: means over members
         stats = [f"{c}_{s}" for c in columns[1:-1] for s in ("mean", "se")]
@@ -165,6 +171,8 @@ def record_member(recorder: Recorder, member: MemberRecord, message: dict, i: in
         draw_frame(recorder, member, epoch, fake, critic_view(recorder, params["d"]), row)
     run_folder.save_params(member.folder, params)
     write_row(member.table, row)
+    if member.board:
+        board.log_row(member.board, row, recorder.floor["w1"])
     member.final = row
     if exact:
         member.history.append((epoch, row["w1"]))
@@ -193,6 +201,8 @@ def draw_frame(recorder, member: MemberRecord, epoch: int, fake, values, row: di
     heading = frame_title(TITLES[recorder.run.cfg["variant"]], epoch, row, recorder.floor)
     frame = {"values": values, "fake": fake, "heading": heading, "span": span}
     write_frame(recorder, member.folder, epoch, {**frame, "scale": member.scale})
+    if member.board:
+        board.log_frame(member.board, run_folder.frame_path(member.folder, epoch), epoch)
 
 
 def write_frame(recorder: Recorder, folder: Path, epoch: int, frame: dict) -> None:
@@ -323,9 +333,12 @@ def record(recorder: Recorder, message: dict) -> list[str]:
         run_folder.save_checkpoint(recorder.run.folder, message)
         recorder.checkpointed = message["epoch"]
     if "status" in message:
-        for member in recorder.members:
+        for member, cfg in zip(recorder.members, recorder.run.members):
             settle_frames(recorder, member)
             member.table.file.close()
+            if member.board:
+                board.log_hparams(member.board, cfg, member.final or {}, recorder.floor["w1"])
+                member.board.close()
         if recorder.ensemble:
             recorder.ensemble.file.close()
     return lines

@@ -8,6 +8,7 @@
     generator.pt, generator_raw.pt, critic.pt   the networks' parameters (save_params)
     frames/epoch_NNNN.png, and .npz: what the frame shows, as arrays, to draw it again
     curves.png, sweep.json (a sweep pruned the run), .lock, .writer
+    events.out.tfevents.*  TensorBoard's events, with --tensorboard (harness/board.py writes them)
 
 An ensemble's folder holds a folder of the same shape per member. Every file is written through
 a temporary file renamed over it (a crash never leaves half of one), a table a row at a time.
@@ -40,6 +41,7 @@ PARAMS = {"g": "generator.pt", "raw": "generator_raw.pt", "d": "critic.pt"}  # s
 CURVES = "curves.png"  # drawn by plots/make_gifs.py
 SWEEP = "sweep.json"  # written by a sweep that pruned the run (experiments/runner.py)
 RUN_FILES = (CONFIG, METRICS, SUMMARY, ENSEMBLE, *PARAMS.values(), CURVES, CHECKPOINT, SWEEP)
+EVENTS = "events.out.tfevents.*"  # TensorBoard's (--tensorboard, harness/board.py)
 LOCK = ".lock"  # held (filelock) by the process that writes the folder
 WRITER = ".writer"  # which process that is: "pid N on HOST"
 HELD: dict[Path, filelock.BaseFileLock] = {}  # the locks of the folders this process writes
@@ -453,7 +455,7 @@ def clear_run_dir(run: Path) -> None:
     nothing else)."""
     try:
         (run / "frames").mkdir(parents=True, exist_ok=True)
-        for old in [*frame_files(run), *(run / name for name in RUN_FILES)]:
+        for old in [*frame_files(run), *run.glob(EVENTS), *(run / name for name in RUN_FILES)]:
             old.unlink(missing_ok=True)
         for member in [d for d in run.iterdir() if d.is_dir() and is_run_dir(d)]:
             shutil.rmtree(member)
