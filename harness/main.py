@@ -151,9 +151,14 @@ def as_message(event: dict) -> dict:
 
 
 def compiled_or_eager(run: Run, step: Callable, state: dict) -> tuple[Callable, dict]:
-    """The step compiled, its compile timed apart on a step of throw-away noise; where compiling
-    fails (no C++ compiler, no Triton for the GPU, an inductor error), the step uncompiled, and
-    why: the uncompiled step computes the same numbers."""
+    """The step compiled (warmed_up)."""
+    return warmed_up(run, lab5.compile_step(step, run.device), step, state)
+
+
+def warmed_up(run: Run, compiled: Callable, step: Callable, state: dict) -> tuple[Callable, dict]:
+    """The compiled step after its first call, the compile, timed apart on a step of throw-away
+    noise; where compiling fails (no C++ compiler, no Triton for the GPU, an inductor error),
+    the uncompiled step, and why: it computes the same numbers."""
     started = time.perf_counter()
     points = torch.as_tensor(run.train, dtype=torch.float32)
     noise = [torch.Generator().manual_seed(0) for _ in run.members]
@@ -161,7 +166,6 @@ def compiled_or_eager(run: Run, step: Callable, state: dict) -> tuple[Callable, 
         k: v[0] for k, v in lab5.members_batches(points, run.members, 1, noise, run.device).items()
     }
     try:
-        compiled = lab5.compile_step(step, run.device)
         compiled(state, batch)
     except Exception as e:  # noqa: BLE001 - whatever failed, training goes on uncompiled
         torch._dynamo.reset()

@@ -180,14 +180,20 @@ def record_member(recorder: Recorder, member: MemberRecord, message: dict, i: in
 
 
 def critic_view(recorder: Recorder, d_params: dict) -> np.ndarray:
-    """What a frame shows of the critic over the window: GAN's D(x), or a WGAN critic's score
-    less its mean on the test points (its losses use only differences: its level means
+    """What a frame shows of the critic over the window (critic_values)."""
+    run = recorder.run
+    return critic_values(run.cfg["variant"], d_params, recorder.landscape, run.test)
+
+
+def critic_values(variant: str, d_params: dict, grid: torch.Tensor, test: np.ndarray):
+    """The critic as a picture shows it at the grid's points: GAN's D(x), or a WGAN critic's
+    score less its mean on the test points (its losses use only differences: its level means
     nothing, and drifts)."""
     with torch.no_grad():
-        score = lab5.critic(d_params, recorder.landscape)
-        if recorder.run.cfg["variant"] == "gan":
+        score = lab5.critic(d_params, grid)
+        if variant == "gan":
             return torch.sigmoid(score).numpy()
-        test = torch.as_tensor(recorder.run.test, dtype=torch.float32)
+        test = torch.as_tensor(test, dtype=torch.float32)
         return (score - lab5.critic(d_params, test).mean()).numpy()
 
 
