@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
+import traceback
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from io import StringIO
@@ -401,22 +402,35 @@ def step_once(session: Session) -> None:
 
 def serve(session: Session, stop: threading.Event) -> None:
     """The session's thread: commands as they come, the runs started again where the settings
-    say so, and an epoch after another while it plays."""
+    say so, and an epoch after another while it plays. A bug stops the training, not the
+    thread: the page says so, and reset starts again."""
     while not stop.is_set():
         try:
-            action, argument, reply = session.commands.get(timeout=0 if session.running else 0.2)
-        except Empty:
-            action = None
-        if action:
-            reply.put(run_command(session, action, argument))
-        if session.restart:
-            start_runs(session)
-        elif session.running and session.trainers:
-            train_epoch(session)
+            serve_once(session)
+        except Exception as e:  # noqa: BLE001 - said on the page; the server goes on
+            traceback.print_exc()
+            told(session, running=False, status="failed", message=f"{type(e).__name__}: {e}")
     for trainer in session.trainers:
         close_trainer(trainer)
     told(session, status="stopped", running=False)
     shutil.rmtree(session.place["folder"], ignore_errors=True)
+
+
+def serve_once(session: Session) -> None:
+    try:
+        action, argument, reply = session.commands.get(timeout=0 if session.running else 0.2)
+    except Empty:
+        action = None
+    if action:
+        try:
+            reply.put(run_command(session, action, argument))
+        except Exception:
+            reply.put({"error": "the session failed on it: see the server's console"})
+            raise
+    if session.restart:
+        start_runs(session)
+    elif session.running and session.trainers and session.status != "failed":
+        train_epoch(session)
 
 
 def ask(session: Session, action: str, argument=None, wait_s: float = 600.0) -> dict:

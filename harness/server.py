@@ -113,7 +113,7 @@ def control(session: live.Session, body: dict) -> dict:
         actions = ", ".join(a for a in live.ACTIONS if a != "data")
         raise UserError(f"no action {action!r}: the actions are {actions}")
     changes = body.get("set") or {}
-    if not isinstance(changes, dict):
+    if not isinstance(changes, dict) or action == "set" and not changes:
         raise UserError('"set" takes {setting: value, ...}')
     if changes:
         new = live.checked(session.settings, changes, session.place)

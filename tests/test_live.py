@@ -96,6 +96,7 @@ def test_play_trains_the_m_and_pause_holds_the_epoch(eager):
 BAD = [
     ("/api/control", b"{not json", "the request's body is not JSON"),
     ("/api/control", {"action": "fly"}, "no action 'fly': the actions are play, pause"),
+    ("/api/control", {"action": "set"}, '"set" takes {setting: value, ...}'),
     ("/api/control", {"set": {"colour": 1}}, "no setting colour: the settings are variant"),
     ("/api/control", {"set": {"lr": -1}}, "--lr must be a positive number"),
     ("/api/control", {"set": {"gp_weight": 1}}, "gp_weight is WGAN-GP's setting, not GAN's"),
