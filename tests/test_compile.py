@@ -4,6 +4,8 @@ miscompiled optimiser arithmetic on CPU before), and no recompiles after the fir
 The comparison runs in float64: in float32, RMSprop's g / sqrt(E[g²]) turns the last-bit
 differences of a reordered sum into visible ones wherever a gradient is close to zero."""
 
+import csv
+
 import pytest
 import torch
 
@@ -121,3 +123,31 @@ def test_an_epoch_of_the_compiled_step_keeps_every_step_apart(device):
             lab5.run_epoch(compiled, state, batches, steps), expected, rtol=1e-9, atol=1e-12
         )
     assert not torch.equal(eager[0][1]["d_loss"], eager[1][1]["d_loss"])  # the losses differ
+
+
+@pytest.mark.parametrize("variant", ["gan", "wgan", "wgan_gp"])
+def test_the_path_a_default_run_takes_gives_the_uncompiled_numbers(tmp_path, variant):
+    """A run as `python variants/<variant>.py` runs it (compiled, warmed up, its guards skipped:
+    lab5.fast_calls) against the same run --no-compile: the same parameters and losses, to the
+    float32 rounding of a reordered sum, which 3 epochs grow to about 3e-6 of a value (5e-5
+    allowed); one epoch more or less moves them by far more."""
+    flags = "--train-size 512 --test-size 128 --frame-every 0 --eval-every 1 --epochs".split()
+    runs = {}
+    for name, extra in (("compiled", ["3"]), ("eager", ["3", "--no-compile"])):
+        runs[name] = tmp_path / name
+        assert main(variant, [*flags, *extra, "--out", str(runs[name])]) == 0
+    assert main(variant, [*flags, "2", "--no-compile", "--out", str(tmp_path / "shorter")]) == 0
+    for network in ("generator.pt", "generator_raw.pt", "critic.pt"):
+        compiled = torch.load(runs["compiled"] / network)
+        eager = torch.load(runs["eager"] / network)
+        torch.testing.assert_close(compiled, eager, rtol=5e-5, atol=1e-6)
+        shorter = torch.load(tmp_path / "shorter" / network)
+        assert any(not torch.allclose(shorter[k], eager[k], rtol=5e-4, atol=1e-5) for k in eager)
+    # the continuous columns (a precision or recall counts points, and may tip by one)
+    continuous = ("g_loss", "d_loss", "penalty", "slope", "energy", "w1")
+    tables = [list(csv.DictReader(open(runs[name] / "metrics.csv"))) for name in runs]
+    for compiled, eager in zip(*tables):
+        for column in (c for c in continuous if eager.get(c)):
+            assert float(compiled[column]) == pytest.approx(
+                float(eager[column]), rel=5e-5, abs=1e-6
+            )

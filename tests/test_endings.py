@@ -80,19 +80,20 @@ def mounted_tmpfs(folder: Path, megabytes: int) -> bool:
     return done.returncode == 0
 
 
-# Where no tmpfs can be mounted: the checkpoint of epoch 5 meets a full disk, in the recorder
-# (forked, so that it inherits the change), once; the resume after it writes as usual.
+# A full disk injected: the checkpoint of epoch 5 meets one, in the recorder (forked, so that it
+# inherits the change), once; the resume after it writes as usual. Where a tmpfs mounts (root on
+# Linux) the test also fills a real one.
 ENOSPC_AT_EPOCH_5 = """
 import errno, multiprocessing, os, sys
-from recording import checkpoint
+from harness import run_folder
+from harness.main import main
 multiprocessing.set_start_method("fork")
-save = checkpoint.save_torch
+save = run_folder.save_torch
 def full_at_5(path, obj):
     if path.name == "checkpoint.pt" and obj["epoch"] == 5:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
     save(path, obj)
-checkpoint.save_torch = full_at_5
-import lab5
+run_folder.save_torch = full_at_5
 sys.exit(main("wgan_gp", sys.argv[1:]))
 """
 
@@ -111,20 +112,23 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+@pytest.mark.parametrize("injected", [False, True], ids=["tmpfs", "injected"])
 def test_a_full_disk_is_one_line_and_exit_4_and_the_run_resumes_once_there_is_room(
-    tmp_path, small_disk
+    tmp_path, request, injected
 ):
-    """Frames every epoch fill the disk after a few epochs (or a full disk is injected at the
-    checkpoint of epoch 5): exit 4 with one line that says which file, why, which checkpoint is
-    intact and how to go on; the trainer and the recorder both ended; that checkpoint loads;
+    """Frames every epoch fill a small tmpfs after a few epochs, or a full disk is injected at
+    the checkpoint of epoch 5: exit 4 with one line that says which file, why, which checkpoint
+    is intact and how to go on; the trainer and the recorder both ended; that checkpoint loads;
     with room again, --resume ends where an unstopped run ends."""
-    disk, ballast = small_disk
-    if disk is None and not hasattr(os, "fork"):
-        pytest.skip("no tmpfs to fill here, and no fork to inject a full disk into the recorder")
+    disk, ballast = (None, None) if injected else request.getfixturevalue("small_disk")
+    if not injected and disk is None:
+        pytest.skip("no tmpfs to fill here (it needs root on Linux): the injected case runs")
+    if injected and not hasattr(os, "fork"):
+        pytest.skip("no fork to inject a full disk into the recorder")
     out = (disk or tmp_path) / "run"
     mark = uuid.uuid4().hex
     argv = [*SMALL, "--epochs", str(EPOCHS), "--out", str(out)]
-    run = start(argv, mark, None if disk else ENOSPC_AT_EPOCH_5)
+    run = start(argv, mark, ENOSPC_AT_EPOCH_5 if injected else None)
     _, err = run.communicate(timeout=300)
     assert run.returncode == 4, err
     (line,) = err.splitlines()
@@ -136,7 +140,9 @@ def test_a_full_disk_is_one_line_and_exit_4_and_the_run_resumes_once_there_is_ro
     )
     assert left_after(mark, 5) == []
     assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == epoch < EPOCHS
-    if disk:
+    if injected:
+        assert epoch == 4 and f"cannot write {out / 'checkpoint.pt'} " in line
+    else:
         assert disk in Path(line.split()[3]).parents
         ballast.unlink()
     assert main("wgan_gp", ["--resume", str(out)]) == 0

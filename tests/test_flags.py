@@ -1,6 +1,9 @@
 """Every flag at the edges of what it takes: a run ends with a status (0 done, 2 a one-line
-error, 3 diverged), never with a traceback."""
+error, 3 diverged), never with a traceback; a number or a choice is refused exactly where its
+rule, written out here apart from the code, refuses it, and an accepted one is what the run's
+config.json holds."""
 
+import json
 import math
 
 import pytest
@@ -55,6 +58,48 @@ SPECIAL = {  # flags whose edges are not numbers of one kind
 }
 
 
+def number(text: str):
+    """A flag's text as a number: an int where it is one, a float, or a fraction a/b."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    numerator, _, denominator = text.partition("/")
+    try:
+        return float(numerator) / float(denominator) if denominator else float(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def is_fraction(v) -> bool:
+    return isinstance(v, float) and 0 < v < 1
+
+
+RULES = {  # each rule's text, as a test of a number (None: not a number at all)
+    "a positive integer": lambda v: isinstance(v, int) and v >= 1,
+    "a non-negative integer": lambda v: isinstance(v, int) and v >= 0,
+    "a positive number": lambda v: v is not None and math.isfinite(v) and v > 0,
+    "a non-negative number": lambda v: v is not None and math.isfinite(v) and v >= 0,
+    "a number of at least 1": lambda v: v is not None and math.isfinite(v) and v >= 1,
+    "in [0, 1)": lambda v: v is not None and 0 <= v < 1,
+    "a count or a fraction in (0, 1)": lambda v: isinstance(v, int) and v >= 1 or is_fraction(v),
+    "0, a count or a fraction in (0, 1)": lambda v: isinstance(v, int) and v >= 0 or is_fraction(v),
+}
+
+
+def expected(name: str, flag: Flag, variant: str, values: list[str]):
+    """(accepted, the value config.json holds) by the flag's rule or choices; None where the
+    edge is not one rule's (SPECIAL) and the status alone is checked."""
+    if name in SPECIAL or name == "device":  # the device: what this machine has decides
+        return None
+    if flag.default is False:
+        return True, True
+    if flag.choices:
+        return values[0] in for_variant(flag.choices, variant), values[0]
+    value = number(values[0])
+    if isinstance(for_variant(flag.default, variant), float) and isinstance(value, int):
+        value = float(value)  # a float flag given 0 holds 0.0
+    return RULES[flag.rule.text](value), value
+
+
 def edge_values(name: str, flag: Flag, variant: str) -> list[list[str]]:
     if name in SPECIAL:
         return SPECIAL[name]
@@ -89,6 +134,15 @@ def test_every_flag_at_its_edges_ends_with_a_status(tmp_path, capsys, variant, n
     assert code in (0, 2, 3), err
     if code == 2:
         assert err.startswith("error: ") and err.count("\n") == 1, err
+    rule = expected(name, FLAGS[name], variant, values)
+    if rule is not None:
+        accepted, value = rule
+        assert (code != 2) == accepted, err  # 3: accepted, and diverged (lr 1e30, say)
+        if accepted:
+            saved = json.loads((tmp_path / "run" / "config.json").read_text())[name]
+            assert saved == value and type(saved) is type(value)
+        else:
+            assert flag in err, err
 
 
 def test_the_two_documented_zero_cadences_still_measure_the_last_epoch(tmp_path):
