@@ -21,6 +21,10 @@ Sections:
   floor      the machine's matrix-multiply rate, and the step's FLOPs at batch 64
   pictures   seconds to write runs/index.html and runs/compare.gif for the three variants'
              default runs (--runs DIR holding them, or trained first), against one run's GIF
+  jax        lab5's whole WGAN-GP run (frames and metrics on) at its defaults and at the
+             report's shape, against the JAX + optax peer's training (bench/jax_peer.py: an
+             epoch as one lax.scan, and as a loop of the jitted step) and the eager script, as
+             processes, alternating (pip install -r requirements-bench.txt)
 """
 
 from __future__ import annotations
@@ -438,6 +442,66 @@ def pictures_section(args, device) -> list[str]:
     return lines + [f"| {name} | {t:.2f} | {t / reference:.2f} |" for name, t in seconds.items()]
 
 
+JAX_SHAPES = {
+    "defaults (batch 16, g-first)": [],
+    "report's shape (batch 64, 1:1, simultaneous)": "--batch-size 64 --order simultaneous".split(),
+}
+
+
+def timed_output(command: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+    return time.perf_counter() - started, done.stdout
+
+
+def race(flags: list[str], reps: int) -> dict[str, tuple[float, float, int]]:
+    """Each process's median wall and training seconds, and the steps it trained."""
+    with tempfile.TemporaryDirectory() as folder:
+        run = [sys.executable, "variants/wgan_gp.py", *flags, "--out", f"{folder}/run"]
+        peer = [sys.executable, "bench/jax_peer.py", "wgan_gp", *flags]
+        commands = {
+            "lab5, whole run": [*run, "--overwrite"],
+            "JAX, epoch = one lax.scan": peer,
+            "JAX, jitted step in a loop": [*peer, "--loop"],
+            "eager script": [sys.executable, "bench/eager_run.py", "wgan_gp", *flags],
+        }
+        process_seconds(commands["lab5, whole run"])  # fills the default inductor cache
+        times = {name: [] for name in commands}
+        for _ in range(reps):
+            for name, command in commands.items():
+                wall, out = timed_output(command)
+                summary = run_folder.read_summary(Path(folder) / "run")
+                training = summary["train_s"] if name.startswith("lab5") else float(out.split()[-1])
+                times[name].append((wall, training))
+        config = run_folder.read_config(Path(folder) / "run")
+    steps = config["steps_per_epoch"] * config["epochs"]
+    return {
+        name: (statistics.median(w for w, _ in ts), statistics.median(t for _, t in ts), steps)
+        for name, ts in times.items()
+    }
+
+
+def jax_section(args, device) -> list[str]:
+    """lab5's whole run against the JAX peer and the eager script, alternating; medians."""
+    try:
+        import jax  # noqa: F401 - only whether it is there
+    except ImportError:
+        return ["JAX is not installed here: pip install -r requirements-bench.txt"]
+    lines = [
+        "| shape | process | wall (median) | training | steps/s | JAX scan's wall / this |",
+        "|---|---|---|---|---|---|",
+    ]
+    for shape, flags in JAX_SHAPES.items():
+        found = race([*flags, "--epochs", str(args.epochs)], args.run_reps)
+        scan_wall = found["JAX, epoch = one lax.scan"][0]
+        for name, (wall, training, steps) in found.items():
+            lines.append(
+                f"| {shape} | {name} | {wall:.1f} s | {training:.1f} s | {steps / training:,.0f} "
+                f"| **{scan_wall / wall:.2f}×** |"
+            )
+    return lines
+
+
 def timer(f: Callable) -> float:
     started = time.perf_counter()
     f()
@@ -453,6 +517,7 @@ SECTIONS = {
     "threads": threads_section,
     "floor": floor_section,
     "pictures": pictures_section,
+    "jax": jax_section,
 }
 
 
