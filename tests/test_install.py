@@ -17,7 +17,11 @@ from pathlib import Path
 
 from tests import ROOT
 
-APART = ("pytest", "_pytest", "selenium", "optuna", "psycopg", "psutil", "sqlalchemy")
+APART = (
+    *("pytest", "_pytest", "selenium"),  # the tests'
+    *("optuna", "psycopg", "psutil", "sqlalchemy"),  # the sweeps'
+    *("jax", "opt_einsum"),  # the JAX peer's (torch imports opt_einsum where it is installed)
+)
 TINY = "--epochs 2 --train-size 640 --test-size 200 --frame-every 1 --no-compile".split()
 # Print, at its end, the distributions whose modules the script loaded
 LOADED = """
@@ -114,3 +118,12 @@ def test_a_sweep_without_its_packages_says_how_to_install_them(tmp_path):
         "error: this command needs optuna, which sweeps and the report's experiments use beside "
         "training: pip install -r requirements-sweeps.txt"
     ]
+
+
+def test_the_jax_peer_without_jax_imports_and_says_how_to_install_it(tmp_path):
+    env = without_the_extras(tmp_path)
+    imported = python(env, "-c", "import bench.jax_peer", cwd=ROOT)
+    assert imported.returncode == 0 and imported.stderr == ""
+    done = python(env, ROOT / "bench" / "jax_peer.py", "wgan_gp", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == "error: the JAX peer needs jax: pip install -r requirements-bench.txt\n"
