@@ -22,7 +22,6 @@ settings and goes on with those that were interrupted.
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from errors import UserError
 from experiments.results import training_values
 from harness import run_folder
 from harness.cli import exit_status, strict_parser
+from harness.evaluation import mean_and_se
 from harness.flags import FLAGS, TITLES, VARIANTS, parse_config, with_added_flags
 from harness.main import load_data, split_data
 from plots.compare import MATCHED, matched_frame, plot_matched
@@ -189,14 +189,9 @@ def curve(folder: Path) -> dict:
     }
 
 
-def mean_se(values: np.ndarray) -> tuple[float, float]:
-    se = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return float(values.mean()), float(se)
-
-
 def standing(curves: list[dict], k: int) -> list[tuple[str, float, float]]:
     """The variants at their k-th score, best first: (title, mean, standard error)."""
-    found = [(c["title"], *mean_se(c["ratios"][:, k])) for c in curves]
+    found = [(c["title"], *mean_and_se(c["ratios"][:, k])) for c in curves]
     return sorted(found, key=lambda s: s[1])
 
 
@@ -256,8 +251,8 @@ def later(curves: list[dict]) -> str:
     quarter = max(1, (len(curves[0]["updates"]) - 1) // 4)
     moves = []
     for c in curves:
-        start = mean_se(c["ratios"][:, quarter])
-        end = mean_se(c["ratios"][:, -1])
+        start = mean_and_se(c["ratios"][:, quarter])
+        end = mean_and_se(c["ratios"][:, -1])
         apart = abs(end[0] - start[0]) > start[1] + end[1]  # beyond both standard errors
         word = ("better" if end[0] < start[0] else "worse") if apart else "level"
         moves.append(f"{c['title']} {start[0]:.2f}× → {end[0]:.2f}× ({word})")

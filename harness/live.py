@@ -30,14 +30,15 @@ from errors import UserError
 from harness import recorder, run_folder
 from harness.ensemble import scheduled
 from harness.flags import FLAGS, TITLES, VARIANTS, parse_config
-from harness.main import as_message, load_data, prepare_run, split_data, warmed_up
-from plots.frames import (
-    PROBABILITY_SCALE,
-    colour_range,
-    data_region,
-    landscape_grid,
-    run_scale,
+from harness.main import (
+    as_message,
+    load_data,
+    prepare_run,
+    split_data,
+    starting_point,
+    warmed_up,
 )
+from plots.frames import data_region, frame_range, landscape_grid, run_scale
 
 DATA = {"M": "data/points.mat", "ring8": "ring8", "grid25": "grid25", "swissroll": "swissroll"}
 OWN_DATA = ("drawn", "upload")  # points the page sent, kept in the session's folder
@@ -136,9 +137,8 @@ def made_run(settings: dict, variant: str, place: dict) -> dict:
     with redirect_stdout(StringIO()):
         run = prepare_run(parse_config(variant, run_flags(settings, variant, place)))
     record = recorder.open_recorder(run)
-    state, rngs, _ = lab5.start_point(run.members, run.device, None)
-    start = {"epoch": 0, "state": state, "rngs": torch.stack([r.get_state() for r in rngs])}
-    recorder.record(record, as_message({**start, "seconds": 0.0, "losses": {}}))
+    start, first = starting_point(run)
+    recorder.record(record, first)
     step = vmap(lab5.make_train_step(run.cfg))
     return {"variant": variant, "run": run, "record": record, "start": start, "step": step}
 
@@ -162,11 +162,8 @@ def trainer_of(made: dict, compiled, live) -> Trainer:
 
 
 def close_trainer(trainer: Trainer) -> None:
-    """Let go of a run the session is done with: its tables, its TensorBoard, its folder."""
-    for member in trainer.record.members:
-        member.table.file.close()
-        if member.board:
-            member.board.close()
+    """Let go of a run the session is done with: its recorder's files, its folder."""
+    recorder.close(trainer.record)
     run_folder.unlock_folder(trainer.run.folder)
 
 
@@ -194,8 +191,7 @@ def epoch_view(trainer: Trainer, event: dict) -> dict:
     g = {k: v[0] for k, v in state["ema"]["g"].items()}
     d = {k: v[0] for k, v in state["d"].items()}
     values = recorder.critic_values(trainer.variant, d, trainer.grid, trainer.run.test)
-    gan = trainer.variant == "gan"
-    span = PROBABILITY_SCALE if gan else colour_range(values, trainer.region)
+    span = frame_range(values, trainer.region, trainer.variant == "gan")
     trainer.scale = run_scale([span, trainer.scale or span])
     with torch.no_grad():
         fake = lab5.generator(g, trainer.z).numpy()
@@ -232,6 +228,7 @@ class Session:
     message: str = ""  # a line for the page: a divergence, a restart's error
     restart: bool = True  # the settings changed so: the runs start again before the next epoch
     version: int = 0  # how many updates there have been (the page's stream follows them)
+    starts: int = 0  # how many times the runs have started (each a new history)
     commands: Queue = field(default_factory=Queue)  # (action, argument, reply queue)
     lock: threading.Condition = field(default_factory=threading.Condition)
 
@@ -253,8 +250,9 @@ def live_values(session: Session):
     return values
 
 
-def state(session: Session, views: bool = True) -> dict:
-    """The session as GET /api/state and the page's stream say it."""
+def state(session: Session, views: bool = True, since: int = 0) -> dict:
+    """The session as GET /api/state and the page's stream say it; its history from row
+    `since` on (a stream sends each row once)."""
     compiled = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     return {
         "settings": session.settings,
@@ -264,7 +262,8 @@ def state(session: Session, views: bool = True) -> dict:
         "message": session.message,
         "runs": session.runs,
         "last": session.last if views else [],
-        "history": session.history,
+        "history": session.history[since:],
+        "history_from": since,
         "changes": session.changes,
         "compiled_graphs": compiled,
         "version": session.version,
@@ -284,7 +283,8 @@ def start_runs(session: Session) -> None:
     """The session's runs from epoch 0 with its settings, the ones before let go."""
     for trainer in session.trainers:
         close_trainer(trainer)
-    told(session, trainers=[], last=[], runs=[], history=[], changes=[], epoch=0, restart=False)
+    cleared = {"trainers": [], "last": [], "runs": [], "history": [], "changes": [], "epoch": 0}
+    told(session, **cleared, restart=False, starts=session.starts + 1)
     told(session, status="compiling", message="")
     try:
         trainers = start_trainers(session.settings, session.place, live_values(session))

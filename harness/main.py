@@ -174,22 +174,25 @@ def warmed_up(run: Run, compiled: Callable, step: Callable, state: dict) -> tupl
     return lab5.fast_calls(compiled), {"warm_up_s": time.perf_counter() - started}
 
 
-def train_epochs(run: Run, send: Callable) -> None:
-    """Where training starts (epoch 0, or the checkpoint's epoch again), the compile, then each
-    epoch of lab5's loop, each sent on to the recorder."""
+def starting_point(run: Run) -> tuple[dict, dict]:
+    """Where training starts (epoch 0, or the checkpoint's epoch again: lab5.start_point) and
+    the message that tells the recorder so."""
     state, rngs, done = lab5.start_point(run.members, run.device, run.checkpoint)
-    streams = torch.stack([r.get_state() for r in rngs])
+    start = {"epoch": done, "state": state, "rngs": torch.stack([r.get_state() for r in rngs])}
     if run.checkpoint:
-        send({**run.checkpoint, "resumed": True})
-    else:
-        send(
-            as_message({"epoch": 0, "seconds": 0.0, "losses": {}, "state": state, "rngs": streams})
-        )
+        return start, {**run.checkpoint, "resumed": True}
+    return start, as_message({**start, "seconds": 0.0, "losses": {}})
+
+
+def train_epochs(run: Run, send: Callable) -> None:
+    """Where training starts, the compile, then each epoch of lab5's loop, each sent on to the
+    recorder."""
+    start, first = starting_point(run)
+    send(first)
     step = vmap(lab5.make_train_step(run.cfg))
     if run.uncompiled_because is None:
-        step, compiled = compiled_or_eager(run, step, state)
+        step, compiled = compiled_or_eager(run, step, start["state"])
         send(compiled)
-    start = {"epoch": done, "state": state, "rngs": streams}
     for epoch in lab5.train(run.members, run.train, run.device, start, step, scheduled):
         send(as_message(epoch))
 

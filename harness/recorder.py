@@ -23,10 +23,9 @@ from harness.flags import TITLES
 from harness.run import Run
 from harness.run_folder import FolderUnwritable, Table, atomic_write, write_row
 from plots.frames import (
-    PROBABILITY_SCALE,
-    colour_range,
     critic_label,
     data_region,
+    frame_range,
     frame_title,
     landscape_grid,
     make_frame_writer,
@@ -201,8 +200,7 @@ def draw_frame(recorder, member: MemberRecord, epoch: int, fake, values, row: di
     """A frame, on one colour scale for the run: GAN's D(x) on [0, 1]; a critic's from the
     lowest to the highest of its frames' ranges so far (settle_frames draws the earlier ones
     again at the run's end, on the whole run's)."""
-    gan = recorder.run.cfg["variant"] == "gan"
-    span = PROBABILITY_SCALE if gan else colour_range(values, recorder.region)
+    span = frame_range(values, recorder.region, recorder.run.cfg["variant"] == "gan")
     member.scale = run_scale([span, member.scale or span])
     heading = frame_title(TITLES[recorder.run.cfg["variant"]], epoch, row, recorder.floor)
     frame = {"values": values, "fake": fake, "heading": heading, "span": span}
@@ -341,10 +339,17 @@ def record(recorder: Recorder, message: dict) -> list[str]:
     if "status" in message:
         for member, cfg in zip(recorder.members, recorder.run.members):
             settle_frames(recorder, member)
-            member.table.file.close()
             if member.board:
                 board.log_hparams(member.board, cfg, member.final or {}, recorder.floor["w1"])
-                member.board.close()
-        if recorder.ensemble:
-            recorder.ensemble.file.close()
+        close(recorder)
     return lines
+
+
+def close(recorder: Recorder) -> None:
+    """The recorder's open files: every table, every TensorBoard writer."""
+    for member in recorder.members:
+        member.table.file.close()
+        if member.board:
+            member.board.close()
+    if recorder.ensemble:
+        recorder.ensemble.file.close()

@@ -37,7 +37,7 @@ import numpy as np
 from data.points import READERS, load_points
 from errors import UserError
 from harness import endings, live
-from harness.cli import strict_parser
+from harness.cli import exit_status, strict_parser
 from harness.flags import VARIANTS
 
 PAGE = Path(__file__).resolve().parents[1] / "plots" / "live.html"
@@ -188,6 +188,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         seen = -1
+        sent = (0, 0)  # the history this stream has sent: (runs' start, rows), each row once
         session = self.session
         try:
             while not self.stop.is_set():
@@ -195,7 +196,9 @@ class Handler(BaseHTTPRequestHandler):
                     session.lock.wait_for(lambda last=seen: session.version != last, KEEP_ALIVE_S)
                     changed = session.version != seen
                     seen = session.version
-                    now = live.state(session) if changed else None
+                    since = sent[1] if sent[0] == session.starts else 0  # runs started anew
+                    now = live.state(session, since=since) if changed else None
+                    sent = (session.starts, len(session.history))
                 event = f"data: {json.dumps(finite(now))}\n\n" if now else ": alive\n\n"
                 self.wfile.write(event.encode())
                 self.wfile.flush()
@@ -259,8 +262,5 @@ def serve_page(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return serve_page(parse_args(sys.argv[1:] if argv is None else argv))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    args = sys.argv[1:] if argv is None else argv
+    return exit_status(lambda: serve_page(parse_args(args)), "stopped")

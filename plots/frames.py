@@ -63,6 +63,12 @@ def colour_range(values: np.ndarray, region: np.ndarray) -> tuple[float, float]:
     return float(low - pad), float(high + pad)
 
 
+def frame_range(values: np.ndarray, region: np.ndarray, probability: bool) -> tuple:
+    """The range a frame's values take on its run's colour scale: D(x)'s whole [0, 1], or a
+    critic's colour_range."""
+    return PROBABILITY_SCALE if probability else colour_range(values, region)
+
+
 def run_scale(ranges: list[tuple[float, float]]) -> tuple[float, float]:
     """One colour scale for all of a run's frames, from the lowest of their ranges to the
     highest: a critic that has not learnt yet looks as flat as it is."""
