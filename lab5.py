@@ -3,8 +3,9 @@
 Top to bottom as the data flows: random streams, models, objectives, optimisers, the step,
 ensembles, the loop. Parameters are dicts run through torch.func.functional_call, gradients come
 from torch.func.grad, optimisers are pure init/update pairs, the step (state, batch) -> (state,
-metrics) is vmapped over an ensemble (one model is an ensemble of one) and compiled once, and
-all randomness is drawn outside it from seeded generators, like JAX keys. train() is the loop,
+metrics) is vmapped over an ensemble (one model is an ensemble of one), scanned over an epoch's
+batches and compiled once, and all randomness is drawn outside it from seeded generators, like
+JAX keys. train() is the loop,
 a generator of epochs that its caller drives: harness/ parses flags and records each epoch.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._higher_order_ops.scan import scan
 from torch.func import functional_call, grad, grad_and_value, vmap
 
 MAX_HIDDEN = 8  # hidden layers a network may have
@@ -363,7 +365,42 @@ def with_hyper(state: dict, values: list[dict]) -> dict:
     return state
 
 
-# ---- The loop: a generator of epochs, compiled or not, which its caller records ------------
+# ---- The epoch: the step over an epoch's batches, step by step or as one compiled scan ------
+
+
+def stepwise(step: Callable) -> Callable:
+    """The epoch as a call of `step` per batch (the reference, and the uncompiled path); the
+    losses come back once, stacked (steps × members): no step waits."""
+
+    def epoch(state: dict, batches: dict) -> tuple[dict, dict]:
+        history = []
+        for i in range(len(batches["z_gen"])):
+            state, losses = step(state, {k: v[i] for k, v in batches.items()})
+            history.append(losses)
+        return state, {k: torch.stack([m[k] for m in history]) for k in history[0]}
+
+    return epoch
+
+
+def passed_on(state: dict) -> dict:
+    """Fresh copies of what a step passes on unchanged (hyper-parameters, learning rates): a
+    scanned step may not return an input. Compiled, the copies cost nothing."""
+    rates = {k: {**state[k], "lr": state[k]["lr"].clone()} for k in ("g_opt", "d_opt")}
+    return {**state, **rates, "hyper": tree_map(torch.clone, state["hyper"])}
+
+
+def scanned(step: Callable) -> Callable:
+    """The same epoch as one scan over the batches (JAX's lax.scan): compiled, the whole epoch
+    is one graph and one call, its loop in C++."""
+
+    def one_step(state: dict, batch: dict) -> tuple[dict, dict]:
+        state, losses = step(state, batch)
+        return passed_on(state), losses
+
+    def epoch(state: dict, batches: dict) -> tuple[dict, dict]:
+        return scan(one_step, state, batches)
+
+    return epoch
 
 
 def compile_step(step: Callable, device="cpu") -> Callable:
@@ -385,24 +422,28 @@ def compile_step(step: Callable, device="cpu") -> Callable:
     return replay
 
 
-def fast_calls(step: Callable) -> Callable:
-    """The compiled step's inputs never change shape, dtype or structure after its first call
-    (the tests hold whole runs to one graph, guards checked): its guards go unchecked."""
+def compile_epoch(step: Callable, device="cpu") -> Callable:
+    """The epoch compiled: on the CPU the scanned epoch as one graph with static shapes; on CUDA
+    the step compiled (compile_step), its CUDA graph replayed a step at a time."""
+    if torch.device(device).type == "cuda":
+        return stepwise(compile_step(step, device))
+    torch._dynamo.reset()
+    options = {"cpp_wrapper": True}
+    return torch.compile(scanned(step), fullgraph=True, dynamic=False, options=options)
+
+
+def fast_calls(compiled: Callable) -> Callable:
+    """A compiled step's or epoch's inputs never change shape, dtype or structure after its first
+    call (the tests hold whole runs to one graph, guards checked): its guards go unchecked."""
 
     def call(state, batch):
         with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
-            return step(state, batch)
+            return compiled(state, batch)
 
     return call
 
 
-def run_epoch(step: Callable, state: dict, batches: dict, steps: int) -> tuple[dict, dict]:
-    """`steps` steps; the losses come back once, as epoch means per member: no step waits."""
-    history = []
-    for i in range(steps):
-        state, losses = step(state, {k: v[i] for k, v in batches.items()})
-        history.append(losses)
-    return state, {k: torch.stack([m[k] for m in history]).mean(0).cpu() for k in history[0]}
+# ---- The loop: a generator of epochs, compiled or not, which its caller records ------------
 
 
 def healthy_members(losses: dict, state: dict) -> torch.Tensor:
@@ -424,23 +465,25 @@ def start_point(members: list[dict], device, saved: dict | None) -> tuple[dict, 
     return tree_map(lambda a: torch.as_tensor(a).to(device), saved["state"]), rngs, saved["epoch"]
 
 
-def train(members: list[dict], points, device="cpu", start=None, step=None, schedule=None):
+def train(members: list[dict], points, device="cpu", start=None, one_epoch=None, schedule=None):
     """Train an ensemble (a config per member; one model is an ensemble of one) on `points`
-    (N × 2) from `start` (start_point), with `step` (default: uncompiled) and hyper-parameters
-    from schedule(member, epoch). Yields each epoch whose numbers are finite: its epoch,
-    seconds, losses per member, the state after it and the random streams; else Diverged."""
+    (N × 2) from `start` (start_point), an epoch at a time by `one_epoch` (default: stepwise,
+    uncompiled; compile_epoch's is fast), hyper-parameters from schedule(member, epoch).
+    Yields each epoch whose numbers are finite: its epoch, seconds, losses per member, the
+    state after it and the random streams; else Diverged."""
     device = torch.device(device)
     points = torch.as_tensor(points, dtype=torch.float32)
     steps = len(points) // (members[0]["batch_size"] * members[0]["n_critic"])
     members = [{**m, "steps_per_epoch": steps} for m in members]  # for ema_start
-    step = step or vmap(make_train_step(members[0]))
+    one_epoch = one_epoch or stepwise(vmap(make_train_step(members[0])))
     state, rngs, done = start_point(members, device, start)
     for epoch in range(done + 1, members[0]["epochs"] + 1):
         started = time.perf_counter()
         if schedule:
             state = with_hyper(state, [schedule(m, epoch) for m in members])
         batches = members_batches(points, members, steps, rngs, device)
-        new_state, losses = run_epoch(step, state, batches, steps)
+        new_state, history = one_epoch(state, batches)
+        losses = {k: v.mean(0).cpu() for k, v in history.items()}  # the epoch's mean per member
         seconds = time.perf_counter() - started
         healthy = healthy_members(losses, new_state)
         if not healthy.all():

@@ -121,15 +121,15 @@ class Trainer:
 
 def start_trainers(settings: dict, place: dict, live) -> list[Trainer]:
     """The session's runs from epoch 0, prepared and recorded as `python variants/<variant>.py`
-    would, their hyper-parameters in each epoch live(member)'s. Every step is made before any
-    is compiled: making one resets the compiler's caches (lab5.compile_step), which the steps
+    would, their hyper-parameters in each epoch live(member)'s. Every epoch is made before any
+    is compiled: making one resets the compiler's caches (lab5.compile_epoch), which the epochs
     compiled before it would not survive."""
     made = [made_run(settings, variant, place) for variant in variants_of(settings)]
-    steps = [
-        lab5.compile_step(m["step"], m["run"].device) if not m["run"].uncompiled_because else None
+    epochs = [
+        lab5.compile_epoch(m["step"], m["run"].device) if not m["run"].uncompiled_because else None
         for m in made
     ]
-    return [trainer_of(m, compiled, live) for m, compiled in zip(made, steps)]
+    return [trainer_of(m, compiled, live) for m, compiled in zip(made, epochs)]
 
 
 def made_run(settings: dict, variant: str, place: dict) -> dict:
@@ -144,17 +144,17 @@ def made_run(settings: dict, variant: str, place: dict) -> dict:
 
 
 def trainer_of(made: dict, compiled, live) -> Trainer:
-    """A made run with its step compiled (or not) and lab5.train's epochs to come."""
+    """A made run with its epoch compiled (or not) and lab5.train's epochs to come."""
     run = made["run"]
-    step = made["step"]
+    one_epoch = lab5.stepwise(made["step"])
     if compiled is not None:
-        step, warm = warmed_up(run, compiled, step, made["start"]["state"])
+        one_epoch, warm = warmed_up(run, compiled, made["step"], made["start"]["state"])
         recorder.record(made["record"], warm)
 
     def schedule(member: dict, epoch: int) -> dict:
         return {**scheduled(member, epoch), **live(member)}
 
-    epochs = lab5.train(run.members, run.train, run.device, made["start"], step, schedule)
+    epochs = lab5.train(run.members, run.train, run.device, made["start"], one_epoch, schedule)
     grid = torch.as_tensor(landscape_grid(run.window, PAGE_GRID), dtype=torch.float32)
     region = data_region(run.window, run.test, PAGE_GRID)
     z = run.eval_z[0][:PAGE_POINTS]

@@ -151,26 +151,24 @@ def as_message(event: dict) -> dict:
 
 
 def compiled_or_eager(run: Run, step: Callable, state: dict) -> tuple[Callable, dict]:
-    """The step compiled (warmed_up)."""
-    return warmed_up(run, lab5.compile_step(step, run.device), step, state)
+    """The epoch compiled (warmed_up)."""
+    return warmed_up(run, lab5.compile_epoch(step, run.device), step, state)
 
 
 def warmed_up(run: Run, compiled: Callable, step: Callable, state: dict) -> tuple[Callable, dict]:
-    """The compiled step after its first call, the compile, timed apart on a step of throw-away
-    noise; where compiling fails (no C++ compiler, no Triton for the GPU, an inductor error),
-    the uncompiled step, and why: it computes the same numbers."""
+    """The compiled epoch after its first call, the compile, timed apart on an epoch of
+    throw-away noise; where compiling fails (no C++ compiler, no Triton for the GPU, an inductor
+    error), the uncompiled epoch (lab5.stepwise), and why: it computes the same numbers."""
     started = time.perf_counter()
     points = torch.as_tensor(run.train, dtype=torch.float32)
     noise = [torch.Generator().manual_seed(0) for _ in run.members]
-    batch = {
-        k: v[0] for k, v in lab5.members_batches(points, run.members, 1, noise, run.device).items()
-    }
+    batches = lab5.members_batches(points, run.members, run.steps, noise, run.device)
     try:
-        compiled(state, batch)
+        compiled(state, batches)
     except Exception as e:  # noqa: BLE001 - whatever failed, training goes on uncompiled
         torch._dynamo.reset()
         reason = f"{type(e).__name__}: {str(e).strip()}".strip(": ").splitlines()[0]
-        return step, {"warm_up_s": 0.0, "compile_failed": reason}
+        return lab5.stepwise(step), {"warm_up_s": 0.0, "compile_failed": reason}
     return lab5.fast_calls(compiled), {"warm_up_s": time.perf_counter() - started}
 
 
@@ -190,10 +188,11 @@ def train_epochs(run: Run, send: Callable) -> None:
     start, first = starting_point(run)
     send(first)
     step = vmap(lab5.make_train_step(run.cfg))
+    one_epoch = lab5.stepwise(step)
     if run.uncompiled_because is None:
-        step, compiled = compiled_or_eager(run, step, start["state"])
+        one_epoch, compiled = compiled_or_eager(run, step, start["state"])
         send(compiled)
-    for epoch in lab5.train(run.members, run.train, run.device, start, step, scheduled):
+    for epoch in lab5.train(run.members, run.train, run.device, start, one_epoch, scheduled):
         send(as_message(epoch))
 
 

@@ -1,5 +1,7 @@
-"""The compiled step against the uncompiled one, for every variant and optimiser (inductor has
-miscompiled optimiser arithmetic on CPU before), and no recompiles after the first step.
+"""The compiled epoch (on the CPU one scan over the epoch's steps, on CUDA a compiled step per
+batch) and the compiled step against the uncompiled step-by-step epoch, for every variant,
+order and optimiser (inductor has miscompiled optimiser arithmetic on CPU before), and no
+recompiles after the first call.
 
 The comparison runs in float64: in float32, RMSprop's g / sqrt(E[g²]) turns the last-bit
 differences of a reordered sum into visible ones wherever a gradient is close to zero."""
@@ -8,6 +10,7 @@ import csv
 
 import pytest
 import torch
+from torch.func import vmap
 
 import lab5
 from harness.flags import parse_config
@@ -66,26 +69,74 @@ def test_compiled_step_matches_eager(case, device):
     )
 
 
+# Every variant, every order, more than one critic update, an ensemble, codes and the
+# optimisers apart from RMSprop: what the scanned epoch carries and stacks differs in each.
+EPOCH_CASES = {
+    "wgan_gp-g-first-ensemble-codes": ("wgan_gp", ["--seeds", "2", "--codes", "3"]),
+    "wgan-d-first-n-critic-3": ("wgan", ["--order", "d-first", "--n-critic", "3"]),
+    "gan-simultaneous-adam": ("gan", ["--order", "simultaneous", "--optimizer", "adam"]),
+    "gan-sgd-nonsaturating": (
+        "gan",
+        ["--optimizer", "sgd", "--momentum", "0.9", "--gan-loss", "nonsaturating"],
+    ),
+}
+
+
+def an_epoch(variant: str, flags: list, device, dtype) -> tuple:
+    """An ensemble's step, state and one epoch of 5 steps' batches, in `dtype`."""
+    cfg = parse_config(variant, ["--batch-size", "16", "--lr", "0.01", *flags])
+    members = [{**cfg, "seed": cfg["seed"] + i} for i in range(cfg["seeds"])]
+    state = lab5.init_members(members, device, dtype)
+    rngs = [torch.Generator().manual_seed(i) for i in range(len(members))]
+    points = torch.rand(16 * 5 * cfg["n_critic"], 2, generator=rngs[0])
+    batches = lab5.members_batches(points, members, 5, rngs, device)
+    return vmap(lab5.make_train_step(cfg)), state, lab5.tree_map(lambda t: t.to(dtype), batches)
+
+
+@pytest.mark.parametrize("case", EPOCH_CASES)
+def test_the_compiled_epoch_is_the_stepwise_epoch(case, device):
+    """The epoch a run calls (compile_epoch) against the uncompiled one, step by step, from the
+    same state and batches: the same parameters, optimiser states, averages and every step's
+    losses to float64 rounding, where a reordered sum differs in its last bits."""
+    step, state, batches = an_epoch(*EPOCH_CASES[case], device, torch.float64)
+    expected = lab5.stepwise(step)(state, batches)
+    got = lab5.compile_epoch(step, device)(state, batches)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)
+    assert not torch.equal(expected[0]["g"]["0.weight"], state["g"]["0.weight"])  # it trained
+
+
+def test_the_scanned_epoch_is_the_compiled_step_bit_for_bit():
+    """The scan changes how the steps are called, not what a step computes: in float32, where a
+    reordered sum would show, an epoch scanned is the compiled step called per batch, bit for
+    bit (CPU: on CUDA compile_epoch is that per-step loop)."""
+    step, state, batches = an_epoch("wgan_gp", ["--seeds", "2"], "cpu", torch.float32)
+    scanned = lab5.compile_epoch(step)(state, batches)
+    per_step = lab5.stepwise(lab5.compile_step(step))(state, batches)
+    for got, expected in zip(*(torch.utils._pytree.tree_leaves(e) for e in (scanned, per_step))):
+        assert torch.equal(got, expected)
+
+
 def test_no_recompiles_across_epochs_and_a_new_learning_rate(device):
     cfg = parse_config("gan", ["--batch-size", "32", "--n-critic", "1"])
-    state = lab5.init_state(cfg, lab5.make_rng(0, "init"), device)
-    step = lab5.compile_step(lab5.make_train_step(cfg), device)
+    state = lab5.init_members([cfg], device)
+    one_epoch = lab5.compile_epoch(vmap(lab5.make_train_step(cfg)), device)
     train = torch.rand(200, 2)
     rng = torch.Generator().manual_seed(0)
     torch._dynamo.utils.counters.clear()
     with torch._dynamo.config.patch(error_on_recompile=True):
         for epoch in range(3):
             if epoch == 2:
-                lr = torch.tensor(3e-5, device=device)
-                state = {**state, "g_opt": {**state["g_opt"], "lr": lr}}
-            batches = lab5.epoch_batches(train, cfg, 6, rng, device)
-            state, _ = lab5.run_epoch(step, state, batches, 6)
+                state = lab5.with_hyper(state, [{"lr": 3e-5, "ema": 0.5}])
+            batches = lab5.members_batches(train, [cfg], 6, [rng], device)
+            state, _ = one_epoch(state, batches)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    assert state["g_opt"]["lr"].item() == pytest.approx(3e-5)
 
 
-def test_a_normal_run_compiles_its_step_once(tmp_path, monkeypatch, device):
-    """A whole compiled run, frames and distances included, with an ensemble of two: one graph,
-    with the guards checked on every call (which is what makes skipping them safe)."""
+def test_a_normal_run_compiles_its_epoch_once(tmp_path, monkeypatch, device):
+    """A whole compiled run, frames and distances included, with an ensemble of two and an
+    annealed learning rate and clip (new tensors every epoch): one graph, with the guards
+    checked on every call (which is what makes skipping them safe)."""
     monkeypatch.setattr(lab5, "fast_calls", lambda step: step)
     torch._dynamo.utils.counters.clear()
     with torch._dynamo.config.patch(error_on_recompile=True):
@@ -94,7 +145,7 @@ def test_a_normal_run_compiles_its_step_once(tmp_path, monkeypatch, device):
             [
                 *(
                     "--train-size 640 --test-size 200 --batch-size 32 --epochs 3 --frame-every 2 "
-                    "--seeds 2 --device"
+                    "--seeds 2 --anneal lr=0.001,clip=0.1 --anneal-epochs 2 --device"
                 ).split(),
                 device.type,
                 "--out",
@@ -106,9 +157,10 @@ def test_a_normal_run_compiles_its_step_once(tmp_path, monkeypatch, device):
 
 
 def test_an_epoch_of_the_compiled_step_keeps_every_step_apart(device):
-    """run_epoch chains the compiled step, each step taking the last one's state, and keeps every
-    step's losses. On CUDA each step replays a CUDA graph into the same memory, which a step
-    that did not copy its outputs out would overwrite. Against the eager step, in float64."""
+    """stepwise chains the compiled step (CUDA's epoch), each step taking the last one's state,
+    and keeps every step's losses. On CUDA each step replays a CUDA graph into the same memory,
+    which a step that did not copy its outputs out would overwrite. Against the eager step, in
+    float64."""
     cfg = parse_config("wgan_gp", ["--batch-size", "32", "--n-critic", "1"])
     state = lab5.init_state(cfg, lab5.make_rng(0, "init"), device, torch.float64)
     batches = lab5.epoch_batches(
@@ -116,20 +168,20 @@ def test_an_epoch_of_the_compiled_step_keeps_every_step_apart(device):
     )
     batches = {k: v.double() for k, v in batches.items()}
     step = lab5.make_train_step(cfg)
-    eager = [lab5.run_epoch(step, state, batches, steps) for steps in (4, 5)]
-    compiled = lab5.compile_step(step, device)
-    for steps, expected in zip((4, 5), eager):
-        torch.testing.assert_close(
-            lab5.run_epoch(compiled, state, batches, steps), expected, rtol=1e-9, atol=1e-12
-        )
-    assert not torch.equal(eager[0][1]["d_loss"], eager[1][1]["d_loss"])  # the losses differ
+    first = [{k: v[:steps] for k, v in batches.items()} for steps in (4, 5)]
+    eager = [lab5.stepwise(step)(state, b) for b in first]
+    compiled = lab5.stepwise(lab5.compile_step(step, device))
+    for b, expected in zip(first, eager):
+        torch.testing.assert_close(compiled(state, b), expected, rtol=1e-9, atol=1e-12)
+    losses = eager[1][1]["d_loss"]
+    assert losses.shape == (5,) and len(set(losses.tolist())) == 5  # every step's own losses
 
 
 @pytest.mark.parametrize("variant", ["gan", "wgan", "wgan_gp"])
 def test_the_path_a_default_run_takes_gives_the_uncompiled_numbers(tmp_path, variant):
-    """A run as `python variants/<variant>.py` runs it (compiled, warmed up, its guards skipped:
-    lab5.fast_calls) against the same run --no-compile: the same parameters and losses, to the
-    float32 rounding of a reordered sum, which 3 epochs grow to about 3e-6 of a value (5e-5
+    """A run as `python variants/<variant>.py` runs it (its epoch compiled, warmed up, guards
+    skipped: lab5.fast_calls) against the same run --no-compile: the same parameters and losses,
+    to the float32 rounding of a reordered sum, which 3 epochs grow to about 3e-6 of a value (5e-5
     allowed); one epoch more or less moves them by far more."""
     flags = "--train-size 512 --test-size 128 --frame-every 0 --eval-every 1 --epochs".split()
     runs = {}

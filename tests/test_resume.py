@@ -77,9 +77,9 @@ def uninterrupted(tmp_path_factory):
 RUN = "import sys; from harness.main import main; sys.exit(main('wgan_gp', sys.argv[1:]))"
 
 
-def start(out, extra=(), code=None) -> subprocess.Popen:
+def start(out, extra=(), code=None, flags=SMALL) -> subprocess.Popen:
     """A real run in a process group of its own, so that a kill takes its recorder too."""
-    argv = [*SMALL, *extra, "--epochs", str(EPOCHS), "--out", str(out)]
+    argv = [*flags, *extra, "--epochs", str(EPOCHS), "--out", str(out)]
     code = (
         code or "import sys; from harness.main import main; sys.exit(main('wgan_gp', sys.argv[1:]))"
     )
@@ -296,6 +296,21 @@ def test_a_run_killed_in_its_cooldown_resumes_to_the_same_files(tmp_path):
     out = tmp_path / "killed"
     assert main("wgan_gp", [*SMALL, *COOLDOWN, "--epochs", str(EPOCHS), "--out", str(whole)]) == 0
     kill_after(start(out, COOLDOWN), out, 8, random.Random(8).uniform(0, 0.25))
+    assert main("wgan_gp", ["--resume", str(out)]) == 0
+    assert_same_files(whole, out)
+
+
+@posix_only
+def test_a_compiled_run_killed_mid_run_resumes_to_the_same_files(tmp_path):
+    """The epoch a default run compiles (one scan over its steps on the CPU), with a schedule,
+    killed mid-run and resumed: the same bytes as the compiled run never stopped."""
+    compiled = [flag for flag in SMALL if flag != "--no-compile"]
+    whole = tmp_path / "whole"
+    out = tmp_path / "killed"
+    argv = [*compiled, *COOLDOWN, "--epochs", str(EPOCHS), "--out", str(whole)]
+    assert main("wgan_gp", argv) == 0
+    kill_after(start(out, COOLDOWN, flags=compiled), out, 4, random.Random(4).uniform(0, 0.05))
+    assert 4 <= epochs_done(out) < EPOCHS
     assert main("wgan_gp", ["--resume", str(out)]) == 0
     assert_same_files(whole, out)
 

@@ -194,23 +194,32 @@ def test_same_seed_same_numbers(tmp_path):
 
 def stop_in_epoch(monkeypatch, epoch, how):
     """Make lab5's epoch loop fail in `epoch`, the way a user's Ctrl-C, a blow-up or a bug would."""
-    real_run_epoch = lab5.run_epoch
+    real_stepwise = lab5.stepwise
     calls = []
 
-    def run_epoch(*args):
-        calls.append(1)
-        if len(calls) == epoch and how == "interrupt":
-            raise KeyboardInterrupt
-        if len(calls) == epoch and how == "crash":
-            raise RuntimeError("a bug")
-        state, losses = real_run_epoch(*args)
-        if len(calls) == epoch and how == "nan-params":
-            state = {**state, "g": {**state["g"], "0.weight": state["g"]["0.weight"] * math.nan}}
-        if len(calls) == epoch and how == "inf-loss":
-            losses = {**losses, "d_loss": torch.tensor([math.inf])}  # one value per member
-        return state, losses
+    def stepwise(step):
+        real_epoch = real_stepwise(step)
 
-    monkeypatch.setattr(lab5, "run_epoch", run_epoch)
+        def one_epoch(*args):
+            calls.append(1)
+            if len(calls) == epoch and how == "interrupt":
+                raise KeyboardInterrupt
+            if len(calls) == epoch and how == "crash":
+                raise RuntimeError("a bug")
+            state, losses = real_epoch(*args)
+            if len(calls) == epoch and how == "nan-params":
+                g = {**state["g"], "0.weight": state["g"]["0.weight"] * math.nan}
+                state = {**state, "g": g}
+            if len(calls) == epoch and how == "inf-loss":  # one step's, of every member
+                losses = {
+                    **losses,
+                    "d_loss": losses["d_loss"].index_fill(0, torch.tensor(3), math.inf),
+                }
+            return state, losses
+
+        return one_epoch
+
+    monkeypatch.setattr(lab5, "stepwise", stepwise)
 
 
 @pytest.mark.parametrize(
