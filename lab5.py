@@ -477,6 +477,9 @@ def train(members: list[dict], points, device="cpu", start=None, one_epoch=None,
     members = [{**m, "steps_per_epoch": steps} for m in members]  # for ema_start
     one_epoch = one_epoch or stepwise(vmap(make_train_step(members[0])))
     state, rngs, done = start_point(members, device, start)
+    # Trained weights and moments decay into denormal floats, which x86 computes with about 100
+    # times slower: as zero (as XLA does), an epoch is up to 1.7× as fast and no worse.
+    torch.set_flush_denormal(True)
     for epoch in range(done + 1, members[0]["epochs"] + 1):
         started = time.perf_counter()
         if schedule:

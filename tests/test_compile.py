@@ -7,6 +7,8 @@ The comparison runs in float64: in float32, RMSprop's g / sqrt(E[g²]) turns the
 differences of a reordered sum into visible ones wherever a gradient is close to zero."""
 
 import csv
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from torch.func import vmap
 import lab5
 from harness.flags import parse_config
 from harness.main import main
+from tests import ROOT
 
 CASES = {
     "gan-rmsprop": ("gan", []),
@@ -203,3 +206,27 @@ def test_the_path_a_default_run_takes_gives_the_uncompiled_numbers(tmp_path, var
             assert float(compiled[column]) == pytest.approx(
                 float(eager[column]), rel=5e-5, abs=1e-6
             )
+
+
+DENORMAL = """
+import torch, lab5
+from harness.flags import parse_config
+def product():
+    return (torch.tensor(1e-30) * torch.tensor(1e-10)).item()  # 1e-40: a float32 denormal
+cfg = parse_config("wgan_gp", ["--batch-size", "16", "--epochs", "1"])
+before = product()
+for epoch in lab5.train([cfg], torch.rand(64, 2)):
+    print(before, product())
+"""
+
+
+def test_training_computes_denormal_floats_as_zero():
+    """Trained weights and optimiser moments decay into denormal floats, which x86 computes about
+    100 times slower; lab5.train flushes them to zero (XLA does the same). In a process of its
+    own: the mode is the process's."""
+    out = subprocess.run(
+        [sys.executable, "-c", DENORMAL], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    before, during = map(float, out.stdout.split())
+    assert before == pytest.approx(1e-40, rel=1e-2)
+    assert during == 0.0
