@@ -172,10 +172,8 @@ def compile_message(run: Run) -> str:
         return "running the step eagerly (--no-compile): slower, and no compile to wait for"
     if run.uncompiled_because:
         return f"running the step uncompiled ({run.uncompiled_because})"
-    return (
-        "compiling the training step: about 20 s the first time, a few seconds once torch's "
-        "cache holds it"
-    )
+    what = "step (a CUDA graph)" if run.device.type == "cuda" else "epoch (one scan of the step)"
+    return f"compiling the training {what}: about 20-30 s the first time, 5 s once it is cached"
 
 
 def print_end(summary: dict, folder, variant: str) -> None:
