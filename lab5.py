@@ -385,7 +385,7 @@ def stepwise(step: Callable) -> Callable:
 
 def passed_on(state: dict) -> dict:
     """Fresh copies of what a step passes on unchanged (hyper-parameters, learning rates): a
-    scanned step may not return an input. Compiled, the copies cost nothing."""
+    scanned step may not return an input. Compiled, the copies are optimised away."""
     rates = {k: {**state[k], "lr": state[k]["lr"].clone()} for k in ("g_opt", "d_opt")}
     return {**state, **rates, "hyper": tree_map(torch.clone, state["hyper"])}
 
@@ -423,9 +423,9 @@ def compile_step(step: Callable, device="cpu") -> Callable:
     return replay
 
 
-# The C++ wrapper runs the scan's loop in C++ (Python's: 40 % fewer steps/s), built apart from
-# the kernels (a shorter cold compile). Inductor caches no graph with a higher-order op unless
-# told; a scan's body is a subgraph in the graph's cache key: a second run compiles in 5 s, not 9.
+# The C++ wrapper runs the scan's loop in C++ (far faster than Python's), built apart from the
+# kernels (a shorter cold compile). Inductor caches no graph with a higher-order op unless told;
+# a scan's body is a subgraph in the graph's cache key, so it may (BENCHMARKS.md: compile times).
 SCAN_OPTIONS = {
     "cpp_wrapper": True,
     "cpp_wrapper_build_separate": True,
@@ -468,9 +468,9 @@ class Diverged(Exception):
 
 @contextmanager
 def denormals_as_zero():
-    """Trained weights and moments decay into denormal floats, which x86 computes about 100 times
-    slower; as zero (as XLA does) an epoch is up to 1.7× as fast. Only for the epoch: SciPy's
-    k-d tree, for one, crashes on them."""
+    """Trained weights and moments decay into denormal floats, which x86 computes far slower:
+    an epoch takes them as zero, as XLA does (BENCHMARKS.md). Only the epoch: SciPy's k-d tree,
+    for one, crashes on them."""
     torch.set_flush_denormal(True)
     try:
         yield
