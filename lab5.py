@@ -5,8 +5,8 @@ ensembles, the loop. Parameters are dicts run through torch.func.functional_call
 from torch.func.grad, optimisers are pure init/update pairs, the step (state, batch) -> (state,
 metrics) is vmapped over an ensemble (one model is an ensemble of one), scanned over an epoch's
 batches and compiled once, and all randomness is drawn outside it from seeded generators, like
-JAX keys. train() is the loop,
-a generator of epochs that its caller drives: harness/ parses flags and records each epoch.
+JAX keys. train() is the loop, a generator of epochs that its caller drives: harness/ parses
+flags and records each epoch.
 """
 
 from __future__ import annotations
