@@ -442,17 +442,6 @@ def compile_epoch(step: Callable, device="cpu") -> Callable:
     return torch.compile(scanned(step), fullgraph=True, dynamic=False, options=SCAN_OPTIONS)
 
 
-def fast_calls(compiled: Callable) -> Callable:
-    """A compiled step's or epoch's inputs never change shape, dtype or structure after its first
-    call (the tests hold whole runs to one graph, guards checked): its guards go unchecked."""
-
-    def call(state, batch):
-        with torch.compiler.set_stance("default", skip_guard_eval_unsafe=True):
-            return compiled(state, batch)
-
-    return call
-
-
 # ---- The loop: a generator of epochs, compiled or not, which its caller records ------------
 
 

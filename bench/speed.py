@@ -53,6 +53,7 @@ from harness import hardware, run_folder
 from harness.cli import strict_parser
 from harness.ensemble import member_configs
 from harness.flags import VARIANTS, parse_config
+from harness.main import fast_calls
 from plots.compare import latest_runs
 from plots.make_gifs import make_compare, make_gif
 from plots.page import write_index
@@ -142,7 +143,7 @@ def compiled_step(cfg: dict, state: dict, batch: dict, device, n_threads: int):
     at, which dynamo guards), warmed up, guards skipped."""
     step = lab5.compile_step(vmap(lab5.make_train_step(cfg)), device)
     threads(n_threads, lambda: step(state, batch))()
-    return lab5.fast_calls(step)
+    return fast_calls(step)
 
 
 def without_cuda_graphs(cfg: dict, state: dict, batch: dict, n_threads: int) -> Callable:
@@ -151,7 +152,7 @@ def without_cuda_graphs(cfg: dict, state: dict, batch: dict, n_threads: int) -> 
     vmapped = vmap(lab5.make_train_step(cfg))
     step = torch.compile(lambda s, b: vmapped(s, b), fullgraph=True, dynamic=False)
     threads(n_threads, lambda: step(state, batch))()
-    return lab5.fast_calls(step)
+    return fast_calls(step)
 
 
 def step_section(args, device) -> list[str]:
@@ -246,7 +247,7 @@ def ensemble_section(args, device) -> list[str]:
         for e, (_, state, batches) in setups.items():
             threads(args.threads, partial(steps[e], state, batches[0]))()
             runners[e] = threads(
-                args.threads, lab5_runner(lab5.fast_calls(steps[e]), state, batches, device)
+                args.threads, lab5_runner(fast_calls(steps[e]), state, batches, device)
             )
             runners[e]()
         rate = alternate(runners, len(batches), args.reps)

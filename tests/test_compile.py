@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch.func import vmap
 
+import harness.main
 import lab5
 from harness.flags import parse_config
 from harness.main import main
@@ -140,7 +141,7 @@ def test_a_normal_run_compiles_its_epoch_once(tmp_path, monkeypatch, device):
     """A whole compiled run, frames and distances included, with an ensemble of two and an
     annealed learning rate and clip (new tensors every epoch): one graph, with the guards
     checked on every call (which is what makes skipping them safe)."""
-    monkeypatch.setattr(lab5, "fast_calls", lambda step: step)
+    monkeypatch.setattr(harness.main, "fast_calls", lambda step: step)
     torch._dynamo.utils.counters.clear()
     with torch._dynamo.config.patch(error_on_recompile=True):
         code = main(
@@ -183,7 +184,7 @@ def test_an_epoch_of_the_compiled_step_keeps_every_step_apart(device):
 @pytest.mark.parametrize("variant", ["gan", "wgan", "wgan_gp"])
 def test_the_path_a_default_run_takes_gives_the_uncompiled_numbers(tmp_path, variant):
     """A run as `python variants/<variant>.py` runs it (its epoch compiled, warmed up, guards
-    skipped: lab5.fast_calls) against the same run --no-compile: the same parameters and losses,
+    skipped: fast_calls) against the same run --no-compile: the same parameters and losses,
     to the float32 rounding of a reordered sum, which 3 epochs grow to about 3e-6 of a value (5e-5
     allowed); one epoch more or less moves them by far more."""
     flags = "--train-size 512 --test-size 128 --frame-every 0 --eval-every 1 --epochs".split()
